@@ -1,0 +1,56 @@
+# ml-endpoints: every target sets up what it needs (venv, packages), so each works alone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# The CPU build of torch on this machine kind; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+ARGS ?=
+STACK ?= dev
+
+.PHONY: serve test test-fast lint image bench system-deps clean help
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.serving: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[serving]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -q '$(TORCH_PIN)'
+	$(PIP) install -q -e '.[serving,onnx,torch,aws,gcp,drift,skops,infra,dev]'
+	touch $@
+
+serve: $(VENV)/.serving ## serve the bundled demo model on :8080 (ARGS="--model PATH" for yours)
+	$(BIN)/ml-endpoints serve $(ARGS)
+
+system-deps: ## install the real tools tests use (podman, wrk, promtool), if missing
+	bash .ci/system-deps
+
+test: $(VENV)/.dev system-deps ## lint, type-check and run every test (as CI does)
+	$(BIN)/ruff check .
+	$(BIN)/mypy serving infra
+	$(BIN)/pytest
+
+test-fast: $(VENV)/.dev ## the tests that need no container image
+	$(BIN)/pytest -m 'not slow'
+
+lint: $(VENV)/.dev ## ruff, mypy and hadolint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check serving infra tests bench || true
+	$(BIN)/mypy serving infra
+	$(BIN)/hadolint serving/Dockerfile
+
+image: system-deps ## build the serving image with podman (BASE_IMAGE=... to override)
+	bash serving/build-image.sh
+
+bench: $(VENV)/.dev system-deps ## side-by-side throughput/latency benchmark (see bench/README.md)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,172 @@
+"""The ASGI application: routing, body limits, errors as JSON, metrics, life cycle.
+
+Written against raw ASGI on purpose: the prediction routes are the hot path and a framework's
+per-request machinery would cost more than the model call for small models.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from serving import metrics as metrics_mod
+from serving.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServingError,
+)
+from serving.http import Request, Response, Route, Router, json_response
+from serving.metrics import Metrics
+from serving.protocols import all_routes
+from serving.runtime import ModelRuntime
+from serving.settings import Settings
+
+log = logging.getLogger("ml_endpoints.app")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ServingApp:
+    """One model, every protocol, one port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics(settings.model_name, settings.model_version, settings.variant)
+        self.runtime = ModelRuntime(settings, self.metrics)
+        self.body_limit = settings.body_limit
+        self.router = Router()
+        for route in all_routes(self.runtime):
+            self.router.add(route)
+        self.router.add(Route("GET", "/metrics", self._metrics))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                directory = metrics_mod.multiprocess_dir()
+                if directory is not None:
+                    metrics_mod.forget_dead_workers(directory)
+                self.runtime.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.runtime.begin_drain()
+                self.runtime.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def begin_drain(self) -> None:
+        """Called on SIGTERM: readiness turns false, requests are still served."""
+        self.runtime.begin_drain()
+
+    # -- requests ---------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        methods, params = self.router.match(method, path)
+        route = None if methods is None else methods.get(method)
+        if route is None and method == "HEAD" and methods is not None:
+            route = methods.get("GET")
+        protocol = route.protocol if route is not None else None
+        inflight = self.metrics.inflight_child if protocol is not None else None
+        request_size = 0
+        try:
+            if methods is None:
+                raise NotFound(f"no route {path!r}")
+            if route is None:
+                raise MethodNotAllowed(
+                    f"{method} is not allowed on {path}; use {', '.join(sorted(methods))}"
+                )
+            if inflight is not None:
+                inflight.inc()
+            request = Request(method, path, scope["headers"], b"", params)
+            if route.body:
+                request.body = await self._read_body(request, receive)
+                request_size = len(request.body)
+            response = await route.handler(request)
+        except ServingError as exc:
+            response = json_response({"error": exc.message}, exc.status, exc.headers or None)
+        except Exception as exc:  # a real fault: log it, answer 500, keep serving
+            log.exception("unhandled error on %s %s", method, path)
+            response = json_response(
+                {"error": f"internal error: {type(exc).__name__}: {exc}"}, 500
+            )
+        await _send(send, response, method == "HEAD")
+        if protocol is not None:
+            assert inflight is not None
+            if route is not None:
+                inflight.dec()
+            pm = self.metrics.by_protocol[protocol]
+            pm.latency.observe(time.perf_counter() - started)
+            pm.request_bytes.observe(request_size)
+            pm.response_bytes.observe(len(response.body))
+            if response.status < 400:
+                pm.success.inc()
+            else:
+                self.metrics.error(protocol, response.status)
+                if response.status == 503 and self.runtime.ready:
+                    self.metrics.rejections_child.inc()
+
+    async def _read_body(self, request: Request, receive: Receive) -> bytes:
+        """Read the body, refusing it as soon as it passes the limit (never buffering past it)."""
+        limit = self.body_limit
+        length = request.header(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise BadRequest(f"Content-Length {length!r} is not a number") from None
+            if declared > limit:
+                raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _metrics(self, _: Request) -> Response:
+        return Response(self.metrics.exposition(), 200, metrics_mod.CONTENT_TYPE)
+
+
+async def _send(send: Send, response: Response, head_only: bool) -> None:
+    headers = [
+        (b"content-type", response.content_type.encode()),
+        (b"content-length", str(len(response.body)).encode()),
+    ]
+    if response.headers:
+        headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head_only else response.body})
+
+
+def create_app(settings: Settings | None = None) -> ServingApp:
+    """Build the app from ``settings`` (default: from the environment)."""
+    return ServingApp(settings or Settings())

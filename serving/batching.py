@@ -1,0 +1,191 @@
+"""Adaptive micro-batching: requests that arrive together share one vectorised model call.
+
+Requests queue while the model is busy; each flush takes everything queued (up to
+``max_batch_size`` rows) in one call. Under light load a request runs alone at once; under heavy
+load batches grow by themselves. ``max_wait_us`` > 0 additionally holds a partial batch that long.
+A batch that fails is retried request by request so that one bad request fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from serving.errors import DeadlineExceeded, ModelError, ServingError, Unavailable
+from serving.models.base import Prediction
+
+log = logging.getLogger("ml_endpoints.batching")
+
+PredictFn = Callable[[np.ndarray], Prediction]
+
+
+class _Pending:
+    __slots__ = ("future", "rows")
+
+    def __init__(self, rows: np.ndarray, future: asyncio.Future[Prediction]) -> None:
+        self.rows = rows
+        self.future = future
+
+
+class Batcher:
+    """Queue rows, run ``predict`` on merged batches, hand each request its own slice.
+
+    ``threaded`` runs the model on one background thread so that the event loop stays responsive
+    (health checks, parsing) while a slow model computes; fast models run inline, which is cheaper.
+    """
+
+    def __init__(
+        self,
+        predict: PredictFn,
+        *,
+        max_batch_size: int = 64,
+        max_wait_us: int = 0,
+        max_queue: int = 1024,
+        timeout: float = 55.0,
+        threaded: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_us / 1e6
+        self.max_queue = max_queue
+        self.timeout = timeout
+        self._queue: deque[_Pending] = deque()
+        self._scheduled = False
+        self._busy = False
+        self._executor = ThreadPoolExecutor(1, "predict") if threaded else None
+        self._on_batch = on_batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the model."""
+        return len(self._queue)
+
+    async def submit(self, rows: np.ndarray) -> Prediction:
+        """Predict ``rows``; raises :class:`Unavailable` when the queue is full."""
+        if len(self._queue) >= self.max_queue:
+            raise Unavailable(
+                f"server overloaded: {len(self._queue)} requests queued (limit {self.max_queue}); "
+                "retry shortly"
+            )
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        future: asyncio.Future[Prediction] = loop.create_future()
+        self._queue.append(_Pending(rows, future))
+        if not self._scheduled and not self._busy:
+            self._scheduled = True
+            if self.max_wait > 0:
+                loop.call_later(self.max_wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
+        timer = loop.call_later(self.timeout, _expire, future, self.timeout)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _take(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        rows = 0
+        queue = self._queue
+        while queue:
+            item = queue[0]
+            if item.future.done():  # expired or cancelled while queued: skip the work
+                queue.popleft()
+                continue
+            if batch and rows + item.rows.shape[0] > self.max_batch_size:
+                break
+            queue.popleft()
+            batch.append(item)
+            rows += item.rows.shape[0]
+        return batch
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch = self._take()
+        if not batch:
+            return
+        if self._executor is None:
+            self._deliver(batch, self._run(batch))
+            self._reschedule()
+        else:
+            self._busy = True
+            assert self._loop is not None
+            task = self._loop.run_in_executor(self._executor, self._run, batch)
+            task.add_done_callback(lambda fut: self._after_thread(batch, fut))
+
+    def _after_thread(self, batch: list[_Pending], fut: asyncio.Future[object]) -> None:
+        self._busy = False
+        exc = fut.exception()
+        results = exc if exc is not None else fut.result()
+        self._deliver(batch, results)  # type: ignore[arg-type]
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._queue and not self._scheduled and not self._busy:
+            self._scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _run(self, batch: list[_Pending]) -> list[Prediction | BaseException]:
+        """Predict a batch; on failure, isolate the culprit by predicting each request alone."""
+        if len(batch) == 1:
+            return [self._call(batch[0].rows)]
+        rows = np.concatenate([item.rows for item in batch])
+        merged = self._call(rows)
+        if isinstance(merged, BaseException):
+            return [self._call(item.rows) for item in batch]
+        out: list[Prediction | BaseException] = []
+        start = 0
+        for item in batch:
+            stop = start + item.rows.shape[0]
+            out.append(merged.rows(start, stop))
+            start = stop
+        return out
+
+    def _call(self, rows: np.ndarray) -> Prediction | BaseException:
+        try:
+            prediction = self._predict(rows)
+        except ServingError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("model failed on a batch of %d rows", rows.shape[0])
+            return ModelError(f"model failed: {type(exc).__name__}: {exc}")
+        if len(prediction) != rows.shape[0]:
+            return ModelError(
+                f"model returned {len(prediction)} predictions for {rows.shape[0]} rows"
+            )
+        if self._on_batch is not None:
+            self._on_batch(rows.shape[0])
+        return prediction
+
+    @staticmethod
+    def _deliver(
+        batch: list[_Pending], results: list[Prediction | BaseException] | BaseException
+    ) -> None:
+        for i, item in enumerate(batch):
+            if item.future.done():
+                continue
+            result = results if isinstance(results, BaseException) else results[i]
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+
+    def close(self) -> None:
+        """Stop the model thread (queued requests are expected to have finished)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _expire(future: asyncio.Future[Prediction], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(
+            DeadlineExceeded(f"prediction did not finish within the {timeout:g} s deadline")
+        )

@@ -1,0 +1,87 @@
+"""``ml-endpoints``: serve a model, write the demo model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+#: CLI flag -> settings field, for flags that override settings.
+SERVE_FLAGS = {
+    "model": "model_uri", "port": "port", "host": "host", "workers": "workers",
+    "handler": "handler", "model_name": "model_name", "model_version": "model_version",
+    "output": "output", "log_level": "log_level",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml-endpoints", description="Serve ML models on SageMaker, Vertex AI and Kubernetes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve a model over HTTP (all protocols on one port)")
+    serve.add_argument("--model", help="file, directory, .tar.gz, s3:// or gs:// URI "
+                       "(default: MODEL_URI, AIP_STORAGE_URI, /opt/ml/model, else the demo model)")
+    serve.add_argument("--port", type=int, help="default: SAGEMAKER_BIND_TO_PORT, AIP_HTTP_PORT, 8080")
+    serve.add_argument("--host", help="default 0.0.0.0")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--handler", help="inference script with model_fn/input_fn/predict_fn/output_fn")
+    serve.add_argument("--model-name", help="name in OIP/V1 routes and metrics (default 'model')")
+    serve.add_argument("--model-version", help="version in OIP routes and metrics (default '1')")
+    serve.add_argument("--output", choices=["label", "probabilities"],
+                       help="what instance-style protocols return per row (default label)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    demo = sub.add_parser("demo-model", help="write the bundled demo model's artifacts")
+    demo.add_argument("--out", type=Path, required=True, help="directory to write into")
+    demo.add_argument("--kind", choices=["logreg", "hgb"], default="logreg")
+    demo.add_argument("--onnx", action="store_true", help="also write model.onnx (needs [onnx])")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from serving.settings import Settings
+
+    overrides = {
+        field: getattr(args, flag) for flag, field in SERVE_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            flag = next((f"--{f.replace('_', '-')}" for f, s in SERVE_FLAGS.items() if s == key), None)
+            where = flag or f"ML_ENDPOINTS_{key.upper()}"
+            print(f"ml-endpoints: invalid {where}={error.get('input')!r}: {error['msg']}",
+                  file=sys.stderr)
+        return 2
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ml-endpoints-metrics-")
+    from serving.server import serve
+
+    return serve(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ml-endpoints`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo-model":
+        from serving.demo import write_demo_artifacts
+
+        out = write_demo_artifacts(args.out, args.kind, onnx=args.onnx)
+        print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Decoding request bodies into 2-D float arrays and encoding predictions, with precise errors.
+
+Fast paths hand the whole payload to numpy; only when that fails does a slow pass look for the
+first bad value so that the error names its row and column.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+
+JSON = "application/json"
+CSV = "text/csv"
+NPY = "application/x-npy"
+JSONLINES = "application/jsonlines"
+INPUT_TYPES = (JSON, CSV, NPY, JSONLINES)
+OUTPUT_TYPES = (JSON, CSV, JSONLINES)
+
+
+def media_type(header: str | None, default: str = JSON) -> str:
+    """The bare media type of a Content-Type/Accept value (``text/csv; charset=utf-8`` -> ``text/csv``)."""
+    if not header:
+        return default
+    return header.split(";", 1)[0].strip().lower() or default
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a JSON body or raise 400 saying where it is broken."""
+    if not body:
+        raise BadRequest("request body is empty; expected a JSON document")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def to_rows(value: Any, *, field: str, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    """Turn a JSON value (rows of numbers, one flat row, or rows of objects) into a 2-D float array.
+
+    ``null`` becomes NaN (a missing value); whether NaN is allowed is the model's decision.
+    """
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        value = _objects_to_rows(value, field=field, feature_names=feature_names)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest(_explain_bad_rows(value, field)) from None
+    if array.ndim == 1:
+        if array.size == 0:
+            raise BadRequest(f"'{field}' is empty; send at least one row of numbers")
+        array = array.reshape(1, -1)
+    elif array.ndim != 2:
+        raise BadRequest(
+            f"'{field}' must be a list of rows of numbers (2-D) or one row (1-D), "
+            f"got {array.ndim}-D data of shape {list(array.shape)}"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise BadRequest(f"'{field}' is empty; send at least one row of numbers")
+    return array
+
+
+def _objects_to_rows(
+    rows: list[Any], *, field: str, feature_names: Sequence[str] | None
+) -> list[list[Any]]:
+    if not feature_names:
+        raise BadRequest(
+            f"'{field}' holds objects, but the model has no feature names; send lists of numbers"
+        )
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise BadRequest(f"'{field}[{i}]' must be an object like '{field}[0]'")
+        missing = [name for name in feature_names if name not in row]
+        if missing:
+            raise BadRequest(f"'{field}[{i}]' lacks feature(s) {missing[:5]}")
+        extra = [key for key in row if key not in feature_names]
+        if extra:
+            raise BadRequest(f"'{field}[{i}]' has unknown feature(s) {extra[:5]}")
+        out.append([row[name] for name in feature_names])
+    return out
+
+
+def _explain_bad_rows(value: Any, field: str) -> str:
+    if not isinstance(value, list):
+        return f"'{field}' must be a list of rows of numbers, got {_json_type(value)}"
+    if not value:
+        return f"'{field}' is empty; send at least one row of numbers"
+    flat = not isinstance(value[0], list)
+    rows = [value] if flat else value
+    width = None
+    for i, row in enumerate(rows):
+        where = field if flat else f"{field}[{i}]"
+        if not isinstance(row, list):
+            return f"'{where}' must be a list of numbers, got {_json_type(row)}"
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            return f"rows differ in length: '{where}' has {len(row)} values, the first row {width}"
+        for j, cell in enumerate(row):
+            if cell is None or isinstance(cell, bool | int | float):
+                if isinstance(cell, int) and abs(cell) > 2**1023:
+                    return f"'{where}[{j}]' is too large for a 64-bit float"
+                continue
+            return f"'{where}[{j}]' must be a number, got {_json_type(cell)} {_short(cell)}"
+    return f"'{field}' must be a list of rows of numbers"
+
+
+def _json_type(value: Any) -> str:
+    return {
+        dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def rows_from_csv(body: bytes) -> np.ndarray:
+    """Rows of comma-separated numbers, no header; an empty field is a missing value (NaN)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"text/csv body is not valid UTF-8 at byte {exc.start}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise BadRequest("text/csv body has no rows")
+    cells = [[cell.strip() or "nan" for cell in line.split(",")] for line in lines]
+    width = len(cells[0])
+    for i, row in enumerate(cells):
+        if len(row) != width:
+            raise BadRequest(f"CSV line {i + 1} has {len(row)} values, line 1 has {width}")
+    try:
+        return np.asarray(cells, dtype=np.float64)
+    except (ValueError, OverflowError):
+        pass
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            try:
+                float(cell)
+            except ValueError:
+                hint = " (send CSV without a header row)" if i == 0 else ""
+                raise BadRequest(
+                    f"CSV line {i + 1}, column {j + 1}: {_short(cell)} is not a number{hint}"
+                ) from None
+    raise BadRequest("text/csv body could not be read as numbers")  # pragma: no cover
+
+
+def rows_from_npy(body: bytes) -> np.ndarray:
+    """A ``.npy`` array of booleans or numbers; object (pickled) arrays are refused, never loaded."""
+    if not body:
+        raise BadRequest("application/x-npy body is empty")
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise BadRequest(
+                "application/x-npy: object arrays are refused (pickled data is never loaded); "
+                "send a numeric array"
+            ) from None
+        raise BadRequest(f"application/x-npy body is not a valid .npy array: {exc}") from None
+    except (OSError, EOFError, TypeError) as exc:
+        raise BadRequest(f"application/x-npy body is not a valid .npy array: {exc}") from None
+    if not isinstance(array, np.ndarray):
+        raise BadRequest("application/x-npy body must hold one array, not an archive")
+    if array.dtype.kind not in "biuf":
+        raise BadRequest(
+            f"application/x-npy: dtype {array.dtype} is not numeric; send bool, int or float data"
+        )
+    return to_rows(array.astype(np.float64, copy=False), field="array")
+
+
+def rows_from_jsonlines(body: bytes) -> np.ndarray:
+    """One row per line: a list of numbers, or an object with ``features``."""
+    rows: list[Any] = []
+    for i, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"JSON Lines line {i + 1} is not valid JSON: {exc}") from None
+        if isinstance(value, dict):
+            if "features" not in value:
+                raise BadRequest(f"JSON Lines line {i + 1}: object without 'features'")
+            value = value["features"]
+        rows.append(value)
+    if not rows:
+        raise BadRequest("application/jsonlines body has no rows")
+    return to_rows(rows, field="lines")
+
+
+def encode_json(document: Any) -> bytes:
+    """Serialise a response document (numpy arrays allowed)."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_rows(predictions: list[Any], accept: str) -> tuple[bytes, str]:
+    """Encode per-row predictions for the ``Accept`` media type of instance-style protocols."""
+    if accept in (JSON, "*/*", "application/*"):
+        return encode_json({"predictions": predictions}), JSON
+    if accept == CSV:
+        lines = [
+            ",".join(map(str, row)) if isinstance(row, list) else str(row) for row in predictions
+        ]
+        return ("\n".join(lines) + "\n").encode(), CSV
+    if accept == JSONLINES:
+        return b"".join(orjson.dumps(row) + b"\n" for row in predictions), JSONLINES
+    raise NotAcceptable(
+        f"Accept {accept!r} is not supported; use one of {', '.join(OUTPUT_TYPES)}"
+    )
+
+
+def check_content_type(content_type: str, allowed: Sequence[str]) -> None:
+    """Raise 415 naming the allowed types unless ``content_type`` is one of them."""
+    if content_type not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r} is not supported here; use one of {', '.join(allowed)}"
+        )

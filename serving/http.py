@@ -1,0 +1,92 @@
+"""A minimal request/response model and router for the raw ASGI app (no framework on the hot path)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from serving.codecs import JSON, encode_json
+
+Handler = Callable[["Request"], Awaitable["Response"]]
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request with its body already read (within the size limit)."""
+
+    method: str
+    path: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: bytes) -> str | None:
+        """A header's value by lower-case name, or ``None``."""
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+
+@dataclass(slots=True)
+class Response:
+    """Status, body and content type; ``headers`` are extra response headers."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = JSON
+    headers: dict[str, str] | None = None
+
+
+def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response."""
+    return Response(encode_json(document), status, JSON, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route: method, path template, handler; ``protocol`` set for prediction routes."""
+
+    method: str
+    template: str
+    handler: Handler
+    protocol: str | None = None
+    body: bool = False
+
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+class Router:
+    """Exact paths are one dict lookup; templated paths (``{name}``) are tried in order."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, dict[str, Route]] = {}
+        self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
+
+    def add(self, route: Route) -> None:
+        """Register a route; a path may carry several methods."""
+        if _PARAM.search(route.template) is None:
+            self._exact.setdefault(route.template, {})[route.method] = route
+            return
+        regex = "^" + _PARAM.sub(
+            lambda m: f"(?P<{m.group(1)}>[^/:]+)", re.escape(route.template).replace(r"\{", "{")
+            .replace(r"\}", "}")
+        ) + "$"
+        for pattern, methods in self._patterns:
+            if pattern.pattern == regex:
+                methods[route.method] = route
+                return
+        self._patterns.append((re.compile(regex), {route.method: route}))
+
+    def match(self, method: str, path: str) -> tuple[dict[str, Route] | None, dict[str, str]]:
+        """The routes for ``path`` by method (``None`` if the path is unknown) and its parameters."""
+        methods = self._exact.get(path)
+        if methods is not None:
+            return methods, {}
+        for pattern, methods in self._patterns:
+            found = pattern.match(path)
+            if found is not None:
+                return methods, found.groupdict()
+        return None, {}

@@ -1,0 +1,148 @@
+"""Prometheus metrics, correct with several worker processes.
+
+With more than one worker the CLI sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker starts;
+every worker then writes to shared files and any worker's ``/metrics`` reports all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import disable_created_metrics
+from prometheus_client import multiprocess as mp
+
+disable_created_metrics()  # *_created series double the exposition and nobody queries them
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 6291456)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+PROTOCOLS = ("sagemaker", "vertex", "v2", "v1", "kubernetes")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics directory when several workers serve, else ``None``."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class ProtocolMetrics:
+    """Pre-bound metric children for one protocol: no label lookups on the hot path."""
+
+    __slots__ = ("errors", "latency", "request_bytes", "response_bytes", "success")
+
+    def __init__(self, m: Metrics, protocol: str) -> None:
+        labels = (*m.base, protocol)
+        self.success = m.predictions.labels(*labels, "success")
+        self.errors = m.predictions.labels(*labels, "error")
+        self.latency = m.latency.labels(*labels)
+        self.request_bytes = m.request_bytes.labels(*labels)
+        self.response_bytes = m.response_bytes.labels(*labels)
+
+
+class Metrics:
+    """Every metric the server exports, labelled with model, version and variant."""
+
+    def __init__(self, model: str, version: str, variant: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.base = (model, version, variant)
+        base = ["model", "version", "variant"]
+        reg = self.registry
+        self.predictions = Counter(
+            "model_predictions", "Prediction requests by protocol and outcome.",
+            [*base, "protocol", "status"], registry=reg,
+        )
+        self.errors = Counter(
+            "model_prediction_errors", "Failed prediction requests by HTTP status code.",
+            [*base, "protocol", "code"], registry=reg,
+        )
+        self.rows = Counter("model_prediction_rows", "Rows predicted.", base, registry=reg)
+        self.latency = Histogram(
+            "model_prediction_latency_seconds", "Time from request received to response ready.",
+            [*base, "protocol"], buckets=LATENCY_BUCKETS, registry=reg,
+        )
+        self.request_bytes = Histogram(
+            "model_request_size_bytes", "Prediction request body sizes.",
+            [*base, "protocol"], buckets=SIZE_BUCKETS, registry=reg,
+        )
+        self.response_bytes = Histogram(
+            "model_response_size_bytes", "Prediction response body sizes.",
+            [*base, "protocol"], buckets=SIZE_BUCKETS, registry=reg,
+        )
+        self.batch_rows = Histogram(
+            "model_batch_size_rows", "Rows per model call (adaptive micro-batching).",
+            base, buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.inflight = Gauge(
+            "model_inflight_requests", "Prediction requests being handled.",
+            base, multiprocess_mode="livesum", registry=reg,
+        )
+        self.queue_rejections = Counter(
+            "model_queue_rejections", "Requests refused with 503 because the queue was full.",
+            base, registry=reg,
+        )
+        self.load_seconds = Gauge(
+            "model_load_seconds", "Seconds taken to fetch, load and warm up the model.",
+            base, multiprocess_mode="max", registry=reg,
+        )
+        self.ready = Gauge(
+            "model_ready", "1 when every live worker has its model loaded and warm.",
+            base, multiprocess_mode="livemin", registry=reg,
+        )
+        self.workers = Gauge(
+            "model_server_workers", "Live worker processes.",
+            base, multiprocess_mode="livesum", registry=reg,
+        )
+        self.rows_child = self.rows.labels(*self.base)
+        self.batch_child = self.batch_rows.labels(*self.base)
+        self.inflight_child = self.inflight.labels(*self.base)
+        self.ready_child = self.ready.labels(*self.base)
+        self.rejections_child = self.queue_rejections.labels(*self.base)
+        self.workers.labels(*self.base).set(1)
+        self.ready_child.set(0)
+        self.by_protocol = {p: ProtocolMetrics(self, p) for p in PROTOCOLS}
+
+    def error(self, protocol: str, code: int) -> None:
+        """Count one failed prediction request."""
+        self.by_protocol[protocol].errors.inc()
+        self.errors.labels(*self.base, protocol, str(code)).inc()
+
+    def exposition(self) -> bytes:
+        """The text exposition: this process's registry, or all workers' shared files."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the live-gauge files of worker processes that no longer exist (e.g. SIGKILLed)."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        try:
+            pid = int(path.stem.rsplit("_", 1)[1])
+        except ValueError:
+            continue
+        if not _alive(pid):
+            mp.mark_process_dead(pid, directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

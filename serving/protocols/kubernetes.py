@@ -1,0 +1,66 @@
+"""Kubernetes probes and the familiar ``/health`` + ``/predict`` JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving import codecs
+from serving.errors import BadRequest
+from serving.http import Request, Response, Route, json_response
+from serving.models.base import Prediction
+from serving.protocols.health import live, ready
+from serving.runtime import ModelRuntime
+
+PROTOCOL = "kubernetes"
+
+
+def routes(runtime: ModelRuntime) -> list[Route]:
+    """``/health/live``, ``/health/ready``, ``/health`` and ``POST /predict``."""
+
+    async def health_live(_: Request) -> Response:
+        return live(runtime)
+
+    async def health_ready(_: Request) -> Response:
+        return ready(runtime)
+
+    async def health(_: Request) -> Response:
+        loaded = runtime.ready
+        return json_response(
+            {"status": "healthy" if loaded else "unhealthy", "model_loaded": loaded,
+             "state": runtime.state.value},
+            200 if loaded else 503, None if loaded else {"retry-after": "5"},
+        )
+
+    async def predict(request: Request) -> Response:
+        codecs.check_content_type(
+            codecs.media_type(request.header(b"content-type")), (codecs.JSON,)
+        )
+        document = codecs.parse_json(request.body)
+        if not isinstance(document, dict) or "features" not in document:
+            raise BadRequest("body must be a JSON object with 'features': a row of numbers or rows")
+        features = document["features"]
+        single = isinstance(features, list | dict) and (
+            isinstance(features, dict) or not features or not isinstance(features[0], list | dict)
+        )
+        model = runtime.model
+        rows = codecs.to_rows(
+            [features] if isinstance(features, dict) else features, field="features",
+            feature_names=model.feature_names if model else None,
+        )
+        answers = _answers(await runtime.predict(rows))
+        return json_response(answers[0] if single else {"predictions": answers})
+
+    return [
+        Route("GET", "/health/live", health_live),
+        Route("GET", "/health/ready", health_ready),
+        Route("GET", "/health", health),
+        Route("POST", "/predict", predict, protocol=PROTOCOL, body=True),
+    ]
+
+
+def _answers(prediction: Prediction) -> list[dict[str, Any]]:
+    labels = prediction.outputs.tolist()
+    if prediction.probabilities is None:
+        return [{"prediction": label} for label in labels]
+    confidence = prediction.probabilities.max(axis=1).tolist()
+    return [{"prediction": label, "confidence": c} for label, c in zip(labels, confidence, strict=True)]

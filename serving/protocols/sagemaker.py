@@ -1,0 +1,122 @@
+"""SageMaker real-time endpoints: ``GET /ping`` and ``POST /invocations``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from serving import codecs
+from serving.codecs import CSV, JSON, JSONLINES, NPY
+from serving.errors import BadRequest, ModelError, ServingError
+from serving.http import Request, Response, Route
+from serving.models.handler import HandlerModel
+from serving.protocols.health import ready
+from serving.runtime import ModelRuntime
+
+PROTOCOL = "sagemaker"
+
+
+def decode(body: bytes, content_type: str, feature_names: list[str] | None) -> np.ndarray:
+    """Rows from any body ``/invocations`` accepts."""
+    if content_type == JSON:
+        document = codecs.parse_json(body)
+        if isinstance(document, dict):
+            for key in ("instances", "features", "inputs"):
+                if key in document:
+                    return codecs.to_rows(document[key], field=key, feature_names=feature_names)
+            raise BadRequest(
+                f"JSON object needs 'instances' (rows) or 'features' (a row or rows); "
+                f"got keys {sorted(document)[:5]}"
+            )
+        return codecs.to_rows(document, field="body", feature_names=feature_names)
+    if content_type == CSV:
+        return codecs.rows_from_csv(body)
+    if content_type == NPY:
+        return codecs.rows_from_npy(body)
+    if content_type == JSONLINES:
+        return codecs.rows_from_jsonlines(body)
+    codecs.check_content_type(content_type, codecs.INPUT_TYPES)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def routes(runtime: ModelRuntime) -> list[Route]:
+    """The two routes SageMaker calls."""
+
+    async def ping(_: Request) -> Response:
+        return ready(runtime)
+
+    async def invocations(request: Request) -> Response:
+        content_type = codecs.media_type(request.header(b"content-type"))
+        accept = codecs.media_type(request.header(b"accept"))
+        handler = runtime.handler
+        if handler is not None and handler.overrides_invocations:
+            return await _user_pipeline(runtime, request.body, content_type, accept)
+        if accept not in (*codecs.OUTPUT_TYPES, "*/*", "application/*"):
+            codecs.encode_rows([], accept)  # raises 406 naming what is supported
+        model = runtime.model
+        rows = decode(request.body, content_type, model.feature_names if model else None)
+        prediction = await runtime.predict(rows)
+        body, out_type = codecs.encode_rows(
+            runtime.instance_outputs(prediction, runtime.settings.output), accept
+        )
+        return Response(body, 200, out_type)
+
+    return [
+        Route("GET", "/ping", ping),
+        Route("POST", "/invocations", invocations, protocol=PROTOCOL, body=True),
+    ]
+
+
+async def _user_pipeline(
+    runtime: ModelRuntime, body: bytes, content_type: str, accept: str
+) -> Response:
+    """Run the user's ``input_fn`` / ``predict_fn`` / ``output_fn`` on the model thread."""
+    runtime.require_ready()
+    handler, model = runtime.handler, runtime.model
+    assert handler is not None and model is not None
+
+    def run() -> Response:
+        try:
+            data: Any = (
+                handler.input_fn(body, content_type) if handler.input_fn
+                else decode(body, content_type, model.feature_names)
+            )
+        except ServingError:
+            raise
+        except Exception as exc:
+            raise BadRequest(f"input_fn rejected the request: {type(exc).__name__}: {exc}") from None
+        try:
+            if isinstance(model, HandlerModel):
+                result: Any = model.raw_predict(data)
+            else:
+                rows = np.asarray(data, dtype=np.float64)
+                runtime.validate(rows)
+                result = runtime.instance_outputs(model.predict(rows), runtime.settings.output)
+        except ServingError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"predict_fn failed: {type(exc).__name__}: {exc}") from None
+        if handler.output_fn is None:
+            encoded, out_type = codecs.encode_rows(_plain(result), accept)
+            return Response(encoded, 200, out_type)
+        try:
+            produced = handler.output_fn(result, accept)
+        except Exception as exc:
+            raise ModelError(f"output_fn failed: {type(exc).__name__}: {exc}") from None
+        if isinstance(produced, tuple):
+            produced, accept_out = produced
+        else:
+            accept_out = accept if accept not in ("*/*", "application/*") else JSON
+        if isinstance(produced, str):
+            produced = produced.encode()
+        return Response(bytes(produced), 200, accept_out)
+
+    return await asyncio.wait_for(asyncio.to_thread(run), runtime.settings.request_timeout)
+
+
+def _plain(result: Any) -> list[Any]:
+    if hasattr(result, "tolist"):
+        result = result.tolist()
+    return result if isinstance(result, list) else [result]

@@ -1,0 +1,56 @@
+"""Vertex AI custom containers: ``AIP_HEALTH_ROUTE`` and ``AIP_PREDICT_ROUTE``."""
+
+from __future__ import annotations
+
+from serving import codecs
+from serving.errors import BadRequest
+from serving.http import Request, Response, Route, json_response
+from serving.protocols.health import ready
+from serving.runtime import ModelRuntime
+from serving.settings import OutputKind
+
+PROTOCOL = "vertex"
+DEFAULT_HEALTH = "/v1/endpoints/{endpoint}/deployedModels/{deployed_model}"
+DEFAULT_PREDICT = DEFAULT_HEALTH + ":predict"
+_OUTPUTS = ", ".join(repr(k.value) for k in OutputKind)
+
+
+def routes(runtime: ModelRuntime) -> list[Route]:
+    """The routes Vertex names in ``AIP_*`` variables, or its default templates."""
+    settings = runtime.settings
+
+    async def health(_: Request) -> Response:
+        return ready(runtime)
+
+    async def predict(request: Request) -> Response:
+        codecs.check_content_type(
+            codecs.media_type(request.header(b"content-type")), (codecs.JSON,)
+        )
+        document = codecs.parse_json(request.body)
+        if not isinstance(document, dict) or "instances" not in document:
+            raise BadRequest("body must be a JSON object with 'instances': a list of rows")
+        output = settings.output
+        parameters = document.get("parameters")
+        if parameters is not None:
+            if not isinstance(parameters, dict):
+                raise BadRequest("'parameters' must be an object")
+            if "output" in parameters:
+                try:
+                    output = OutputKind(parameters["output"])
+                except ValueError:
+                    raise BadRequest(
+                        f"parameters.output {parameters['output']!r} is not one of {_OUTPUTS}"
+                    ) from None
+        model = runtime.model
+        rows = codecs.to_rows(
+            document["instances"], field="instances",
+            feature_names=model.feature_names if model else None,
+        )
+        prediction = await runtime.predict(rows)
+        return json_response({"predictions": runtime.instance_outputs(prediction, output)})
+
+    return [
+        Route("GET", settings.aip_health_route or DEFAULT_HEALTH, health),
+        Route("POST", settings.aip_predict_route or DEFAULT_PREDICT, predict,
+              protocol=PROTOCOL, body=True),
+    ]

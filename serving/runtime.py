@@ -1,0 +1,226 @@
+"""The model's life in one worker: load in the background, warm up, validate, predict, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.artifacts import materialize, sha256_of
+from serving.batching import Batcher
+from serving.errors import BadRequest, Unavailable
+from serving.metrics import Metrics
+from serving.models.base import Model, Prediction
+from serving.models.handler import Handler, load_handler
+from serving.settings import OutputKind, Settings
+
+log = logging.getLogger("ml_endpoints.runtime")
+
+#: Warm-up predictions slower than this run on a background thread, faster ones inline.
+THREAD_THRESHOLD_SECONDS = 0.002
+
+
+class State(StrEnum):
+    """Where the worker is in its life."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    DRAINING = "draining"
+
+
+class ModelRuntime:
+    """Owns the model, its readiness and the batcher every protocol predicts through."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.name = settings.model_name
+        self.version = settings.model_version
+        self.state = State.LOADING
+        self.reason = "model is loading"
+        self.model: Model | None = None
+        self.handler: Handler | None = None
+        self.model_dir: Path | None = None
+        self.batcher: Batcher | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin loading in the background; the server accepts connections meanwhile."""
+        self._task = asyncio.get_running_loop().create_task(self._load())
+
+    async def wait_loaded(self) -> None:
+        """Wait until the background load ends (ready or failed)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            model, handler, model_dir, warm_seconds = await asyncio.to_thread(self._load_blocking)
+        except Exception as exc:
+            self.state = State.FAILED
+            self.reason = f"model failed to load: {type(exc).__name__}: {exc}"
+            log.error("%s", self.reason, exc_info=not isinstance(exc, FileNotFoundError | ValueError))
+            return
+        self.model, self.handler, self.model_dir = model, handler, model_dir
+        threaded = warm_seconds > THREAD_THRESHOLD_SECONDS
+        self.batcher = Batcher(
+            model.predict,
+            max_batch_size=self.settings.max_batch_size,
+            max_wait_us=self.settings.max_batch_wait_us,
+            max_queue=self.settings.max_queue,
+            timeout=self.settings.request_timeout,
+            threaded=threaded,
+            on_batch=self._count_batch,
+        )
+        elapsed = time.perf_counter() - started
+        self.metrics.load_seconds.labels(*self.metrics.base).set(elapsed)
+        if self.state is State.LOADING:
+            self.state = State.READY
+            self.reason = "ready"
+            self.metrics.ready_child.set(1)
+        log.info(
+            "model %s:%s (%s) ready in %.2f s; warm-up predict %.3f ms, %s",
+            self.name, self.version, model.format, elapsed, warm_seconds * 1e3,
+            "model thread" if threaded else "inline",
+        )
+
+    def _load_blocking(self) -> tuple[Model, Handler | None, Path | None, float]:
+        from serving.models.loader import load_model
+
+        source = self.settings.model_source
+        if source is None:
+            from serving.demo import build_demo_model
+            from serving.models.sklearn import SklearnModel
+
+            log.info("no model configured: serving the bundled breast-cancer demo model")
+            model: Model = SklearnModel(build_demo_model())
+            model_dir = None
+        else:
+            path = materialize(source, Path(self.settings.cache_dir))
+            if self.settings.model_sha256:
+                actual = sha256_of(path)
+                if actual != self.settings.model_sha256.lower():
+                    raise ValueError(
+                        f"model artifact {source} has SHA-256 {actual}, "
+                        f"expected {self.settings.model_sha256.lower()} (MODEL_SHA256)"
+                    )
+            model_dir = path if path.is_dir() else path.parent
+            handler = load_handler(self.settings.handler, model_dir) if self.settings.handler else None
+            self.handler = handler
+            model = load_model(path, handler)
+        warm_seconds = self._warm_up(model, model_dir)
+        return model, self.handler, model_dir, warm_seconds
+
+    def _warm_up(self, model: Model, model_dir: Path | None) -> float:
+        """Predict once on an input example (or zeros); returns the best of a few timings."""
+        rows = _example_rows(model, model_dir)
+        if rows is None:
+            log.warning("no input example and unknown width: skipping warm-up predict")
+            return 0.0
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            prediction = model.predict(rows[:1])
+            best = min(best, time.perf_counter() - t0)
+        if len(prediction) != 1:
+            raise ValueError(f"warm-up: model returned {len(prediction)} predictions for 1 row")
+        return best
+
+    def begin_drain(self) -> None:
+        """Shutdown begins: report not ready at once, keep serving what arrives."""
+        if self.state is not State.DRAINING:
+            self.state = State.DRAINING
+            self.reason = "server is shutting down"
+            self.metrics.ready_child.set(0)
+            log.info("draining: readiness is now false")
+
+    def close(self) -> None:
+        """Release the model thread."""
+        if self.batcher is not None:
+            self.batcher.close()
+
+    @property
+    def live(self) -> bool:
+        """The process can make progress (a failed load cannot recover by itself)."""
+        return self.state is not State.FAILED
+
+    @property
+    def ready(self) -> bool:
+        """Model loaded, warm, and not shutting down."""
+        return self.state is State.READY
+
+    def require_ready(self) -> None:
+        """Raise 503 with the reason unless ready."""
+        if self.state is not State.READY:
+            raise Unavailable(self.reason, retry_after=5 if self.state is State.LOADING else 1)
+
+    # -- prediction -------------------------------------------------------------------------
+    async def predict(self, rows: np.ndarray) -> Prediction:
+        """Validate ``rows`` for this model and predict them (batched with other requests)."""
+        batcher = self.batcher
+        if batcher is None or self.state is State.LOADING or self.state is State.FAILED:
+            raise Unavailable(self.reason, retry_after=5 if self.state is State.LOADING else 1)
+        assert self.model is not None
+        self.validate(rows)
+        return await batcher.submit(rows)
+
+    def validate(self, rows: np.ndarray) -> None:
+        """Raise 400 for a wrong width or values the model cannot take."""
+        model = self.model
+        assert model is not None
+        width = model.n_features
+        if width is not None and rows.shape[1] != width:
+            raise BadRequest(f"expected {width} features per row, got {rows.shape[1]}")
+        if not np.isfinite(rows).all():
+            bad = np.argwhere(~np.isfinite(rows))[0]
+            value = rows[bad[0], bad[1]]
+            if np.isnan(value) and model.allow_nan:
+                if np.isinf(rows).any():
+                    bad = np.argwhere(np.isinf(rows))[0]
+                    raise BadRequest(
+                        f"row {bad[0]}, feature {bad[1]} is infinite (or too large for a float)"
+                    )
+                return
+            what = "missing (null/NaN)" if np.isnan(value) else "infinite (or too large for a float)"
+            suffix = "; this model does not accept missing values" if np.isnan(value) else ""
+            raise BadRequest(f"row {bad[0]}, feature {bad[1]} is {what}{suffix}")
+
+    def instance_outputs(self, prediction: Prediction, output: OutputKind) -> list[Any]:
+        """Per-row answers for instance-style protocols: labels or class probabilities."""
+        if output is OutputKind.PROBABILITIES and prediction.probabilities is not None:
+            return prediction.probabilities.tolist()  # type: ignore[no-any-return]
+        return prediction.outputs.tolist()  # type: ignore[no-any-return]
+
+    def _count_batch(self, rows: int) -> None:
+        self.metrics.rows_child.inc(rows)
+        self.metrics.batch_child.observe(rows)
+
+
+def _example_rows(model: Model, model_dir: Path | None) -> np.ndarray | None:
+    if model_dir is not None:
+        for name in ("input_example.json", "sample.json"):
+            path = model_dir / name
+            if path.is_file():
+                try:
+                    document = json.loads(path.read_text())
+                    rows = document.get("instances", document) if isinstance(document, dict) else document
+                    array = np.asarray(rows, dtype=np.float64)
+                    return array.reshape(1, -1) if array.ndim == 1 else array
+                except (ValueError, TypeError) as exc:
+                    log.warning("ignoring %s: %s", path, exc)
+    if model.n_features is not None:
+        return np.zeros((1, model.n_features))
+    if model_dir is None:
+        from serving.demo import demo_data
+
+        return demo_data()[0][:1]
+    return None

@@ -1,0 +1,133 @@
+"""Server settings from CLI flags, ``ML_ENDPOINTS_*`` variables and the platforms' own variables.
+
+Platform variables (``AIP_*`` on Vertex AI, ``SAGEMAKER_*`` on SageMaker) are read, never required:
+the same image runs unchanged everywhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+SAGEMAKER_MAX_BODY = 6 * MB
+VERTEX_MAX_BODY = 1536 * 1024
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class OutputKind(StrEnum):
+    """What instance-style protocols (SageMaker, Vertex, V1) return per row."""
+
+    LABEL = "label"
+    PROBABILITIES = "probabilities"
+
+
+class Settings(BaseSettings):
+    """Everything the server reads at start-up. Field docs name the variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ML_ENDPOINTS_", populate_by_name=True)
+
+    model_uri: str | None = Field(
+        None, validation_alias=_env("ML_ENDPOINTS_MODEL_URI", "MODEL_URI"),
+        description="Model file, directory, .tar.gz, s3:// or gs:// URI.",
+    )
+    model_name: str = Field(
+        "model", validation_alias=_env("ML_ENDPOINTS_MODEL_NAME", "MODEL_NAME"),
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+    )
+    model_version: str = Field(
+        "1", validation_alias=_env("ML_ENDPOINTS_MODEL_VERSION", "MODEL_VERSION"),
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$",
+    )
+    model_sha256: str | None = Field(
+        None, validation_alias=_env("ML_ENDPOINTS_MODEL_SHA256", "MODEL_SHA256"),
+        pattern=r"^[0-9a-fA-F]{64}$",
+    )
+    variant: str = Field(
+        "default", validation_alias=_env("ML_ENDPOINTS_VARIANT", "VARIANT_NAME"),
+        description="A/B variant label put on every metric.",
+    )
+    handler: str | None = Field(
+        None, validation_alias=_env("ML_ENDPOINTS_HANDLER", "SAGEMAKER_PROGRAM"),
+        description="Python file or module with model_fn/input_fn/predict_fn/output_fn.",
+    )
+    output: OutputKind = OutputKind.LABEL
+
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        1, validation_alias=_env("ML_ENDPOINTS_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS"),
+    )
+    request_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        55.0,
+        validation_alias=_env("ML_ENDPOINTS_REQUEST_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT"),
+        description="Per-request deadline in seconds (below SageMaker's 60 s by default).",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] | None = None
+    drain_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
+        3.0, description="After SIGTERM: seconds to keep serving while not ready (pre-stop window).",
+    )
+    graceful_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
+        20.0, description="After the drain window: seconds to finish in-flight requests.",
+    )
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    max_batch_wait_us: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    max_queue: Annotated[int, Field(ge=1)] = 1024
+    cache_dir: str = "/tmp/ml-endpoints"
+    log_level: str = "info"
+    access_log: bool = False
+
+    # Platform-set variables, read as the platforms define them.
+    sagemaker_bind_to_port: int | None = Field(
+        None, validation_alias=_env("SAGEMAKER_BIND_TO_PORT"),
+    )
+    aip_mode: str | None = Field(None, validation_alias=_env("AIP_MODE"))
+    aip_http_port: int | None = Field(None, validation_alias=_env("AIP_HTTP_PORT"))
+    aip_health_route: str | None = Field(None, validation_alias=_env("AIP_HEALTH_ROUTE"))
+    aip_predict_route: str | None = Field(None, validation_alias=_env("AIP_PREDICT_ROUTE"))
+    aip_storage_uri: str | None = Field(None, validation_alias=_env("AIP_STORAGE_URI"))
+
+    @field_validator("aip_health_route", "aip_predict_route")
+    @classmethod
+    def _route_is_absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must start with '/', got {value!r}")
+        return value
+
+    @property
+    def resolved_port(self) -> int:
+        """``--port``, then ``SAGEMAKER_BIND_TO_PORT``, then ``AIP_HTTP_PORT``, then 8080."""
+        for port in (self.port, self.sagemaker_bind_to_port, self.aip_http_port):
+            if port is not None:
+                return port
+        return 8080
+
+    @property
+    def body_limit(self) -> int:
+        """6 MB (SageMaker) unless set; 1.5 MB when Vertex AI runs us (``AIP_MODE=PREDICTION``)."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return VERTEX_MAX_BODY if self.aip_mode == "PREDICTION" else SAGEMAKER_MAX_BODY
+
+    @property
+    def model_source(self) -> str | None:
+        """The model location: ``--model``/``MODEL_URI``, ``AIP_STORAGE_URI``, ``/opt/ml/model``.
+
+        ``None`` means: serve the bundled demo model.
+        """
+        from pathlib import Path
+
+        if self.model_uri:
+            return self.model_uri
+        if self.aip_storage_uri:
+            return self.aip_storage_uri
+        if Path(SAGEMAKER_MODEL_DIR).is_dir() and any(Path(SAGEMAKER_MODEL_DIR).iterdir()):
+            return SAGEMAKER_MODEL_DIR
+        return None
