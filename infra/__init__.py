@@ -1,0 +1,1 @@
+"""ml-endpoints infrastructure: Pulumi components for SageMaker, Vertex AI and Kubernetes."""
