@@ -103,9 +103,7 @@ class ServingApp:
             response = json_response({"error": exc.message}, exc.status, exc.headers or None)
         except Exception as exc:  # a real fault: log it, answer 500, keep serving
             log.exception("unhandled error on %s %s", method, path)
-            response = json_response(
-                {"error": f"internal error: {type(exc).__name__}: {exc}"}, 500
-            )
+            response = json_response({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
         await _send(send, response, method == "HEAD")
         if protocol is not None:
             assert inflight is not None
@@ -132,7 +130,9 @@ class ServingApp:
             except ValueError:
                 raise BadRequest(f"Content-Length {length!r} is not a number") from None
             if declared > limit:
-                raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
+                raise PayloadTooLarge(
+                    f"body of {declared} bytes is over the limit of {limit} bytes"
+                )
         message = await receive()
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False):

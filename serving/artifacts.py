@@ -46,8 +46,10 @@ def materialize(source: str, cache_dir: Path) -> Path:
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file, or of a directory's files (sorted relative paths and contents)."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.name != ".complete"
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.is_file() and p.name != ".complete")
     )
     for file in files:
         if path.is_dir():
@@ -131,13 +133,17 @@ def _download_gcs(uri: str, target: Path) -> None:
             client = storage.Client(project="local", credentials=AnonymousCredentials())
         else:
             client = storage.Client()
-        blobs = [b for b in client.list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")]
+        blobs = [
+            b for b in client.list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")
+        ]
         if not blobs:
             raise ArtifactError(f"nothing found at {uri}")
         exact = [b for b in blobs if b.name == prefix]
         for blob in exact or blobs:
-            relative = Path(blob.name).name if exact else os.path.relpath(
-                blob.name, prefix.rstrip("/") or "."
+            relative = (
+                Path(blob.name).name
+                if exact
+                else os.path.relpath(blob.name, prefix.rstrip("/") or ".")
             )
             _check_relative(relative, uri)
             dest = target / relative

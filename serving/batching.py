@@ -48,7 +48,7 @@ class Batcher:
         max_queue: int = 1024,
         timeout: float = 55.0,
         threaded: bool = False,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[np.ndarray, Prediction], None] | None = None,
     ) -> None:
         self._predict = predict
         self.max_batch_size = max_batch_size
@@ -120,11 +120,12 @@ class Batcher:
             task = self._loop.run_in_executor(self._executor, self._run, batch)
             task.add_done_callback(lambda fut: self._after_thread(batch, fut))
 
-    def _after_thread(self, batch: list[_Pending], fut: asyncio.Future[object]) -> None:
+    def _after_thread(
+        self, batch: list[_Pending], fut: asyncio.Future[list[Prediction | BaseException]]
+    ) -> None:
         self._busy = False
         exc = fut.exception()
-        results = exc if exc is not None else fut.result()
-        self._deliver(batch, results)  # type: ignore[arg-type]
+        self._deliver(batch, exc if exc is not None else fut.result())
         self._reschedule()
 
     def _reschedule(self) -> None:
@@ -162,7 +163,7 @@ class Batcher:
                 f"model returned {len(prediction)} predictions for {rows.shape[0]} rows"
             )
         if self._on_batch is not None:
-            self._on_batch(rows.shape[0])
+            self._on_batch(rows, prediction)
         return prediction
 
     @staticmethod

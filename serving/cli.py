@@ -13,30 +13,51 @@ from pydantic import ValidationError
 
 #: CLI flag -> settings field, for flags that override settings.
 SERVE_FLAGS = {
-    "model": "model_uri", "port": "port", "host": "host", "workers": "workers",
-    "handler": "handler", "model_name": "model_name", "model_version": "model_version",
-    "output": "output", "log_level": "log_level",
+    "model": "model_uri",
+    "port": "port",
+    "host": "host",
+    "workers": "workers",
+    "handler": "handler",
+    "model_name": "model_name",
+    "model_version": "model_version",
+    "output": "output",
+    "log_level": "log_level",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ml-endpoints", description="Serve ML models on SageMaker, Vertex AI and Kubernetes.",
+        prog="ml-endpoints",
+        description="Serve ML models on SageMaker, Vertex AI and Kubernetes.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve a model over HTTP (all protocols on one port)")
-    serve.add_argument("--model", help="file, directory, .tar.gz, s3:// or gs:// URI "
-                       "(default: MODEL_URI, AIP_STORAGE_URI, /opt/ml/model, else the demo model)")
-    serve.add_argument("--port", type=int, help="default: SAGEMAKER_BIND_TO_PORT, AIP_HTTP_PORT, 8080")
+    serve.add_argument(
+        "--model",
+        help="file, directory, .tar.gz, s3:// or gs:// URI "
+        "(default: MODEL_URI, AIP_STORAGE_URI, /opt/ml/model, else the demo model)",
+    )
+    serve.add_argument(
+        "--port", type=int, help="default: SAGEMAKER_BIND_TO_PORT, AIP_HTTP_PORT, 8080"
+    )
     serve.add_argument("--host", help="default 0.0.0.0")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
-    serve.add_argument("--handler", help="inference script with model_fn/input_fn/predict_fn/output_fn")
+    serve.add_argument(
+        "--handler", help="inference script with model_fn/input_fn/predict_fn/output_fn"
+    )
     serve.add_argument("--model-name", help="name in OIP/V1 routes and metrics (default 'model')")
     serve.add_argument("--model-version", help="version in OIP routes and metrics (default '1')")
-    serve.add_argument("--output", choices=["label", "probabilities"],
-                       help="what instance-style protocols return per row (default label)")
+    serve.add_argument(
+        "--output",
+        choices=["label", "probabilities"],
+        help="what instance-style protocols return per row (default label)",
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    check = sub.add_parser("healthcheck", help="exit 0 if the local server answers /ping with 200")
+    check.add_argument("--port", type=int, help="default: as 'serve' resolves it")
+    check.add_argument("--timeout", type=float, default=2.0)
 
     demo = sub.add_parser("demo-model", help="write the bundled demo model's artifacts")
     demo.add_argument("--out", type=Path, required=True, help="directory to write into")
@@ -49,7 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
     from serving.settings import Settings
 
     overrides = {
-        field: getattr(args, flag) for flag, field in SERVE_FLAGS.items()
+        field: getattr(args, flag)
+        for flag, field in SERVE_FLAGS.items()
         if getattr(args, flag) is not None
     }
     try:
@@ -57,10 +79,14 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             key = ".".join(str(p) for p in error["loc"])
-            flag = next((f"--{f.replace('_', '-')}" for f, s in SERVE_FLAGS.items() if s == key), None)
+            flag = next(
+                (f"--{f.replace('_', '-')}" for f, s in SERVE_FLAGS.items() if s == key), None
+            )
             where = flag or f"ML_ENDPOINTS_{key.upper()}"
-            print(f"ml-endpoints: invalid {where}={error.get('input')!r}: {error['msg']}",
-                  file=sys.stderr)
+            print(
+                f"ml-endpoints: invalid {where}={error.get('input')!r}: {error['msg']}",
+                file=sys.stderr,
+            )
         return 2
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ml-endpoints-metrics-")
@@ -69,11 +95,29 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
+def _healthcheck(port: int | None, timeout: float) -> int:
+    """For container HEALTHCHECKs: no curl needed in the image."""
+    import urllib.error
+    import urllib.request
+
+    from serving.settings import Settings
+
+    port = port or Settings().resolved_port
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=timeout) as response:
+            return 0 if response.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"ml-endpoints healthcheck: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ml-endpoints`` command."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "healthcheck":
+        return _healthcheck(args.port, args.timeout)
     if args.command == "demo-model":
         from serving.demo import write_demo_artifacts
 

@@ -24,7 +24,7 @@ OUTPUT_TYPES = (JSON, CSV, JSONLINES)
 
 
 def media_type(header: str | None, default: str = JSON) -> str:
-    """The bare media type of a Content-Type/Accept value (``text/csv; charset=utf-8`` -> ``text/csv``)."""
+    """The bare media type of a Content-Type or Accept value (``text/csv; charset=utf-8``)."""
     if not header:
         return default
     return header.split(";", 1)[0].strip().lower() or default
@@ -113,7 +113,11 @@ def _explain_bad_rows(value: Any, field: str) -> str:
 
 def _json_type(value: Any) -> str:
     return {
-        dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
     }.get(type(value), type(value).__name__)
 
 
@@ -153,7 +157,7 @@ def rows_from_csv(body: bytes) -> np.ndarray:
 
 
 def rows_from_npy(body: bytes) -> np.ndarray:
-    """A ``.npy`` array of booleans or numbers; object (pickled) arrays are refused, never loaded."""
+    """A ``.npy`` array of booleans or numbers; object (pickled) arrays are refused unread."""
     if not body:
         raise BadRequest("application/x-npy body is empty")
     try:
@@ -212,9 +216,7 @@ def encode_rows(predictions: list[Any], accept: str) -> tuple[bytes, str]:
         return ("\n".join(lines) + "\n").encode(), CSV
     if accept == JSONLINES:
         return b"".join(orjson.dumps(row) + b"\n" for row in predictions), JSONLINES
-    raise NotAcceptable(
-        f"Accept {accept!r} is not supported; use one of {', '.join(OUTPUT_TYPES)}"
-    )
+    raise NotAcceptable(f"Accept {accept!r} is not supported; use one of {', '.join(OUTPUT_TYPES)}")
 
 
 def check_content_type(content_type: str, allowed: Sequence[str]) -> None:

@@ -38,7 +38,7 @@ def build_demo_model(kind: DemoKind = "logreg") -> Any:
 
 
 def write_demo_artifacts(out_dir: Path, kind: DemoKind = "logreg", *, onnx: bool = False) -> Path:
-    """Write ``model.joblib`` (and ``model.onnx`` if asked) plus an input example into ``out_dir``."""
+    """Write ``model.joblib`` (``model.onnx`` if asked) and an input example to ``out_dir``."""
     import joblib
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,8 +56,10 @@ def _write_onnx(model: Any, n_features: int, path: Path) -> None:
     from skl2onnx.common.data_types import DoubleTensorType
 
     onx = to_onnx(
-        model, initial_types=[("input", DoubleTensorType([None, n_features]))],
-        options={id(model): {"zipmap": False}}, target_opset=17,
+        model,
+        initial_types=[("input", DoubleTensorType([None, n_features]))],
+        options={id(model): {"zipmap": False}},
+        target_opset=17,
     )
     entry = onx.metadata_props.add()
     entry.key, entry.value = "classes", json.dumps(np.asarray(model.classes_).tolist())

@@ -1,4 +1,4 @@
-"""A minimal request/response model and router for the raw ASGI app (no framework on the hot path)."""
+"""Request, response and router for the raw ASGI app (no framework on the hot path)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ class Response:
     headers: dict[str, str] | None = None
 
 
-def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    document: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON response."""
     return Response(encode_json(document), status, JSON, headers)
 
@@ -70,10 +72,14 @@ class Router:
         if _PARAM.search(route.template) is None:
             self._exact.setdefault(route.template, {})[route.method] = route
             return
-        regex = "^" + _PARAM.sub(
-            lambda m: f"(?P<{m.group(1)}>[^/:]+)", re.escape(route.template).replace(r"\{", "{")
-            .replace(r"\}", "}")
-        ) + "$"
+        regex = (
+            "^"
+            + _PARAM.sub(
+                lambda m: f"(?P<{m.group(1)}>[^/:]+)",
+                re.escape(route.template).replace(r"\{", "{").replace(r"\}", "}"),
+            )
+            + "$"
+        )
         for pattern, methods in self._patterns:
             if pattern.pattern == regex:
                 methods[route.method] = route
@@ -81,7 +87,7 @@ class Router:
         self._patterns.append((re.compile(regex), {route.method: route}))
 
     def match(self, method: str, path: str) -> tuple[dict[str, Route] | None, dict[str, str]]:
-        """The routes for ``path`` by method (``None`` if the path is unknown) and its parameters."""
+        """Routes for ``path`` by method (``None``: unknown path) and the path parameters."""
         methods = self._exact.get(path)
         if methods is not None:
             return methods, {}

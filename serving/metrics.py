@@ -15,15 +15,30 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
-from prometheus_client import disable_created_metrics
 from prometheus_client import multiprocess as mp
 
 disable_created_metrics()  # *_created series double the exposition and nobody queries them
 
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 6291456)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -59,49 +74,79 @@ class Metrics:
         base = ["model", "version", "variant"]
         reg = self.registry
         self.predictions = Counter(
-            "model_predictions", "Prediction requests by protocol and outcome.",
-            [*base, "protocol", "status"], registry=reg,
+            "model_predictions",
+            "Prediction requests by protocol and outcome.",
+            [*base, "protocol", "status"],
+            registry=reg,
         )
         self.errors = Counter(
-            "model_prediction_errors", "Failed prediction requests by HTTP status code.",
-            [*base, "protocol", "code"], registry=reg,
+            "model_prediction_errors",
+            "Failed prediction requests by HTTP status code.",
+            [*base, "protocol", "code"],
+            registry=reg,
         )
         self.rows = Counter("model_prediction_rows", "Rows predicted.", base, registry=reg)
         self.latency = Histogram(
-            "model_prediction_latency_seconds", "Time from request received to response ready.",
-            [*base, "protocol"], buckets=LATENCY_BUCKETS, registry=reg,
+            "model_prediction_latency_seconds",
+            "Time from request received to response ready.",
+            [*base, "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
         )
         self.request_bytes = Histogram(
-            "model_request_size_bytes", "Prediction request body sizes.",
-            [*base, "protocol"], buckets=SIZE_BUCKETS, registry=reg,
+            "model_request_size_bytes",
+            "Prediction request body sizes.",
+            [*base, "protocol"],
+            buckets=SIZE_BUCKETS,
+            registry=reg,
         )
         self.response_bytes = Histogram(
-            "model_response_size_bytes", "Prediction response body sizes.",
-            [*base, "protocol"], buckets=SIZE_BUCKETS, registry=reg,
+            "model_response_size_bytes",
+            "Prediction response body sizes.",
+            [*base, "protocol"],
+            buckets=SIZE_BUCKETS,
+            registry=reg,
         )
         self.batch_rows = Histogram(
-            "model_batch_size_rows", "Rows per model call (adaptive micro-batching).",
-            base, buckets=BATCH_BUCKETS, registry=reg,
+            "model_batch_size_rows",
+            "Rows per model call (adaptive micro-batching).",
+            base,
+            buckets=BATCH_BUCKETS,
+            registry=reg,
         )
         self.inflight = Gauge(
-            "model_inflight_requests", "Prediction requests being handled.",
-            base, multiprocess_mode="livesum", registry=reg,
+            "model_inflight_requests",
+            "Prediction requests being handled.",
+            base,
+            multiprocess_mode="livesum",
+            registry=reg,
         )
         self.queue_rejections = Counter(
-            "model_queue_rejections", "Requests refused with 503 because the queue was full.",
-            base, registry=reg,
+            "model_queue_rejections",
+            "Requests refused with 503 because the queue was full.",
+            base,
+            registry=reg,
         )
         self.load_seconds = Gauge(
-            "model_load_seconds", "Seconds taken to fetch, load and warm up the model.",
-            base, multiprocess_mode="max", registry=reg,
+            "model_load_seconds",
+            "Seconds taken to fetch, load and warm up the model.",
+            base,
+            multiprocess_mode="max",
+            registry=reg,
         )
         self.ready = Gauge(
-            "model_ready", "1 when every live worker has its model loaded and warm.",
-            base, multiprocess_mode="livemin", registry=reg,
+            "model_ready",
+            "1 when every live worker has its model loaded and warm.",
+            base,
+            multiprocess_mode="livemin",
+            registry=reg,
         )
         self.workers = Gauge(
-            "model_server_workers", "Live worker processes.",
-            base, multiprocess_mode="livesum", registry=reg,
+            "model_server_workers",
+            "Live worker processes.",
+            base,
+            multiprocess_mode="livesum",
+            registry=reg,
         )
         self.rows_child = self.rows.labels(*self.base)
         self.batch_child = self.batch_rows.labels(*self.base)

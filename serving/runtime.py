@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from serving.models.handler import Handler, load_handler
 from serving.settings import OutputKind, Settings
 
 log = logging.getLogger("ml_endpoints.runtime")
+
+Observer = Callable[[np.ndarray, Prediction], None]
 
 #: Warm-up predictions slower than this run on a background thread, faster ones inline.
 THREAD_THRESHOLD_SECONDS = 0.002
@@ -50,6 +53,16 @@ class ModelRuntime:
         self.model_dir: Path | None = None
         self.batcher: Batcher | None = None
         self._task: asyncio.Task[None] | None = None
+        self._observers: list[Observer] = []
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(rows, prediction)`` after every successful model call.
+
+        Observers run inside the batch loop (the event loop's thread, or the model thread for
+        slow models): they must only enqueue (O(1), thread-safe, never block, never raise) and
+        do their real work elsewhere.
+        """
+        self._observers.append(observer)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -68,7 +81,9 @@ class ModelRuntime:
         except Exception as exc:
             self.state = State.FAILED
             self.reason = f"model failed to load: {type(exc).__name__}: {exc}"
-            log.error("%s", self.reason, exc_info=not isinstance(exc, FileNotFoundError | ValueError))
+            log.error(
+                "%s", self.reason, exc_info=not isinstance(exc, FileNotFoundError | ValueError)
+            )
             return
         self.model, self.handler, self.model_dir = model, handler, model_dir
         threaded = warm_seconds > THREAD_THRESHOLD_SECONDS
@@ -89,7 +104,11 @@ class ModelRuntime:
             self.metrics.ready_child.set(1)
         log.info(
             "model %s:%s (%s) ready in %.2f s; warm-up predict %.3f ms, %s",
-            self.name, self.version, model.format, elapsed, warm_seconds * 1e3,
+            self.name,
+            self.version,
+            model.format,
+            elapsed,
+            warm_seconds * 1e3,
             "model thread" if threaded else "inline",
         )
 
@@ -114,7 +133,9 @@ class ModelRuntime:
                         f"expected {self.settings.model_sha256.lower()} (MODEL_SHA256)"
                     )
             model_dir = path if path.is_dir() else path.parent
-            handler = load_handler(self.settings.handler, model_dir) if self.settings.handler else None
+            handler = (
+                load_handler(self.settings.handler, model_dir) if self.settings.handler else None
+            )
             self.handler = handler
             model = load_model(path, handler)
         warm_seconds = self._warm_up(model, model_dir)
@@ -190,7 +211,9 @@ class ModelRuntime:
                         f"row {bad[0]}, feature {bad[1]} is infinite (or too large for a float)"
                     )
                 return
-            what = "missing (null/NaN)" if np.isnan(value) else "infinite (or too large for a float)"
+            what = (
+                "missing (null/NaN)" if np.isnan(value) else "infinite (or too large for a float)"
+            )
             suffix = "; this model does not accept missing values" if np.isnan(value) else ""
             raise BadRequest(f"row {bad[0]}, feature {bad[1]} is {what}{suffix}")
 
@@ -200,9 +223,15 @@ class ModelRuntime:
             return prediction.probabilities.tolist()  # type: ignore[no-any-return]
         return prediction.outputs.tolist()  # type: ignore[no-any-return]
 
-    def _count_batch(self, rows: int) -> None:
-        self.metrics.rows_child.inc(rows)
-        self.metrics.batch_child.observe(rows)
+    def _count_batch(self, rows: np.ndarray, prediction: Prediction) -> None:
+        n = rows.shape[0]
+        self.metrics.rows_child.inc(n)
+        self.metrics.batch_child.observe(n)
+        for observer in self._observers:
+            try:
+                observer(rows, prediction)
+            except Exception:  # an observer must never fail a prediction
+                log.exception("prediction observer %r failed", observer)
 
 
 def _example_rows(model: Model, model_dir: Path | None) -> np.ndarray | None:
@@ -212,7 +241,11 @@ def _example_rows(model: Model, model_dir: Path | None) -> np.ndarray | None:
             if path.is_file():
                 try:
                     document = json.loads(path.read_text())
-                    rows = document.get("instances", document) if isinstance(document, dict) else document
+                    rows = (
+                        document.get("instances", document)
+                        if isinstance(document, dict)
+                        else document
+                    )
                     array = np.asarray(rows, dtype=np.float64)
                     return array.reshape(1, -1) if array.ndim == 1 else array
                 except (ValueError, TypeError) as exc:

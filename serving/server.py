@@ -113,7 +113,9 @@ class Supervisor:
 
     def _spawn(self) -> BaseProcess:
         process = self.context.Process(
-            target=run_worker, args=(self.settings.model_dump_json(), self.sock), daemon=False,
+            target=run_worker,
+            args=(self.settings.model_dump_json(), self.sock),
+            daemon=False,
         )
         process.start()
         log.info("started worker %s", process.pid)
@@ -138,12 +140,15 @@ class Supervisor:
             for i, process in enumerate(self.workers):
                 if process.is_alive() or self.stopping:
                     continue
-                log.error("worker %s died with exit code %s; replacing it", process.pid,
-                          process.exitcode)
+                log.error(
+                    "worker %s died with exit code %s; replacing it", process.pid, process.exitcode
+                )
                 self._forget(process)
                 self._backoff()
                 self.workers[i] = self._spawn()
-        deadline = time.monotonic() + self.settings.drain_seconds + self.settings.graceful_timeout + 5
+        deadline = (
+            time.monotonic() + self.settings.drain_seconds + self.settings.graceful_timeout + 5
+        )
         code = 0
         for process in self.workers:
             process.join(max(0.0, deadline - time.monotonic()))

@@ -35,27 +35,33 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ML_ENDPOINTS_", populate_by_name=True)
 
     model_uri: str | None = Field(
-        None, validation_alias=_env("ML_ENDPOINTS_MODEL_URI", "MODEL_URI"),
+        None,
+        validation_alias=_env("ML_ENDPOINTS_MODEL_URI", "MODEL_URI"),
         description="Model file, directory, .tar.gz, s3:// or gs:// URI.",
     )
     model_name: str = Field(
-        "model", validation_alias=_env("ML_ENDPOINTS_MODEL_NAME", "MODEL_NAME"),
+        "model",
+        validation_alias=_env("ML_ENDPOINTS_MODEL_NAME", "MODEL_NAME"),
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
     )
     model_version: str = Field(
-        "1", validation_alias=_env("ML_ENDPOINTS_MODEL_VERSION", "MODEL_VERSION"),
+        "1",
+        validation_alias=_env("ML_ENDPOINTS_MODEL_VERSION", "MODEL_VERSION"),
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$",
     )
     model_sha256: str | None = Field(
-        None, validation_alias=_env("ML_ENDPOINTS_MODEL_SHA256", "MODEL_SHA256"),
+        None,
+        validation_alias=_env("ML_ENDPOINTS_MODEL_SHA256", "MODEL_SHA256"),
         pattern=r"^[0-9a-fA-F]{64}$",
     )
     variant: str = Field(
-        "default", validation_alias=_env("ML_ENDPOINTS_VARIANT", "VARIANT_NAME"),
+        "default",
+        validation_alias=_env("ML_ENDPOINTS_VARIANT", "VARIANT_NAME"),
         description="A/B variant label put on every metric.",
     )
     handler: str | None = Field(
-        None, validation_alias=_env("ML_ENDPOINTS_HANDLER", "SAGEMAKER_PROGRAM"),
+        None,
+        validation_alias=_env("ML_ENDPOINTS_HANDLER", "SAGEMAKER_PROGRAM"),
         description="Python file or module with model_fn/input_fn/predict_fn/output_fn.",
     )
     output: OutputKind = OutputKind.LABEL
@@ -63,7 +69,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
-        1, validation_alias=_env("ML_ENDPOINTS_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS"),
+        1,
+        validation_alias=_env("ML_ENDPOINTS_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS"),
     )
     request_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
         55.0,
@@ -72,21 +79,25 @@ class Settings(BaseSettings):
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] | None = None
     drain_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
-        3.0, description="After SIGTERM: seconds to keep serving while not ready (pre-stop window).",
+        3.0,
+        description="After SIGTERM: seconds to keep serving while not ready (pre-stop window).",
     )
     graceful_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
-        20.0, description="After the drain window: seconds to finish in-flight requests.",
+        20.0,
+        description="After the drain window: seconds to finish in-flight requests.",
     )
     max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     max_batch_wait_us: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     max_queue: Annotated[int, Field(ge=1)] = 1024
     cache_dir: str = "/tmp/ml-endpoints"
+    sagemaker_model_dir: str = SAGEMAKER_MODEL_DIR
     log_level: str = "info"
     access_log: bool = False
 
     # Platform-set variables, read as the platforms define them.
     sagemaker_bind_to_port: int | None = Field(
-        None, validation_alias=_env("SAGEMAKER_BIND_TO_PORT"),
+        None,
+        validation_alias=_env("SAGEMAKER_BIND_TO_PORT"),
     )
     aip_mode: str | None = Field(None, validation_alias=_env("AIP_MODE"))
     aip_http_port: int | None = Field(None, validation_alias=_env("AIP_HTTP_PORT"))
@@ -128,6 +139,7 @@ class Settings(BaseSettings):
             return self.model_uri
         if self.aip_storage_uri:
             return self.aip_storage_uri
-        if Path(SAGEMAKER_MODEL_DIR).is_dir() and any(Path(SAGEMAKER_MODEL_DIR).iterdir()):
-            return SAGEMAKER_MODEL_DIR
+        sagemaker_dir = Path(self.sagemaker_model_dir)
+        if sagemaker_dir.is_dir() and any(sagemaker_dir.iterdir()):
+            return str(sagemaker_dir)
         return None

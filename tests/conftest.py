@@ -39,15 +39,29 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, log_dir: Path, *, wait_ready: bool = True, timeout: float = 60) -> ServerProcess:
+    def start(
+        self, log_dir: Path, *, wait_ready: bool = True, timeout: float = 60
+    ) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "SAGEMAKER_"))}
         env.pop("MODEL_URI", None)
         env.update({"ML_ENDPOINTS_CACHE_DIR": str(log_dir / "cache")}, **self.env)
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), *self.args],
-            env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "serving",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            env=env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         if wait_ready:
             self.wait_ready(timeout)
@@ -88,8 +102,9 @@ def start_server(tmp_path: Path) -> Iterator[object]:
     """Factory: ``start_server("--model", path, env={...})`` -> a running :class:`ServerProcess`."""
     servers: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, wait_ready: bool = True,
-              timeout: float = 60) -> ServerProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, wait_ready: bool = True, timeout: float = 60
+    ) -> ServerProcess:
         server = ServerProcess(list(args), env or {})
         servers.append(server)
         return server.start(tmp_path, wait_ready=wait_ready, timeout=timeout)

@@ -56,8 +56,10 @@ def load_handler(spec: str, model_dir: Path | None) -> Handler:
         module_spec.loader.exec_module(module)
     else:
         module = importlib.import_module(spec)
-    hooks = {name: getattr(module, name, None) for name in
-             ("model_fn", "input_fn", "predict_fn", "output_fn")}
+    hooks = {
+        name: getattr(module, name, None)
+        for name in ("model_fn", "input_fn", "predict_fn", "output_fn")
+    }
     for name, hook in hooks.items():
         if hook is not None and not callable(hook):
             raise TypeError(f"handler {spec!r}: {name} is not callable")

@@ -19,8 +19,12 @@ def _loaders() -> dict[str, Callable[[Path], Model]]:
     from serving.models.torchscript import load_torchscript
 
     return {
-        ".joblib": load_joblib, ".pkl": load_joblib, ".skops": load_skops,
-        ".onnx": load_onnx, ".pt": load_torchscript, ".pth": load_torchscript,
+        ".joblib": load_joblib,
+        ".pkl": load_joblib,
+        ".skops": load_skops,
+        ".onnx": load_onnx,
+        ".pt": load_torchscript,
+        ".pth": load_torchscript,
     }
 
 

@@ -41,7 +41,9 @@ class OnnxModel:
             raise ValueError(f"{path.name}: input type {inputs[0].type} is not supported")
         self._dtype = _DTYPES[inputs[0].type]
         shape = inputs[0].shape
-        self.n_features: int | None = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+        self.n_features: int | None = (
+            shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+        )
         self._outputs = [o.name for o in self.session.get_outputs()]
         meta = self.session.get_modelmeta().custom_metadata_map
         self.classes: list[Any] | None = json.loads(meta["classes"]) if "classes" in meta else None

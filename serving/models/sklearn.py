@@ -29,11 +29,15 @@ class SklearnModel:
         n_features = getattr(estimator, "n_features_in_", None)
         self.n_features: int | None = int(n_features) if n_features is not None else None
         names = getattr(estimator, "feature_names_in_", None)
-        self.feature_names: list[str] | None = [str(n) for n in names] if names is not None else None
+        self.feature_names: list[str] | None = (
+            [str(n) for n in names] if names is not None else None
+        )
         classes = getattr(estimator, "classes_", None)
         self._proba = classes is not None and hasattr(estimator, "predict_proba")
         self._classes = np.asarray(classes) if classes is not None else None
-        self.classes: list[Any] | None = self._classes.tolist() if self._classes is not None else None
+        self.classes: list[Any] | None = (
+            self._classes.tolist() if self._classes is not None else None
+        )
         try:
             self.allow_nan = bool(get_tags(estimator).input_tags.allow_nan)
         except (AttributeError, TypeError, ValueError):

@@ -26,9 +26,13 @@ def routes(runtime: ModelRuntime) -> list[Route]:
     async def health(_: Request) -> Response:
         loaded = runtime.ready
         return json_response(
-            {"status": "healthy" if loaded else "unhealthy", "model_loaded": loaded,
-             "state": runtime.state.value},
-            200 if loaded else 503, None if loaded else {"retry-after": "5"},
+            {
+                "status": "healthy" if loaded else "unhealthy",
+                "model_loaded": loaded,
+                "state": runtime.state.value,
+            },
+            200 if loaded else 503,
+            None if loaded else {"retry-after": "5"},
         )
 
     async def predict(request: Request) -> Response:
@@ -44,7 +48,8 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         )
         model = runtime.model
         rows = codecs.to_rows(
-            [features] if isinstance(features, dict) else features, field="features",
+            [features] if isinstance(features, dict) else features,
+            field="features",
             feature_names=model.feature_names if model else None,
         )
         answers = _answers(await runtime.predict(rows))
@@ -63,4 +68,6 @@ def _answers(prediction: Prediction) -> list[dict[str, Any]]:
     if prediction.probabilities is None:
         return [{"prediction": label} for label in labels]
     confidence = prediction.probabilities.max(axis=1).tolist()
-    return [{"prediction": label, "confidence": c} for label, c in zip(labels, confidence, strict=True)]
+    return [
+        {"prediction": label, "confidence": c} for label, c in zip(labels, confidence, strict=True)
+    ]

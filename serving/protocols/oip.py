@@ -24,9 +24,18 @@ PROTOCOL_V1 = "v1"
 BINARY_HEADER = b"inference-header-content-length"
 
 DTYPES: dict[str, Any] = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-    "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
 }
 _ALL_DTYPES = ", ".join([*DTYPES, "BYTES"])
 
@@ -65,7 +74,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     async def infer(request: Request) -> Response:
         model_of(request)
-        header, binary = _split_binary(request)
+        header = _split_binary(request)
         rows = _input_rows(header)
         wanted = _requested_outputs(header, runtime)
         prediction = await runtime.predict(rows)
@@ -82,7 +91,8 @@ def routes(runtime: ModelRuntime) -> list[Route]:
             raise BadRequest("body must be a JSON object with 'instances': a list of rows")
         model = runtime.model
         rows = codecs.to_rows(
-            document["instances"], field="instances",
+            document["instances"],
+            field="instances",
             feature_names=model.feature_names if model else None,
         )
         prediction = await runtime.predict(rows)
@@ -110,11 +120,17 @@ def _metadata(runtime: ModelRuntime) -> dict[str, Any]:
     model = runtime.model
     assert model is not None
     width = model.n_features if model.n_features is not None else -1
-    outputs = [{"name": "predict", "datatype": "FP64" if model.classes is None
-                else _datatype(np.asarray(model.classes)), "shape": [-1]}]
+    outputs = [
+        {
+            "name": "predict",
+            "datatype": "FP64" if model.classes is None else _datatype(np.asarray(model.classes)),
+            "shape": [-1],
+        }
+    ]
     if model.classes is not None:
-        outputs.append({"name": "predict_proba", "datatype": "FP64",
-                        "shape": [-1, len(model.classes)]})
+        outputs.append(
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.classes)]}
+        )
     return {
         "name": runtime.name,
         "versions": [runtime.version],
@@ -124,7 +140,7 @@ def _metadata(runtime: ModelRuntime) -> dict[str, Any]:
     }
 
 
-def _split_binary(request: Request) -> tuple[dict[str, Any], bytes]:
+def _split_binary(request: Request) -> dict[str, Any]:
     """The JSON header and, with the binary extension, the bytes after it."""
     length_text = request.header(BINARY_HEADER)
     body = request.body
@@ -134,7 +150,9 @@ def _split_binary(request: Request) -> tuple[dict[str, Any], bytes]:
         try:
             length = int(length_text)
         except ValueError:
-            raise BadRequest(f"Inference-Header-Content-Length {length_text!r} is not an integer") from None
+            raise BadRequest(
+                f"Inference-Header-Content-Length {length_text!r} is not an integer"
+            ) from None
         if not 0 < length <= len(body):
             raise BadRequest(
                 f"Inference-Header-Content-Length {length} is outside the body ({len(body)} bytes)"
@@ -143,7 +161,7 @@ def _split_binary(request: Request) -> tuple[dict[str, Any], bytes]:
     if not isinstance(document, dict):
         raise BadRequest("inference request must be a JSON object with 'inputs'")
     document["_binary"] = binary
-    return document, binary
+    return document
 
 
 def _input_rows(header: dict[str, Any]) -> np.ndarray:
@@ -159,10 +177,14 @@ def _input_rows(header: dict[str, Any]) -> np.ndarray:
     if not isinstance(name, str):
         raise BadRequest("'inputs[0].name' must be a string")
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ) or not 1 <= len(shape) <= 2:
-        raise BadRequest(f"input {name!r}: 'shape' must be [features] or [rows, features], got {shape!r}")
+    if (
+        not isinstance(shape, list)
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        or not 1 <= len(shape) <= 2
+    ):
+        raise BadRequest(
+            f"input {name!r}: 'shape' must be [features] or [rows, features], got {shape!r}"
+        )
     datatype = tensor.get("datatype")
     if datatype == "BYTES":
         raise BadRequest(f"input {name!r}: datatype BYTES is not supported; send numbers")
@@ -195,8 +217,9 @@ def _input_rows(header: dict[str, Any]) -> np.ndarray:
             raise BadRequest(
                 f"input {name!r}: shape {shape} needs {expected} values, 'data' has {array.size}"
             )
-    rows = array.reshape(shape).astype(np.float64, copy=False)
-    rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+    rows: np.ndarray = array.reshape(shape).astype(np.float64, copy=False)
+    if rows.ndim == 1:
+        rows = rows.reshape(1, -1)
     if rows.shape[0] == 0 or rows.shape[1] == 0:
         raise BadRequest(f"input {name!r}: shape {shape} holds no rows")
     return rows
@@ -239,7 +262,9 @@ def _datatype(array: np.ndarray) -> str:
 
 
 def _infer_response(
-    runtime: ModelRuntime, header: dict[str, Any], prediction: Prediction,
+    runtime: ModelRuntime,
+    header: dict[str, Any],
+    prediction: Prediction,
     wanted: list[tuple[str, bool]],
 ) -> Response:
     outputs: list[dict[str, Any]] = []
@@ -257,14 +282,18 @@ def _infer_response(
             entry["data"] = (array.astype(str) if datatype == "BYTES" else array).ravel().tolist()
         outputs.append(entry)
     document: dict[str, Any] = {
-        "model_name": runtime.name, "model_version": runtime.version,
-        "id": str(header.get("id") or uuid.uuid4()), "outputs": outputs,
+        "model_name": runtime.name,
+        "model_version": runtime.version,
+        "id": str(header.get("id") or uuid.uuid4()),
+        "outputs": outputs,
     }
     head = codecs.encode_json(document)
     if not blobs:
         return Response(head)
     return Response(
-        head + b"".join(blobs), 200, "application/octet-stream",
+        head + b"".join(blobs),
+        200,
+        "application/octet-stream",
         {"inference-header-content-length": str(len(head))},
     )
 

@@ -75,18 +75,22 @@ async def _user_pipeline(
     """Run the user's ``input_fn`` / ``predict_fn`` / ``output_fn`` on the model thread."""
     runtime.require_ready()
     handler, model = runtime.handler, runtime.model
-    assert handler is not None and model is not None
+    assert handler is not None
+    assert model is not None
 
     def run() -> Response:
         try:
             data: Any = (
-                handler.input_fn(body, content_type) if handler.input_fn
+                handler.input_fn(body, content_type)
+                if handler.input_fn
                 else decode(body, content_type, model.feature_names)
             )
         except ServingError:
             raise
         except Exception as exc:
-            raise BadRequest(f"input_fn rejected the request: {type(exc).__name__}: {exc}") from None
+            raise BadRequest(
+                f"input_fn rejected the request: {type(exc).__name__}: {exc}"
+            ) from None
         try:
             if isinstance(model, HandlerModel):
                 result: Any = model.raw_predict(data)

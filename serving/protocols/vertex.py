@@ -43,7 +43,8 @@ def routes(runtime: ModelRuntime) -> list[Route]:
                     ) from None
         model = runtime.model
         rows = codecs.to_rows(
-            document["instances"], field="instances",
+            document["instances"],
+            field="instances",
             feature_names=model.feature_names if model else None,
         )
         prediction = await runtime.predict(rows)
@@ -51,6 +52,11 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     return [
         Route("GET", settings.aip_health_route or DEFAULT_HEALTH, health),
-        Route("POST", settings.aip_predict_route or DEFAULT_PREDICT, predict,
-              protocol=PROTOCOL, body=True),
+        Route(
+            "POST",
+            settings.aip_predict_route or DEFAULT_PREDICT,
+            predict,
+            protocol=PROTOCOL,
+            body=True,
+        ),
     ]
