@@ -30,6 +30,45 @@ def media_type(header: str | None, default: str = JSON) -> str:
     return header.split(";", 1)[0].strip().lower() or default
 
 
+def negotiate(accept: str | None, offered: Sequence[str]) -> str:
+    """The best of ``offered`` for an ``Accept`` header, honouring q-values and wildcards.
+
+    No header, or an empty one, means the first offered type; 406 when it allows none.
+    """
+    if not accept or not accept.strip():
+        return offered[0]
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        media = media.lower()
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if not 0 < quality <= 1:
+            continue
+        kind = media.split("/", 1)[0] + "/"
+        match = next(
+            (
+                o
+                for o in offered
+                if media == o or media == "*/*" or (media.endswith("/*") and o.startswith(kind))
+            ),
+            None,
+        )
+        if match is not None and (best is None or (quality, -position) > best[:2]):
+            best = (quality, -position, match)
+    if best is None:
+        raise NotAcceptable(
+            f"Accept {accept!r} allows none of the types this route produces: {', '.join(offered)}"
+        )
+    return best[2]
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a JSON body or raise 400 saying where it is broken."""
     if not body:
@@ -88,7 +127,7 @@ def _objects_to_rows(
 
 def _explain_bad_rows(value: Any, field: str) -> str:
     if not isinstance(value, list):
-        return f"'{field}' must be a list of rows of numbers, got {_json_type(value)}"
+        return f"'{field}' must be a list of rows of numbers, got {json_type(value)}"
     if not value:
         return f"'{field}' is empty; send at least one row of numbers"
     flat = not isinstance(value[0], list)
@@ -97,7 +136,7 @@ def _explain_bad_rows(value: Any, field: str) -> str:
     for i, row in enumerate(rows):
         where = field if flat else f"{field}[{i}]"
         if not isinstance(row, list):
-            return f"'{where}' must be a list of numbers, got {_json_type(row)}"
+            return f"'{where}' must be a list of numbers, got {json_type(row)}"
         if width is None:
             width = len(row)
         elif len(row) != width:
@@ -107,17 +146,20 @@ def _explain_bad_rows(value: Any, field: str) -> str:
                 if isinstance(cell, int) and abs(cell) > 2**1023:
                     return f"'{where}[{j}]' is too large for a 64-bit float"
                 continue
-            return f"'{where}[{j}]' must be a number, got {_json_type(cell)} {_short(cell)}"
+            return f"'{where}[{j}]' must be a number, got {json_type(cell)} {_short(cell)}"
     return f"'{field}' must be a list of rows of numbers"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """How a JSON value is named in error messages ("a string", "an object", ...)."""
     return {
         dict: "an object",
         list: "a list",
         str: "a string",
         bool: "a boolean",
         type(None): "null",
+        int: "a number",
+        float: "a number",
     }.get(type(value), type(value).__name__)
 
 
@@ -205,18 +247,17 @@ def encode_json(document: Any) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def encode_rows(predictions: list[Any], accept: str) -> tuple[bytes, str]:
-    """Encode per-row predictions for the ``Accept`` media type of instance-style protocols."""
-    if accept in (JSON, "*/*", "application/*"):
-        return encode_json({"predictions": predictions}), JSON
-    if accept == CSV:
+def encode_rows(predictions: list[Any], accept: str | None) -> tuple[bytes, str]:
+    """Encode per-row predictions as the ``Accept`` header asks (406 if it allows none)."""
+    out_type = negotiate(accept, OUTPUT_TYPES)
+    if out_type == CSV:
         lines = [
             ",".join(map(str, row)) if isinstance(row, list) else str(row) for row in predictions
         ]
         return ("\n".join(lines) + "\n").encode(), CSV
-    if accept == JSONLINES:
+    if out_type == JSONLINES:
         return b"".join(orjson.dumps(row) + b"\n" for row in predictions), JSONLINES
-    raise NotAcceptable(f"Accept {accept!r} is not supported; use one of {', '.join(OUTPUT_TYPES)}")
+    return encode_json({"predictions": predictions}), JSON
 
 
 def check_content_type(content_type: str, allowed: Sequence[str]) -> None:

@@ -75,6 +75,9 @@ def routes(runtime: ModelRuntime) -> list[Route]:
     async def infer(request: Request) -> Response:
         model_of(request)
         header = _split_binary(request)
+        request_id = header.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise BadRequest(f"'id' must be a string, got {codecs.json_type(request_id)}")
         rows = _input_rows(header)
         wanted = _requested_outputs(header, runtime)
         prediction = await runtime.predict(rows)
@@ -86,6 +89,9 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     async def v1_predict(request: Request) -> Response:
         model_of(request)
+        codecs.check_content_type(
+            codecs.media_type(request.header(b"content-type")), (codecs.JSON,)
+        )
         document = codecs.parse_json(request.body)
         if not isinstance(document, dict) or "instances" not in document:
             raise BadRequest("body must be a JSON object with 'instances': a list of rows")
@@ -186,15 +192,15 @@ def _input_rows(header: dict[str, Any]) -> np.ndarray:
             f"input {name!r}: 'shape' must be [features] or [rows, features], got {shape!r}"
         )
     datatype = tensor.get("datatype")
+    if not isinstance(datatype, str):
+        raise BadRequest(f"input {name!r}: 'datatype' must be one of {_ALL_DTYPES}")
     if datatype == "BYTES":
         raise BadRequest(f"input {name!r}: datatype BYTES is not supported; send numbers")
     if datatype not in DTYPES:
         raise BadRequest(f"input {name!r}: datatype {datatype!r} is not one of {_ALL_DTYPES}")
     dtype = np.dtype(DTYPES[datatype])
     expected = math.prod(shape)
-    parameters = tensor.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise BadRequest(f"input {name!r}: 'parameters' must be an object")
+    parameters = _parameters(tensor, f"input {name!r}: 'parameters'")
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
         binary: bytes = header["_binary"]
@@ -225,6 +231,16 @@ def _input_rows(header: dict[str, Any]) -> np.ndarray:
     return rows
 
 
+def _parameters(document: dict[str, Any], where: str) -> dict[str, Any]:
+    """``document["parameters"]``: an object, or empty when absent."""
+    parameters = document.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f"{where} must be an object, got {codecs.json_type(parameters)}")
+    return parameters
+
+
 def _available(runtime: ModelRuntime) -> list[str]:
     model = runtime.model
     return ["predict", "predict_proba"] if model is not None and model.classes else ["predict"]
@@ -233,7 +249,7 @@ def _available(runtime: ModelRuntime) -> list[str]:
 def _requested_outputs(header: dict[str, Any], runtime: ModelRuntime) -> list[tuple[str, bool]]:
     """(name, binary) per requested output; all available outputs when none are named."""
     available = _available(runtime)
-    binary_default = bool((header.get("parameters") or {}).get("binary_data_output", False))
+    binary_default = bool(_parameters(header, "'parameters'").get("binary_data_output", False))
     requested = header.get("outputs")
     if requested is None:
         return [(name, binary_default) for name in available]
@@ -245,7 +261,7 @@ def _requested_outputs(header: dict[str, Any], runtime: ModelRuntime) -> list[tu
             raise BadRequest(f"'outputs[{i}]' must be an object with a 'name'")
         if item["name"] not in available:
             raise BadRequest(f"unknown output {item['name']!r}; available: {available}")
-        params = item.get("parameters") or {}
+        params = _parameters(item, f"'outputs[{i}].parameters'")
         wanted.append((item["name"], bool(params.get("binary_data", binary_default))))
     return wanted
 

@@ -49,17 +49,16 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     async def invocations(request: Request) -> Response:
         content_type = codecs.media_type(request.header(b"content-type"))
-        accept = codecs.media_type(request.header(b"accept"))
+        accept = request.header(b"accept")
         handler = runtime.handler
         if handler is not None and handler.overrides_invocations:
             return await _user_pipeline(runtime, request.body, content_type, accept)
-        if accept not in (*codecs.OUTPUT_TYPES, "*/*", "application/*"):
-            codecs.encode_rows([], accept)  # raises 406 naming what is supported
+        out_type = codecs.negotiate(accept, codecs.OUTPUT_TYPES)  # 406 before any work
         model = runtime.model
         rows = decode(request.body, content_type, model.feature_names if model else None)
         prediction = await runtime.predict(rows)
         body, out_type = codecs.encode_rows(
-            runtime.instance_outputs(prediction, runtime.settings.output), accept
+            runtime.instance_outputs(prediction, runtime.settings.output), out_type
         )
         return Response(body, 200, out_type)
 
@@ -70,7 +69,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
 
 async def _user_pipeline(
-    runtime: ModelRuntime, body: bytes, content_type: str, accept: str
+    runtime: ModelRuntime, body: bytes, content_type: str, accept: str | None
 ) -> Response:
     """Run the user's ``input_fn`` / ``predict_fn`` / ``output_fn`` on the model thread."""
     runtime.require_ready()
@@ -102,17 +101,18 @@ async def _user_pipeline(
             raise
         except Exception as exc:
             raise ModelError(f"predict_fn failed: {type(exc).__name__}: {exc}") from None
+        wanted = codecs.media_type(accept)
         if handler.output_fn is None:
             encoded, out_type = codecs.encode_rows(_plain(result), accept)
             return Response(encoded, 200, out_type)
         try:
-            produced = handler.output_fn(result, accept)
+            produced = handler.output_fn(result, wanted)
         except Exception as exc:
             raise ModelError(f"output_fn failed: {type(exc).__name__}: {exc}") from None
         if isinstance(produced, tuple):
             produced, accept_out = produced
         else:
-            accept_out = accept if accept not in ("*/*", "application/*") else JSON
+            accept_out = wanted if wanted not in ("*/*", "application/*") else JSON
         if isinstance(produced, str):
             produced = produced.encode()
         return Response(bytes(produced), 200, accept_out)
