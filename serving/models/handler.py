@@ -52,8 +52,15 @@ def load_handler(spec: str, model_dir: Path | None) -> Handler:
         if module_spec is None or module_spec.loader is None:
             raise ImportError(f"cannot import handler file {path}")
         module = importlib.util.module_from_spec(module_spec)
+        # Registered before running, as an import would: dataclasses, typing and pickle look
+        # the module up by name while it executes.
+        sys.modules[module_spec.name] = module
         sys.path.insert(0, str(path.parent))  # let the script import its neighbours
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_spec.name]
+            raise
     else:
         module = importlib.import_module(spec)
     hooks = {

@@ -1,8 +1,18 @@
-"""Find and load the model in a local file or directory."""
+"""Find and load the model in a local file or directory.
+
+A directory is searched for :data:`MODEL_FILES` in that order and the first one found is loaded:
+``model.skops`` wins over ``model.joblib`` (the safer file of the same model), and both win over
+``model.onnx`` and ``model.pt``. Point ``--model`` at a file to choose another.
+
+``.joblib``/``.pkl`` files are unpickled: load only artifacts you trust (see
+:mod:`serving.models.sklearn`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +20,10 @@ from serving.models.base import Model
 from serving.models.handler import Handler, HandlerModel
 
 #: Recognised file names, in the order a directory is searched.
-MODEL_FILES = ("model.joblib", "model.skops", "model.onnx", "model.pt")
+MODEL_FILES = ("model.skops", "model.joblib", "model.onnx", "model.pt")
 
 
-def _loaders() -> dict[str, Callable[[Path], Model]]:
+def _loaders(skops_trusted: Sequence[str] = ()) -> dict[str, Callable[[Path], Model]]:
     from serving.models.onnx import load_onnx
     from serving.models.sklearn import load_joblib, load_skops
     from serving.models.torchscript import load_torchscript
@@ -21,7 +31,7 @@ def _loaders() -> dict[str, Callable[[Path], Model]]:
     return {
         ".joblib": load_joblib,
         ".pkl": load_joblib,
-        ".skops": load_skops,
+        ".skops": partial(load_skops, trusted=skops_trusted),
         ".onnx": load_onnx,
         ".pt": load_torchscript,
         ".pth": load_torchscript,
@@ -43,8 +53,13 @@ def find_model_file(path: Path) -> Path:
     )
 
 
-def load_model(path: Path, handler: Handler | None = None) -> Model:
-    """Load the model at ``path``, letting the handler's ``model_fn``/``predict_fn`` take over."""
+def load_model(
+    path: Path, handler: Handler | None = None, *, skops_trusted: Sequence[str] = ()
+) -> Model:
+    """Load the model at ``path``, letting the handler's ``model_fn``/``predict_fn`` take over.
+
+    ``skops_trusted`` lists the types a ``.skops`` file may hold beyond skops' defaults.
+    """
     if handler is not None and handler.model_fn is not None:
         model_dir = path if path.is_dir() else path.parent
         obj = handler.model_fn(str(model_dir))
@@ -52,10 +67,11 @@ def load_model(path: Path, handler: Handler | None = None) -> Model:
             return HandlerModel(handler.predict_fn, obj)
         return _wrap(obj)
     model_file = find_model_file(path)
-    loader = _loaders().get(model_file.suffix)
+    loaders = _loaders(skops_trusted)
+    loader = loaders.get(model_file.suffix)
     if loader is None:
         raise ValueError(
-            f"unknown model format {model_file.name!r}; supported: {', '.join(_loaders())}"
+            f"unknown model format {model_file.name!r}; supported: {', '.join(loaders)}"
         )
     model = loader(model_file)
     if handler is not None and handler.predict_fn is not None:
@@ -71,7 +87,8 @@ def _wrap(obj: Any) -> Model:
 
     if hasattr(obj, "predict") and callable(obj.predict):
         return SklearnModel(obj)
-    if type(obj).__module__.startswith("torch"):
+    torch = sys.modules.get("torch")  # imported by model_fn if it built a torch module
+    if torch is not None and isinstance(obj, torch.nn.Module):
         return TorchScriptModel(obj)
     raise TypeError(
         f"model_fn returned a {type(obj).__name__} without predict(); define predict_fn too"
