@@ -127,7 +127,9 @@ def test_body_just_under_the_vertex_limit_is_served(vertex: httpx.Client, rows: 
     count = (VERTEX_LIMIT - 100) // (len(row) + 1)
     body = ('{"instances": [' + ",".join([row] * count) + "]}").encode()
     assert len(body) <= VERTEX_LIMIT
-    response = vertex.post(PREDICT_ROUTE, content=body, headers={"content-type": "application/json"})
+    response = vertex.post(
+        PREDICT_ROUTE, content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == count
 
@@ -135,6 +137,8 @@ def test_body_just_under_the_vertex_limit_is_served(vertex: httpx.Client, rows: 
 def test_aip_mode_prediction_lowers_the_body_limit(vertex: httpx.Client) -> None:
     body = b'{"instances": [' + b"0.0," * (VERTEX_LIMIT // 4) + b"0.0]}"
     assert VERTEX_LIMIT < len(body) < 6 * 1024 * 1024
-    response = vertex.post(PREDICT_ROUTE, content=body, headers={"content-type": "application/json"})
+    response = vertex.post(
+        PREDICT_ROUTE, content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert f"limit of {VERTEX_LIMIT} bytes" in response.json()["error"]
