@@ -1,0 +1,328 @@
+"""Typed arguments of :class:`~infra.k8s.model_deployment.ModelDeployment`, read from the stack
+config key ``ml-endpoints:kubernetes``.
+
+Every rule is checked here, before any resource is declared, and every error names its full key
+path (``kubernetes.variants[1].weight``). Cross-field rules live in field validators of the later
+field so that the error points at that field rather than at the whole ``kubernetes`` object.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from infra.k8s.gpu import GPU_NODE_LABELS
+from infra.validation import validate
+
+CONFIG_KEY = "kubernetes"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""RFC 1123 label: what Kubernetes allows in object names, namespaces and port names."""
+
+_QUANTITY = re.compile(
+    r"^(?P<number>\d+(\.\d+)?|\.\d+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+)
+_SUFFIX: dict[str | None, Decimal] = {
+    None: Decimal(1),
+    "m": Decimal("0.001"),
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
+    **{f"{s}i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
+}
+
+RESERVED_ENV = frozenset(
+    {
+        "MODEL_URI",
+        "MODEL_NAME",
+        "MODEL_VERSION",
+        "ML_ENDPOINTS_VARIANT",
+        "ML_ENDPOINTS_WORKERS",
+        "ML_ENDPOINTS_DRAIN_SECONDS",
+        "ML_ENDPOINTS_GRACEFUL_TIMEOUT",
+    }
+)
+"""Variables the component sets from typed args; ``env`` may not override them."""
+
+
+def parse_quantity(value: str) -> Decimal:
+    """``"500m"`` -> 0.5, ``"2Gi"`` -> 2147483648; :class:`ValueError` if not a quantity."""
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(
+            f"{value!r} is not a Kubernetes quantity (examples: 500m, 2, 1.5, 512Mi, 4Gi)"
+        )
+    number: Decimal = Decimal(match["number"]) * _SUFFIX[match["suffix"]]
+    return number
+
+
+Quantity = Annotated[str, Field(min_length=1)]
+DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Resources(_Frozen):
+    """Requests and limits of the serving container (always both: the HPA's CPU utilisation is
+    measured against the request, and limits keep one pod from starving its node)."""
+
+    cpu_request: Quantity = "500m"
+    memory_request: Quantity = "1Gi"
+    cpu_limit: Quantity = "2"
+    memory_limit: Quantity = "1Gi"
+    temp_size_limit: Quantity = "1Gi"
+    """Size limit of the writable ``emptyDir`` mounted at ``/tmp`` (cache, capture files)."""
+
+    @field_validator("cpu_request", "memory_request", "temp_size_limit")
+    @classmethod
+    def _is_quantity(cls, value: str) -> str:
+        parse_quantity(value)
+        return value
+
+    @field_validator("cpu_limit", "memory_limit")
+    @classmethod
+    def _limit_not_below_request(cls, value: str, info: ValidationInfo) -> str:
+        request_key = info.field_name.replace("limit", "request") if info.field_name else ""
+        request = info.data.get(request_key)
+        if request is not None and parse_quantity(value) < parse_quantity(request):
+            raise ValueError(f"must be at least {request_key} ({request}), got {value!r}")
+        return value
+
+
+class Gpu(_Frozen):
+    """NVIDIA GPUs per pod, and where such pods may run.
+
+    ``node_selector`` defaults to the label the EKS and GKE components put on their GPU pools;
+    on other clusters set whatever labels your GPU nodes carry."""
+
+    count: Annotated[int, Field(ge=1, le=16)] = 1
+    node_selector: dict[str, str] = Field(
+        default_factory=lambda: dict(GPU_NODE_LABELS), min_length=1
+    )
+
+
+class Autoscaling(_Frozen):
+    """A ``autoscaling/v2`` HorizontalPodAutoscaler. Once it exists it owns ``spec.replicas``."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 2
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 10
+    cpu_utilization: Annotated[int, Field(ge=1, le=100)] = 70
+    """Target average CPU utilisation in percent of the CPU request."""
+    inflight_requests_per_pod: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    """Also scale on the Pods metric ``model_inflight_requests`` (needs a Prometheus adapter
+    that serves it through the custom metrics API)."""
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_replicas")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least min_replicas ({low}), got {value}")
+        return value
+
+
+class Probes(_Frozen):
+    """Probe timings. The startup probe gives slow model loads ``startup_timeout_seconds``;
+    readiness reacts within ``readiness_period_seconds * 2``; liveness only starts after startup
+    succeeded and restarts a stuck process after three failures."""
+
+    startup_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 600
+    startup_period_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    readiness_period_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    liveness_period_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+    timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 2
+
+    @property
+    def startup_failure_threshold(self) -> int:
+        """Attempts the startup probe gets: enough to cover ``startup_timeout_seconds``."""
+        return math.ceil(self.startup_timeout_seconds / self.startup_period_seconds)
+
+
+class Shutdown(_Frozen):
+    """The stop sequence; see :func:`infra.k8s.model_deployment.termination_grace_period`."""
+
+    prestop_sleep_seconds: Annotated[int, Field(ge=0, le=120)] = 5
+    """Native ``preStop`` ``sleep`` (Kubernetes 1.30+) before SIGTERM; 0 leaves it out."""
+    drain_seconds: Annotated[int, Field(ge=0, le=300)] = 3
+    """``ML_ENDPOINTS_DRAIN_SECONDS``: after SIGTERM, keep serving while not ready."""
+    graceful_timeout_seconds: Annotated[int, Field(ge=0, le=3600)] = 20
+    """``ML_ENDPOINTS_GRACEFUL_TIMEOUT``: then finish in-flight requests within this."""
+
+
+class IngressPeer(_Frozen):
+    """Who may reach the model server's port: pods matching ``pod_labels`` in namespaces
+    matching ``namespace_labels`` (either may be left out, not both)."""
+
+    namespace_labels: dict[str, str] | None = None
+    pod_labels: dict[str, str] | None = Field(default=None, validate_default=True)
+
+    @field_validator("pod_labels")
+    @classmethod
+    def _one_selector(
+        cls, value: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        if value is None and info.data.get("namespace_labels") is None:
+            raise ValueError("give namespace_labels, pod_labels or both")
+        return value
+
+
+class GatewayRef(_Frozen):
+    """The Gateway API ``Gateway`` the ``HTTPRoute`` attaches to."""
+
+    name: DnsLabel
+    namespace: DnsLabel | None = None
+    section_name: DnsLabel | None = None
+    hostnames: list[Annotated[str, Field(pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]] = []
+    path_prefix: Annotated[str, Field(pattern=r"^/")] = "/"
+
+
+class ServiceMonitorConfig(_Frozen):
+    """A Prometheus Operator ``ServiceMonitor`` for ``GET /metrics`` (needs its CRDs)."""
+
+    interval: Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$")] = "30s"
+    labels: dict[str, str] = {}
+    """Labels your Prometheus' ``serviceMonitorSelector`` matches (e.g. ``release``)."""
+
+
+class Variant(_Frozen):
+    """One named model behind the route (``champion``, ``challenger``...): its own Deployment,
+    Service, HPA and PDB. ``weight`` is its share of traffic in percent."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=20)]
+    model_uri: Annotated[str, Field(pattern=r"^(s3://|gs://|file://|/)\S+$")]
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")] = "model"
+    model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$")] = "1"
+    weight: Annotated[int, Field(ge=0, le=100)] = 100
+    image: Annotated[str, Field(pattern=r"^[^@\s]+$")] | None = None
+    """Overrides the top-level ``image`` (for a challenger on a new server build)."""
+    image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = Field(
+        default=None, validate_default=True
+    )
+    autoscaling: Autoscaling | None = None
+    """Overrides the top-level ``autoscaling`` (a 10 % challenger needs fewer pods)."""
+
+    @field_validator("image_digest")
+    @classmethod
+    def _digest_needs_image(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("image") is None and "image" in info.data:
+            raise ValueError("a variant's image_digest needs the variant's own image")
+        return value
+
+
+class ModelDeploymentArgs(_Frozen):
+    """Everything :class:`~infra.k8s.model_deployment.ModelDeployment` needs (stack key
+    ``ml-endpoints:kubernetes``)."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
+    namespace: DnsLabel = "default"
+    image: Annotated[str, Field(pattern=r"^[^@\s]+$")]
+    """Image reference without digest (``ghcr.io/acme/ml-endpoints:1.4.0``)."""
+    image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    """When given the pods run ``image@digest``: the exact bytes, whatever the tag does later."""
+    variants: Annotated[list[Variant], Field(min_length=1, max_length=10)]
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    env: dict[str, str] = {}
+    resources: Resources = Resources()
+    gpu: Gpu | None = None
+    autoscaling: Autoscaling | None = Autoscaling()
+    replicas: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        default=None, validate_default=True
+    )
+    """Fixed replica count; only without ``autoscaling`` (an HPA owns the count otherwise)."""
+    probes: Probes = Probes()
+    shutdown: Shutdown = Shutdown()
+    pdb_max_unavailable: Annotated[int, Field(ge=1)] = 1
+    zone_spread: Literal["ScheduleAnyway", "DoNotSchedule"] = "ScheduleAnyway"
+    ingress_from: list[IngressPeer] = []
+    """NetworkPolicy: besides pods of the same namespace, only these may connect."""
+    gateway: GatewayRef | None = Field(default=None, validate_default=True)
+    """Required with several variants: the HTTPRoute splitting traffic attaches to it."""
+    service_monitor: ServiceMonitorConfig | None = None
+    service_account_name: DnsLabel = "model-server"
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_split_traffic(cls, variants: list[Variant]) -> list[Variant]:
+        names = [v.name for v in variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique, repeated: {', '.join(duplicates)}")
+        total = sum(v.weight for v in variants)
+        if total != 100:
+            shares = ", ".join(f"{v.name}={v.weight}" for v in variants)
+            raise ValueError(f"weights are percent and must add up to 100, got {total} ({shares})")
+        return variants
+
+    @field_validator("env")
+    @classmethod
+    def _env_not_reserved(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if key in RESERVED_ENV:
+                raise ValueError(f"{key} is set from the typed args; set it there instead")
+            if key.startswith(("AIP_", "SAGEMAKER_")):
+                raise ValueError(f"{key}: AIP_* and SAGEMAKER_* are set by those platforms only")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return env
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_xor_autoscaling(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("autoscaling") is not None:
+            raise ValueError(
+                "an HPA owns the replica count: remove replicas, or set autoscaling to null "
+                "for a fixed count"
+            )
+        variants: list[Variant] = info.data.get("variants") or []
+        if value is None and info.data.get("autoscaling") is None and "autoscaling" in info.data:
+            without = [v.name for v in variants if v.autoscaling is None]
+            if without:
+                raise ValueError(
+                    "without autoscaling, set a fixed replica count "
+                    f"(variants {', '.join(without)})"
+                )
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_for_several_variants(
+        cls, value: GatewayRef | None, info: ValidationInfo
+    ) -> GatewayRef | None:
+        variants: list[Variant] = info.data.get("variants") or []
+        if value is None and len(variants) > 1:
+            raise ValueError(
+                f"required with more than one variant ({len(variants)} given): an HTTPRoute "
+                "on this Gateway splits traffic by weight"
+            )
+        return value
+
+    def image_for(self, variant: Variant) -> str:
+        """The image reference a variant's pods run, pinned by digest when one is known."""
+        image, digest = (
+            (variant.image, variant.image_digest)
+            if variant.image is not None
+            else (self.image, self.image_digest)
+        )
+        return f"{image}@{digest}" if digest else image
+
+    def autoscaling_for(self, variant: Variant) -> Autoscaling | None:
+        """The variant's own autoscaling, else the shared one (``None``: fixed replicas)."""
+        return variant.autoscaling or self.autoscaling
+
+
+def load(data: Any) -> ModelDeploymentArgs:
+    """Validate a ``kubernetes`` config object; :class:`~infra.validation.ConfigError` names
+    the key (``kubernetes.variants[1].weight``)."""
+    return validate(ModelDeploymentArgs, data, CONFIG_KEY)
+
+
+def from_stack_config(config: pulumi.Config | None = None) -> ModelDeploymentArgs:
+    """Read ``ml-endpoints:kubernetes`` from the stack (a structured YAML object)."""
+    config = config or pulumi.Config("ml-endpoints")
+    return load(config.require_object(CONFIG_KEY))

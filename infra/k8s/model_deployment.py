@@ -1,0 +1,288 @@
+"""``ModelDeployment``: the serving image on any Kubernetes cluster, one Deployment per variant.
+
+Per variant: Deployment, Service, HorizontalPodAutoscaler (or a fixed replica count) and
+PodDisruptionBudget. Shared: ServiceAccount, NetworkPolicy, and optionally a Gateway API
+``HTTPRoute`` splitting traffic by weight and a Prometheus Operator ``ServiceMonitor``.
+
+HPA and ``spec.replicas``
+-------------------------
+pulumi-kubernetes v4 applies objects with server-side apply: Pulumi's field manager owns the
+fields it sends. Once an HPA scales the Deployment, ``kube-controller-manager`` owns
+``spec.replicas`` through the ``scale`` subresource, and any apply that still sends a replica
+count either conflicts ("conflict with kube-controller-manager ... .spec.replicas") or, when
+forced, resets the scale the HPA chose. So when a variant is autoscaled its Deployment has **no**
+``spec.replicas`` at all, on creation and after (the Kubernetes documentation's recommendation):
+Kubernetes defaults it to 1 and the HPA raises it to ``min_replicas`` within one sync period
+(15 s). ``ignore_changes`` on ``spec.replicas`` is not used: with server-side apply Pulumi would
+keep sending the value recorded at creation and keep owning the field. Switching an existing
+variant from a fixed count to autoscaling drops the field from Pulumi's apply, which resets it
+to 1 for a moment until the HPA acts; do that outside peak traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.k8s.config import Autoscaling, ModelDeploymentArgs, Variant
+from infra.k8s.observability import (
+    SERVICE_MONITOR_API_VERSION,
+    SERVICE_MONITOR_KIND,
+    service_monitor_spec,
+)
+from infra.k8s.pod import PORT_NAME, common_labels, pod_template, selector_labels
+from infra.k8s.traffic import (
+    HTTP_ROUTE_API_VERSION,
+    HTTP_ROUTE_KIND,
+    SERVICE_PORT,
+    http_route_spec,
+    service_name,
+)
+
+INFLIGHT_METRIC = "model_inflight_requests"
+"""The server's Prometheus gauge of requests in progress (a Pods metric via an adapter)."""
+
+
+def _quantity(value: float) -> str:
+    """``4.0`` -> ``"4"``, ``2.5`` -> ``"2500m"`` (Kubernetes quantities, no floats)."""
+    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
+
+
+def hpa_spec(
+    autoscaling: Autoscaling, deployment_name: str
+) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs:
+    """CPU utilisation target, plus in-flight requests per pod when configured."""
+    metrics = [
+        k8s.autoscaling.v2.MetricSpecArgs(
+            type="Resource",
+            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                name="cpu",
+                target=k8s.autoscaling.v2.MetricTargetArgs(
+                    type="Utilization", average_utilization=autoscaling.cpu_utilization
+                ),
+            ),
+        )
+    ]
+    if autoscaling.inflight_requests_per_pod is not None:
+        metrics.append(
+            k8s.autoscaling.v2.MetricSpecArgs(
+                type="Pods",
+                pods=k8s.autoscaling.v2.PodsMetricSourceArgs(
+                    metric=k8s.autoscaling.v2.MetricIdentifierArgs(name=INFLIGHT_METRIC),
+                    target=k8s.autoscaling.v2.MetricTargetArgs(
+                        type="AverageValue",
+                        average_value=_quantity(autoscaling.inflight_requests_per_pod),
+                    ),
+                ),
+            )
+        )
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+        scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+            api_version="apps/v1", kind="Deployment", name=deployment_name
+        ),
+        min_replicas=autoscaling.min_replicas,
+        max_replicas=autoscaling.max_replicas,
+        metrics=metrics,
+        behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+            scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                stabilization_window_seconds=autoscaling.scale_down_stabilization_seconds
+            )
+        ),
+    )
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """The model server on Kubernetes: variants, autoscaling, disruption budget, network policy
+    and (optionally) weighted routing and Prometheus scraping.
+
+    ``service_account_annotations`` bind the pods' identity to a cloud role, e.g.
+    ``EksCluster.service_account_annotations`` (IRSA) or ``GkeCluster``'s (workload identity).
+    Pass the cluster's Kubernetes provider through ``opts`` (``providers=[...]``).
+    """
+
+    deployment_names: dict[str, pulumi.Output[str]]
+    """Deployment name per variant."""
+    service_names: dict[str, pulumi.Output[str]]
+    """Service name per variant."""
+    http_route_name: pulumi.Output[str] | None
+    """The HTTPRoute's name, when one splits traffic."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ModelDeploymentArgs,
+        *,
+        service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ml-endpoints:k8s:ModelDeployment", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=self._meta(
+                args, args.service_account_name, annotations=service_account_annotations
+            ),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        self.deployment_names = {}
+        self.service_names = {}
+        for variant in args.variants:
+            self._variant(name, args, variant, child)
+        self._network_policy(name, args, child)
+
+        self.http_route_name = None
+        if args.gateway is not None:
+            route = k8s.apiextensions.CustomResource(
+                f"{name}-route",
+                api_version=HTTP_ROUTE_API_VERSION,
+                kind=HTTP_ROUTE_KIND,
+                metadata=self._meta(args, args.name),
+                spec=http_route_spec(args),
+                opts=child,
+            )
+            self.http_route_name = route.id.apply(lambda _: args.name)
+        if args.service_monitor is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-monitor",
+                api_version=SERVICE_MONITOR_API_VERSION,
+                kind=SERVICE_MONITOR_KIND,
+                metadata=self._meta(args, args.name, extra_labels=args.service_monitor.labels),
+                spec=service_monitor_spec(args),
+                opts=child,
+            )
+
+        self.register_outputs(
+            {
+                "deployment_names": self.deployment_names,
+                "service_names": self.service_names,
+                "http_route_name": self.http_route_name,
+            }
+        )
+
+    @staticmethod
+    def _meta(
+        args: ModelDeploymentArgs,
+        object_name: str,
+        *,
+        variant: Variant | None = None,
+        annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=object_name,
+            namespace=args.namespace,
+            labels={**common_labels(args, variant), **(extra_labels or {})},
+            annotations=dict(annotations) if annotations else None,
+        )
+
+    def _variant(
+        self, name: str, args: ModelDeploymentArgs, variant: Variant, child: pulumi.ResourceOptions
+    ) -> None:
+        object_name = f"{args.name}-{variant.name}"
+        autoscaling = args.autoscaling_for(variant)
+        selector = k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(args, variant))
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-{variant.name}",
+            metadata=self._meta(args, object_name, variant=variant),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                # Autoscaled: no replica count at all (module docstring).
+                replicas=None if autoscaling is not None else args.replicas,
+                selector=selector,
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_surge="25%", max_unavailable=0
+                    ),
+                ),
+                revision_history_limit=5,
+                progress_deadline_seconds=max(600, args.probes.startup_timeout_seconds + 120),
+                template=pod_template(args, variant),
+            ),
+            opts=child,
+        )
+        self.deployment_names[variant.name] = deployment.metadata.apply(lambda m: str(m.name))
+        service = k8s.core.v1.Service(
+            f"{name}-{variant.name}",
+            metadata=self._meta(args, service_name(args, variant), variant=variant),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector_labels(args, variant),
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name=PORT_NAME,
+                        port=SERVICE_PORT,
+                        target_port=PORT_NAME,
+                        protocol="TCP",
+                        app_protocol="http",
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.service_names[variant.name] = service.metadata.apply(lambda m: str(m.name))
+        if autoscaling is not None:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-{variant.name}",
+                metadata=self._meta(args, object_name, variant=variant),
+                spec=hpa_spec(autoscaling, object_name),
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[deployment])
+                ),
+            )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-{variant.name}",
+            metadata=self._meta(args, object_name, variant=variant),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=args.pdb_max_unavailable,
+                selector=selector,
+                # A pod that never got ready must not block node drains.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=child,
+        )
+
+    @staticmethod
+    def _network_policy(
+        name: str, args: ModelDeploymentArgs, child: pulumi.ResourceOptions
+    ) -> None:
+        peers = [
+            k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs())
+        ]
+        for peer in args.ingress_from:
+            peers.append(
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    namespace_selector=(
+                        k8s.meta.v1.LabelSelectorArgs(match_labels=peer.namespace_labels)
+                        if peer.namespace_labels is not None
+                        else None
+                    ),
+                    pod_selector=(
+                        k8s.meta.v1.LabelSelectorArgs(match_labels=peer.pod_labels)
+                        if peer.pod_labels is not None
+                        else None
+                    ),
+                )
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-ingress",
+            metadata=ModelDeployment._meta(args, args.name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"app.kubernetes.io/name": args.name}
+                ),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=peers,
+                        ports=[
+                            k8s.networking.v1.NetworkPolicyPortArgs(port=PORT_NAME, protocol="TCP")
+                        ],
+                    )
+                ],
+            ),
+            opts=child,
+        )

@@ -1,0 +1,219 @@
+"""The pod template of one model variant: container, probes, shutdown, security and scheduling.
+
+Shutdown, and why there is a ``preStop`` sleep
+-----------------------------------------------
+When a pod is deleted, the kubelet runs ``preStop`` and the control plane removes the pod from
+the Service's EndpointSlices *at the same time*; kube-proxy, CoreDNS caches and Gateway data
+planes (Envoy and cloud load balancers) learn about it seconds later and keep sending new
+requests meanwhile. The server's own answer to SIGTERM (turn not-ready, keep serving for
+``ML_ENDPOINTS_DRAIN_SECONDS``, then finish in-flight requests within
+``ML_ENDPOINTS_GRACEFUL_TIMEOUT``) covers the in-cluster part, but a few seconds of drain are
+short for external load balancers. A ``preStop`` pause postpones SIGTERM while the pod still
+serves normally, so routing converges before draining starts. We use the native ``sleep``
+lifecycle action (beta and on by default since Kubernetes 1.30) rather than ``exec: sleep``:
+it needs no ``sleep`` binary in the image and no shell in a read-only root filesystem. On
+older clusters set ``shutdown.prestop_sleep_seconds: 0``; the server's drain window remains.
+
+``terminationGracePeriodSeconds`` counts from the deletion, ``preStop`` included, so it is
+``prestop + drain + graceful`` plus a margin for the process to exit; only then does SIGKILL
+come (see :func:`termination_grace_period`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi_kubernetes as k8s
+
+from infra.k8s.config import ModelDeploymentArgs, Shutdown, Variant
+from infra.k8s.gpu import GPU_RESOURCE, GPU_TAINT_KEY
+
+CONTAINER_NAME = "model-server"
+CONTAINER_PORT = 8080
+PORT_NAME = "http"
+LIVENESS_PATH = "/health/live"
+READINESS_PATH = "/health/ready"
+METRICS_PATH = "/metrics"
+TEMP_DIR = "/tmp"
+RUN_AS_USER = 10001
+"""The image's numeric ``USER`` (serving/Dockerfile), so ``runAsNonRoot`` can be verified."""
+EXIT_MARGIN_SECONDS = 5
+ZONE_KEY = "topology.kubernetes.io/zone"
+HOST_KEY = "kubernetes.io/hostname"
+
+
+def termination_grace_period(shutdown: Shutdown) -> int:
+    """Seconds before SIGKILL: pre-stop pause + drain window + in-flight deadline + margin."""
+    return (
+        shutdown.prestop_sleep_seconds
+        + shutdown.drain_seconds
+        + shutdown.graceful_timeout_seconds
+        + EXIT_MARGIN_SECONDS
+    )
+
+
+def selector_labels(args: ModelDeploymentArgs, variant: Variant) -> dict[str, str]:
+    """Labels that pick one variant's pods (Deployment selector, Service, PDB)."""
+    return {"app.kubernetes.io/name": args.name, "ml-endpoints.io/variant": variant.name}
+
+
+def common_labels(args: ModelDeploymentArgs, variant: Variant | None = None) -> dict[str, str]:
+    """Recommended ``app.kubernetes.io`` labels on every object."""
+    labels = {
+        "app.kubernetes.io/name": args.name,
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/part-of": "ml-endpoints",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+    if variant is not None:
+        labels.update(selector_labels(args, variant))
+    return labels
+
+
+def _env(args: ModelDeploymentArgs, variant: Variant) -> list[k8s.core.v1.EnvVarArgs]:
+    values: Mapping[str, str] = {
+        "MODEL_URI": variant.model_uri,
+        "MODEL_NAME": variant.model_name,
+        "MODEL_VERSION": variant.model_version,
+        "ML_ENDPOINTS_VARIANT": variant.name,
+        "ML_ENDPOINTS_WORKERS": str(args.workers),
+        "ML_ENDPOINTS_DRAIN_SECONDS": str(args.shutdown.drain_seconds),
+        "ML_ENDPOINTS_GRACEFUL_TIMEOUT": str(args.shutdown.graceful_timeout_seconds),
+        **args.env,
+    }
+    return [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]
+
+
+def _http_probe(path: str, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=PORT_NAME),
+        period_seconds=period,
+        timeout_seconds=timeout,
+        failure_threshold=failures,
+        success_threshold=1,
+    )
+
+
+def _resources(args: ModelDeploymentArgs) -> k8s.core.v1.ResourceRequirementsArgs:
+    res = args.resources
+    requests = {"cpu": res.cpu_request, "memory": res.memory_request}
+    limits = {"cpu": res.cpu_limit, "memory": res.memory_limit}
+    if args.gpu is not None:
+        # Extended resources: the request must equal the limit, so give both.
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(args.gpu.count)
+    return k8s.core.v1.ResourceRequirementsArgs(requests=requests, limits=limits)
+
+
+def _container(args: ModelDeploymentArgs, variant: Variant) -> k8s.core.v1.ContainerArgs:
+    probes = args.probes
+    prestop = args.shutdown.prestop_sleep_seconds
+    return k8s.core.v1.ContainerArgs(
+        name=CONTAINER_NAME,
+        image=args.image_for(variant),
+        image_pull_policy="IfNotPresent",
+        args=["serve"],
+        ports=[
+            k8s.core.v1.ContainerPortArgs(
+                name=PORT_NAME, container_port=CONTAINER_PORT, protocol="TCP"
+            )
+        ],
+        env=_env(args, variant),
+        resources=_resources(args),
+        startup_probe=_http_probe(
+            READINESS_PATH,
+            period=probes.startup_period_seconds,
+            timeout=probes.timeout_seconds,
+            failures=probes.startup_failure_threshold,
+        ),
+        readiness_probe=_http_probe(
+            READINESS_PATH,
+            period=probes.readiness_period_seconds,
+            timeout=probes.timeout_seconds,
+            failures=2,
+        ),
+        liveness_probe=_http_probe(
+            LIVENESS_PATH,
+            period=probes.liveness_period_seconds,
+            timeout=probes.timeout_seconds,
+            failures=3,
+        ),
+        lifecycle=(
+            k8s.core.v1.LifecycleArgs(
+                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                    sleep=k8s.core.v1.SleepActionArgs(seconds=prestop)
+                )
+            )
+            if prestop > 0
+            else None
+        ),
+        security_context=k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            run_as_group=RUN_AS_USER,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        ),
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TEMP_DIR)],
+        termination_message_policy="FallbackToLogsOnError",
+    )
+
+
+def _spread(
+    args: ModelDeploymentArgs, variant: Variant
+) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    selector = k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(args, variant))
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            topology_key=key,
+            max_skew=1,
+            when_unsatisfiable=when,
+            label_selector=selector,
+            # Spread each rollout's pods on their own, not old and new together.
+            match_label_keys=["pod-template-hash"],
+        )
+        for key, when in ((ZONE_KEY, args.zone_spread), (HOST_KEY, "ScheduleAnyway"))
+    ]
+
+
+def pod_template(args: ModelDeploymentArgs, variant: Variant) -> k8s.core.v1.PodTemplateSpecArgs:
+    """The pod template of ``variant``'s Deployment."""
+    gpu = args.gpu
+    return k8s.core.v1.PodTemplateSpecArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(labels=common_labels(args, variant)),
+        spec=k8s.core.v1.PodSpecArgs(
+            service_account_name=args.service_account_name,
+            # IRSA and GKE workload identity bring their own credentials; the pod never needs
+            # to talk to the Kubernetes API.
+            automount_service_account_token=False,
+            enable_service_links=False,
+            termination_grace_period_seconds=termination_grace_period(args.shutdown),
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=RUN_AS_USER,
+                run_as_group=RUN_AS_USER,
+                fs_group=RUN_AS_USER,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            containers=[_container(args, variant)],
+            volumes=[
+                k8s.core.v1.VolumeArgs(
+                    name="tmp",
+                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                        size_limit=args.resources.temp_size_limit
+                    ),
+                )
+            ],
+            topology_spread_constraints=_spread(args, variant),
+            node_selector=dict(gpu.node_selector) if gpu else None,
+            tolerations=(
+                [
+                    k8s.core.v1.TolerationArgs(
+                        key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule"
+                    )
+                ]
+                if gpu
+                else None
+            ),
+        ),
+    )
