@@ -7,11 +7,13 @@ first bad value so that the error names its row and column.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import orjson
+from numpy.lib import format as npy_format
 
 from serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
@@ -20,6 +22,10 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 JSONLINES = "application/jsonlines"
 INPUT_TYPES = (JSON, CSV, NPY, JSONLINES)
+_NPY_HEADERS = {
+    (1, 0): npy_format.read_array_header_1_0,
+    (2, 0): npy_format.read_array_header_2_0,
+}
 OUTPUT_TYPES = (JSON, CSV, JSONLINES)
 
 
@@ -199,27 +205,43 @@ def rows_from_csv(body: bytes) -> np.ndarray:
 
 
 def rows_from_npy(body: bytes) -> np.ndarray:
-    """A ``.npy`` array of booleans or numbers; object (pickled) arrays are refused unread."""
+    """A ``.npy`` array of booleans or numbers.
+
+    The header is checked before any data is touched: object (pickled) arrays are refused unread,
+    and the data must be exactly as long as the header's shape says (no allocation on its word).
+    """
     if not body:
         raise BadRequest("application/x-npy body is empty")
+    if body.startswith(b"PK\x03\x04"):
+        raise BadRequest("application/x-npy body must hold one array, not an .npz archive")
+    stream = io.BytesIO(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        version = npy_format.read_magic(stream)
+        read_header = _NPY_HEADERS.get(version)
+        if read_header is None:
+            raise ValueError(f"format version {version} is not supported; use 1.0 or 2.0")
+        shape, fortran_order, dtype = read_header(stream)
     except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise BadRequest(
-                "application/x-npy: object arrays are refused (pickled data is never loaded); "
-                "send a numeric array"
-            ) from None
         raise BadRequest(f"application/x-npy body is not a valid .npy array: {exc}") from None
-    except (OSError, EOFError, TypeError) as exc:
-        raise BadRequest(f"application/x-npy body is not a valid .npy array: {exc}") from None
-    if not isinstance(array, np.ndarray):
-        raise BadRequest("application/x-npy body must hold one array, not an archive")
-    if array.dtype.kind not in "biuf":
+    if dtype.hasobject:
         raise BadRequest(
-            f"application/x-npy: dtype {array.dtype} is not numeric; send bool, int or float data"
+            "application/x-npy: object arrays are refused (pickled data is never loaded); "
+            "send a numeric array"
         )
-    return to_rows(array.astype(np.float64, copy=False), field="array")
+    if dtype.kind not in "biuf":
+        raise BadRequest(
+            f"application/x-npy: dtype {dtype} is not numeric; send bool, int or float data"
+        )
+    data = memoryview(body)[stream.tell() :]
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) != expected:
+        raise BadRequest(
+            f"application/x-npy: the header's shape {list(shape)} of {dtype} needs "
+            f"{expected} bytes of data, the body has {len(data)}"
+        )
+    array = np.frombuffer(data, dtype=dtype)
+    array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+    return to_rows(array.astype(np.float64), field="array")
 
 
 def rows_from_jsonlines(body: bytes) -> np.ndarray:
