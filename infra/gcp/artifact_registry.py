@@ -1,0 +1,97 @@
+"""``ml-endpoints:gcp:ArtifactRegistry``: the Docker repository the serving image is pushed to."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.gcp.config import ArtifactRegistryArgs
+
+SCANNING_API = "containerscanning.googleapis.com"
+_DAY_SECONDS = 86_400
+
+
+class ArtifactRegistry(pulumi.ComponentResource):
+    """A Docker-format repository with immutable tags, cleanup policies, optional CMEK and
+    vulnerability scanning.
+
+    With ``kms_key_name`` the Artifact Registry service agent needs
+    ``roles/cloudkms.cryptoKeyEncrypterDecrypter`` on that key (granted by the key's owner).
+    """
+
+    repository: gcp.artifactregistry.Repository
+    image_prefix: pulumi.Output[str]
+    """``REGION-docker.pkg.dev/PROJECT/REPO``: append ``/IMAGE:TAG``."""
+
+    def __init__(
+        self, name: str, args: ArtifactRegistryArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ml-endpoints:gcp:ArtifactRegistry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        depends_on: list[pulumi.Resource] = []
+        if args.vulnerability_scanning:
+            depends_on.append(
+                gcp.projects.Service(
+                    f"{name}-scanning",
+                    project=args.project,
+                    service=SCANNING_API,
+                    disable_on_destroy=False,  # other repositories may rely on it
+                    opts=child,
+                )
+            )
+        self.repository = gcp.artifactregistry.Repository(
+            name,
+            project=args.project,
+            location=args.region,
+            repository_id=args.repository_id,
+            format="DOCKER",
+            description=args.description,
+            labels=args.labels or None,
+            docker_config=gcp.artifactregistry.RepositoryDockerConfigArgs(
+                immutable_tags=args.immutable_tags
+            ),
+            cleanup_policies=_cleanup_policies(args) or None,
+            cleanup_policy_dry_run=args.cleanup_dry_run,
+            kms_key_name=args.kms_key_name,
+            vulnerability_scanning_config=gcp.artifactregistry.RepositoryVulnerabilityScanningConfigArgs(
+                # INHERITED = scan with the project's Container Scanning API, enabled above.
+                enablement_config="INHERITED" if args.vulnerability_scanning else "DISABLED"
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.image_prefix = pulumi.Output.concat(
+            args.region, "-docker.pkg.dev/", args.project, "/", self.repository.repository_id
+        )
+        self.register_outputs(
+            {"image_prefix": self.image_prefix, "repository_id": self.repository.repository_id}
+        )
+
+
+def _cleanup_policies(
+    args: ArtifactRegistryArgs,
+) -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgs]:
+    """Delete untagged images after N days, but always keep the N most recent versions
+    (KEEP policies win over DELETE ones)."""
+    policies = []
+    if args.delete_untagged_after_days is not None:
+        policies.append(
+            gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+                id="delete-untagged",
+                action="DELETE",
+                condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                    tag_state="UNTAGGED",
+                    older_than=f"{args.delete_untagged_after_days * _DAY_SECONDS}s",
+                ),
+            )
+        )
+    if args.keep_recent_versions is not None:
+        policies.append(
+            gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+                id="keep-recent",
+                action="KEEP",
+                most_recent_versions=gcp.artifactregistry.RepositoryCleanupPolicyMostRecentVersionsArgs(
+                    keep_count=args.keep_recent_versions
+                ),
+            )
+        )
+    return policies

@@ -1,0 +1,429 @@
+"""Typed, validated arguments for the GCP components, parsed from stack config.
+
+Every check runs before any resource is declared and names the full key path, e.g.
+``vertex.variants[1].accelerator`` or ``artifact_registry.region``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from infra.validation import validate
+
+CONFIG_NAMESPACE = "ml-endpoints"
+VERTEX_KEY = "vertex"
+ARTIFACT_REGISTRY_KEY = "artifact_registry"
+
+# Where Vertex AI online prediction runs.
+# Source: https://cloud.google.com/vertex-ai/docs/general/locations (feature availability table).
+VERTEX_REGIONS = frozenset(
+    {
+        "africa-south1",
+        "asia-east1",
+        "asia-east2",
+        "asia-northeast1",
+        "asia-northeast2",
+        "asia-northeast3",
+        "asia-south1",
+        "asia-southeast1",
+        "asia-southeast2",
+        "australia-southeast1",
+        "australia-southeast2",
+        "europe-central2",
+        "europe-north1",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west2",
+        "europe-west3",
+        "europe-west4",
+        "europe-west6",
+        "europe-west8",
+        "europe-west9",
+        "europe-west12",
+        "me-central1",
+        "me-central2",
+        "me-west1",
+        "northamerica-northeast1",
+        "northamerica-northeast2",
+        "southamerica-east1",
+        "southamerica-west1",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+    }
+)
+# Artifact Registry also offers multi-region locations.
+# Source: https://cloud.google.com/artifact-registry/docs/repositories/repo-locations
+ARTIFACT_REGISTRY_MULTI_REGIONS = frozenset({"us", "europe", "asia"})
+
+_REGION_FORMAT = re.compile(r"^[a-z]+-[a-z]+\d+$")
+_PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+_NAME = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_KMS_KEY = r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$"
+# Image references must pin a tag or a digest: "latest" drifts under a deployed model.
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9][a-z0-9.-]*(:\d+)?(/[a-z0-9][a-z0-9._-]*)+)"
+    r"(?P<ref>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+_GCS_URI = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s]*)?$"
+_SERVING_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # serving.settings: MODEL_NAME
+_SERVING_VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"  # serving.settings: MODEL_VERSION
+_BIGQUERY_TABLE = r"^bq://[a-z][a-z0-9-]{4,28}[a-z0-9](\.[A-Za-z0-9_]{1,1024}){1,2}$"
+_NETWORK = r"^projects/\d+/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+# General-purpose machine types Vertex AI serves on (CPU only, except N1 which takes GPUs).
+# Source: https://cloud.google.com/vertex-ai/docs/predictions/configure-compute#machine-types
+_GENERAL_MACHINE = re.compile(
+    r"^(?P<family>n1|e2|n2|n2d|c2|c2d|c3|n4)-(?P<shape>standard|highmem|highcpu)-(?P<cpus>\d{1,3})$"
+)
+
+# Accelerators Vertex AI prediction offers and the counts each can be attached in.
+# Source: https://cloud.google.com/vertex-ai/docs/predictions/configure-compute#gpus
+# N1 machines take these GPUs in these counts:
+N1_ACCELERATOR_COUNTS: dict[str, tuple[int, ...]] = {
+    "NVIDIA_TESLA_T4": (1, 2, 4),
+    "NVIDIA_TESLA_P4": (1, 2, 4),
+    "NVIDIA_TESLA_P100": (1, 2, 4),
+    "NVIDIA_TESLA_V100": (1, 2, 4, 8),
+}
+# Accelerator-optimized machines come with a fixed GPU type and count.
+ACCELERATOR_MACHINES: dict[str, tuple[str, int]] = {
+    **{f"a2-highgpu-{n}g": ("NVIDIA_TESLA_A100", n) for n in (1, 2, 4, 8)},
+    "a2-megagpu-16g": ("NVIDIA_TESLA_A100", 16),
+    **{f"a2-ultragpu-{n}g": ("NVIDIA_A100_80GB", n) for n in (1, 2, 4, 8)},
+    **{f"g2-standard-{n}": ("NVIDIA_L4", 1) for n in (4, 8, 12, 16, 32)},
+    "g2-standard-24": ("NVIDIA_L4", 2),
+    "g2-standard-48": ("NVIDIA_L4", 4),
+    "g2-standard-96": ("NVIDIA_L4", 8),
+    **{f"a3-highgpu-{n}g": ("NVIDIA_H100_80GB", n) for n in (1, 2, 4, 8)},
+}
+AcceleratorType = Literal[
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+]
+# Environment variables the component sets itself or Vertex AI sets at run time.
+RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "ML_ENDPOINTS_VARIANT"})
+
+
+def _shaped(regex: str, expected: str) -> AfterValidator:
+    """A string check whose error says what is expected instead of quoting a regex."""
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"must be {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+ProjectId = Annotated[
+    str, _shaped(_PROJECT_ID, "a GCP project ID: 6-30 lowercase letters, digits or '-'")
+]
+ResourceName = Annotated[
+    str, _shaped(_NAME, "1-63 lowercase letters, digits or '-', starting with a letter")
+]
+Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(
+                f"label key {key!r} must be 1-63 lowercase letters, digits, '_' or '-', "
+                "starting with a letter"
+            )
+        if not _LABEL_VALUE.match(value):
+            raise ValueError(
+                f"label {key}={value!r}: values are 0-63 lowercase letters, digits, '_' or '-'"
+            )
+    return labels
+
+
+def _check_region(region: str, allowed: frozenset[str], service: str, source: str) -> str:
+    if not _REGION_FORMAT.match(region) and region not in allowed:
+        raise ValueError("must be a GCP region name like 'us-central1'")
+    if region not in allowed:
+        raise ValueError(f"{service} is not offered there; regions: {source}")
+    return region
+
+
+class ArtifactRegistryArgs(_Args):
+    """A Docker repository for the serving image (``ml-endpoints:artifact_registry``)."""
+
+    project: ProjectId
+    region: str = Field(description="A region or the multi-regions us, europe, asia.")
+    repository_id: ResourceName
+    description: str = "ml-endpoints serving images"
+    immutable_tags: bool = True
+    delete_untagged_after_days: Annotated[int, Field(ge=1, le=3650)] | None = 7
+    keep_recent_versions: Annotated[int, Field(ge=1, le=1000)] | None = 10
+    cleanup_dry_run: bool = False
+    kms_key_name: (
+        Annotated[str, _shaped(_KMS_KEY, "projects/P/locations/L/keyRings/R/cryptoKeys/K")] | None
+    ) = None
+    vulnerability_scanning: bool = True
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _check_region(
+            value,
+            VERTEX_REGIONS | ARTIFACT_REGISTRY_MULTI_REGIONS,
+            "Artifact Registry",
+            "https://cloud.google.com/artifact-registry/docs/repositories/repo-locations",
+        )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_labels(value)
+
+
+class AcceleratorArgs(_Args):
+    """A GPU attached to every replica."""
+
+    type: AcceleratorType
+    count: Annotated[int, Field(ge=1, le=16)] = 1
+
+
+class VariantArgs(_Args):
+    """One model version behind the endpoint, deployed on its own machines."""
+
+    name: ResourceName = Field(
+        description="Logical name used in `traffic`, metrics (ML_ENDPOINTS_VARIANT) and display.",
+    )
+    image: str = Field(
+        description="Serving image with a tag or digest, e.g. from ArtifactRegistry."
+    )
+    artifact_uri: Annotated[str, _shaped(_GCS_URI, "a gs://BUCKET/PATH URI")] = Field(
+        description="gs:// directory of the model artifacts (AIP_STORAGE_URI)."
+    )
+    model_version: Annotated[
+        str, _shaped(_SERVING_VERSION, "1-63 letters, digits, '_', '.', '+' or '-'")
+    ] = "1"
+    machine_type: str = "n1-standard-4"
+    accelerator: AcceleratorArgs | None = Field(None, validate_default=True)
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = Field(None, validate_default=True)
+    cpu_utilization_target: Annotated[int, Field(ge=1, le=100)] | None = None
+    accelerator_duty_cycle_target: Annotated[int, Field(ge=1, le=100)] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not _IMAGE.match(value):
+            raise ValueError(
+                "must be a full image reference with a tag or digest, e.g. "
+                "'us-central1-docker.pkg.dev/PROJECT/REPO/serving:1.0'"
+            )
+        if value.endswith(":latest"):
+            raise ValueError("pin a version tag or digest; ':latest' changes under a deployment")
+        return value
+
+    @field_validator("machine_type")
+    @classmethod
+    def _machine_type(cls, value: str) -> str:
+        if value in ACCELERATOR_MACHINES or _GENERAL_MACHINE.match(value):
+            return value
+        raise ValueError(
+            "must be a Vertex AI machine type such as 'n1-standard-4', 'e2-standard-8', "
+            "'a2-highgpu-1g' or 'g2-standard-8'"
+        )
+
+    @field_validator("accelerator")
+    @classmethod
+    def _accelerator(cls, value: AcceleratorArgs | None, info: ValidationInfo) -> Any:
+        machine = info.data.get("machine_type")
+        if machine is None:  # already reported
+            return value
+        fixed = ACCELERATOR_MACHINES.get(machine)
+        if fixed is not None:
+            kind, count = fixed
+            if value is None or (value.type, value.count) != fixed:
+                raise ValueError(f"{machine} comes with {{type: {kind}, count: {count}}}; set that")
+            return value
+        if value is None:
+            return value
+        if not machine.startswith("n1-"):
+            raise ValueError(
+                f"{machine} takes no accelerator; GPUs attach to n1-* machines, or use an "
+                "accelerator-optimized type (a2-*, a3-*, g2-*)"
+            )
+        counts = N1_ACCELERATOR_COUNTS.get(value.type)
+        if counts is None:
+            machines = sorted(m for m, (k, _) in ACCELERATOR_MACHINES.items() if k == value.type)
+            raise ValueError(f"{value.type} only comes with machine types {', '.join(machines)}")
+        if value.count not in counts:
+            raise ValueError(
+                f"{value.type} on n1 machines comes in counts {', '.join(map(str, counts))}, "
+                f"not {value.count}"
+            )
+        return value
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_replicas(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_replicas")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"must be >= min_replicas ({low})")
+        return value
+
+    @field_validator("accelerator_duty_cycle_target")
+    @classmethod
+    def _duty_cycle(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("accelerator") is None:
+            raise ValueError("needs an accelerator on this variant")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith("AIP_"):
+                raise ValueError(f"{key}: Vertex AI sets AIP_* variables itself")
+            if key in RESERVED_ENV:
+                raise ValueError(
+                    f"{key} is set by the component (model_name, model_version, variant name)"
+                )
+        return value
+
+    @property
+    def replica_bounds(self) -> tuple[int, int]:
+        """(min, max) replicas; max defaults to min (no autoscaling)."""
+        return self.min_replicas, self.max_replicas or self.min_replicas
+
+
+class RequestLoggingArgs(_Args):
+    """Request/response logging to a BigQuery table."""
+
+    bigquery_table: Annotated[str, _shaped(_BIGQUERY_TABLE, "bq://PROJECT.DATASET[.TABLE]")]
+    sampling_rate: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
+class VertexEndpointArgs(_Args):
+    """A Vertex AI endpoint with named variants and a traffic split by name
+    (``ml-endpoints:vertex``)."""
+
+    project: ProjectId
+    region: str
+    display_name: str = Field(pattern=r"^.{1,128}$")
+    endpoint_id: (
+        Annotated[str, _shaped(r"^[1-9]\d{0,9}$", "up to 10 digits without a leading zero")] | None
+    ) = Field(
+        None, description="Fixes the endpoint's name; else `verify` finds it by display name."
+    )
+    model_name: Annotated[str, _shaped(_SERVING_NAME, "1-63 letters, digits, '_', '.' or '-'")] = (
+        Field(description="MODEL_NAME given to the server.")
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    network: (
+        Annotated[str, _shaped(_NETWORK, "projects/PROJECT_NUMBER/global/networks/NAME")] | None
+    ) = Field(None, description="Peer the endpoint privately to this VPC network.")
+    request_logging: RequestLoggingArgs | None = None
+    service_account_id: (
+        Annotated[str, _shaped(_PROJECT_ID, "6-30 lowercase letters, digits or '-'")] | None
+    ) = Field(None, description="Default: derived from the stack and component names.")
+    variants: list[VariantArgs] = Field(min_length=1, max_length=10)
+    traffic: dict[str, Percent] | None = Field(None, validate_default=True)
+    api_endpoint: str | None = Field(
+        None,
+        description="Vertex AI API host; default REGION-aiplatform.googleapis.com. An http:// "
+        "URL means a local emulator and anonymous credentials.",
+    )
+    operation_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 1800
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _check_region(
+            value,
+            VERTEX_REGIONS,
+            "Vertex AI prediction",
+            "https://cloud.google.com/vertex-ai/docs/general/locations",
+        )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_labels(value)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, value: list[VariantArgs]) -> list[VariantArgs]:
+        names = [v.name for v in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("traffic")
+    @classmethod
+    def _traffic(cls, value: dict[str, int] | None, info: ValidationInfo) -> dict[str, int] | None:
+        variants: list[VariantArgs] | None = info.data.get("variants")
+        if variants is None:  # already reported
+            return value
+        names = [v.name for v in variants]
+        if value is None:
+            if len(names) == 1:
+                return {names[0]: 100}
+            raise ValueError(f"required with several variants: percentages for {names}")
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"{unknown} are not variant names; variants: {names}")
+        total = sum(value.values())
+        if total != 100:
+            raise ValueError(f"percentages must sum to 100, they sum to {total}")
+        return {name: value.get(name, 0) for name in names}
+
+    @property
+    def split(self) -> dict[str, int]:
+        """Traffic percentage per variant name, every variant present."""
+        assert self.traffic is not None  # filled by validation
+        return dict(self.traffic)
+
+    @property
+    def endpoint_api(self) -> str:
+        """The Vertex AI API host the provider and ``verify`` talk to."""
+        return self.api_endpoint or f"{self.region}-aiplatform.googleapis.com"
+
+
+def _stack_object(key: str) -> Any:
+    import pulumi
+
+    return pulumi.Config(CONFIG_NAMESPACE).require_object(key)
+
+
+def vertex_args_from_config(data: Any | None = None) -> VertexEndpointArgs:
+    """Validated args from ``ml-endpoints:vertex`` (or ``data`` when given)."""
+    raw = _stack_object(VERTEX_KEY) if data is None else data
+    return validate(VertexEndpointArgs, raw, VERTEX_KEY)
+
+
+def artifact_registry_args_from_config(data: Any | None = None) -> ArtifactRegistryArgs:
+    """Validated args from ``ml-endpoints:artifact_registry`` (or ``data`` when given)."""
+    raw = _stack_object(ARTIFACT_REGISTRY_KEY) if data is None else data
+    return validate(ArtifactRegistryArgs, raw, ARTIFACT_REGISTRY_KEY)

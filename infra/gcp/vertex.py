@@ -1,0 +1,134 @@
+"""``ml-endpoints:gcp:VertexEndpoint``: a Vertex AI endpoint serving named variants of our
+image, with the traffic split given by variant name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.gcp.config import VariantArgs, VertexEndpointArgs
+from infra.gcp.service_account import ModelServiceAccount, account_id_for
+from infra.gcp.vertex_provider import VertexDeploymentProvider
+
+
+class VertexDeployment(pulumi.dynamic.Resource, module="ml-endpoints/gcp", name="VertexDeployment"):
+    """The models uploaded and deployed to one endpoint (see :mod:`infra.gcp.vertex_provider`)."""
+
+    deployed: pulumi.Output[dict[str, Any]]
+    """Per variant: ``model``, ``deployed_model_id``, ``release``, ``scaling``."""
+    cleanup_pending: pulumi.Output[list[dict[str, Any]]]
+    """Retired deployments whose removal failed; retried on the next update."""
+
+    def __init__(
+        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            VertexDeploymentProvider(),
+            name,
+            {**props, "deployed": None, "cleanup_pending": None},
+            opts,
+        )
+
+
+def variant_props(
+    args: VertexEndpointArgs, variant: VariantArgs, service_account: pulumi.Input[str]
+) -> dict[str, Any]:
+    """What the provider needs to upload and deploy one variant."""
+    return {
+        "name": variant.name,
+        "model_display_name": f"{args.model_name}-{variant.name}",
+        "image": variant.image,
+        "artifact_uri": variant.artifact_uri,
+        "env": {
+            **variant.env,
+            "MODEL_NAME": args.model_name,
+            "MODEL_VERSION": variant.model_version,
+            "ML_ENDPOINTS_VARIANT": variant.name,
+        },
+        "labels": {**args.labels, "ml-endpoints-variant": variant.name},
+        "machine_type": variant.machine_type,
+        "accelerator_type": variant.accelerator.type if variant.accelerator else None,
+        "accelerator_count": variant.accelerator.count if variant.accelerator else 0,
+        "min_replicas": variant.replica_bounds[0],
+        "max_replicas": variant.replica_bounds[1],
+        "cpu_utilization_target": variant.cpu_utilization_target,
+        "accelerator_duty_cycle_target": variant.accelerator_duty_cycle_target,
+        "service_account": service_account,
+    }
+
+
+class VertexEndpoint(pulumi.ComponentResource):
+    """An endpoint (``gcp.vertex.AiEndpoint``), the service account the models run as, and a
+    :class:`VertexDeployment` of every variant with the traffic split by name."""
+
+    endpoint: gcp.vertex.AiEndpoint
+    deployment: VertexDeployment
+    endpoint_name: pulumi.Output[str]
+    """``projects/PROJECT/locations/REGION/endpoints/ID``."""
+    deployed_model_ids: pulumi.Output[dict[str, str]]
+    service_account_email: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: VertexEndpointArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ml-endpoints:gcp:VertexEndpoint", name, None, opts)
+        account = ModelServiceAccount(
+            name,
+            project=args.project,
+            account_id=args.service_account_id or account_id_for(f"{pulumi.get_stack()}-{name}"),
+            artifact_uris=[v.artifact_uri for v in args.variants],
+            parent=self,
+        )
+        self.service_account_email = account.email
+        logging = args.request_logging
+        self.endpoint = gcp.vertex.AiEndpoint(
+            name,
+            name=args.endpoint_id,
+            project=args.project,
+            location=args.region,
+            region=args.region,
+            display_name=args.display_name,
+            labels=args.labels or None,
+            network=args.network,
+            predict_request_response_logging_config=None
+            if logging is None
+            else gcp.vertex.AiEndpointPredictRequestResponseLoggingConfigArgs(
+                enabled=True,
+                sampling_rate=logging.sampling_rate,
+                bigquery_destination=gcp.vertex.AiEndpointPredictRequestResponseLoggingConfigBigqueryDestinationArgs(
+                    output_uri=logging.bigquery_table
+                ),
+            ),
+            # The deployment below owns the traffic split (keyed by IDs known only after it).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["trafficSplit"]),
+        )
+        self.endpoint_name = pulumi.Output.concat(
+            "projects/", args.project, "/locations/", args.region, "/endpoints/", self.endpoint.name
+        )
+        self.deployment = VertexDeployment(
+            f"{name}-deployment",
+            {
+                "project": args.project,
+                "region": args.region,
+                "endpoint": self.endpoint_name,
+                "api_endpoint": args.endpoint_api,
+                "timeout_seconds": args.operation_timeout_seconds,
+                "variants": [variant_props(args, v, account.email) for v in args.variants],
+                "traffic": args.split,
+            },
+            # The models must be able to read their artifacts the moment they start.
+            pulumi.ResourceOptions(parent=self, depends_on=account.grants),
+        )
+        self.deployed_model_ids = self.deployment.deployed.apply(
+            lambda deployed: {name: r["deployed_model_id"] for name, r in (deployed or {}).items()}
+        )
+        self.register_outputs(
+            {
+                "endpoint_name": self.endpoint_name,
+                "deployed_model_ids": self.deployed_model_ids,
+                "service_account_email": self.service_account_email,
+                "traffic": args.split,
+            }
+        )
