@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pulumi
 import pytest
 
 from infra.k8s.config import ModelDeploymentArgs, load
 from infra.k8s.model_deployment import ModelDeployment
 from tests.infra.conftest import RecordingMocks
-from tests.infra.k8s.support import manifest
+from tests.infra.k8s.support import manifest, run_program
 
 Render = Callable[..., list[dict[str, Any]]]
 
@@ -24,11 +23,7 @@ def render(pulumi_mocks: RecordingMocks) -> Render:
     def run(config: dict[str, Any] | ModelDeploymentArgs, **kwargs: Any) -> list[dict[str, Any]]:
         args = config if isinstance(config, ModelDeploymentArgs) else load(config)
 
-        @pulumi.runtime.test
-        def declare() -> None:
-            ModelDeployment("md", args, **kwargs)
-
-        declare()
+        run_program(lambda: ModelDeployment("md", args, **kwargs))
         return [
             manifest(r.inputs) for r in pulumi_mocks.resources if r.type.startswith("kubernetes:")
         ]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes_validate
+import pulumi
 
 KUBERNETES_VERSION = "1.33"
 CRD_KINDS = frozenset({"HTTPRoute", "ServiceMonitor"})
 """Custom resources: kubernetes-validate has no schema for them (SchemaNotFoundError)."""
+
+
+_pulumi_test: Callable[[Callable[[], object]], Callable[[], object]] = pulumi.runtime.test
+
+
+def run_program(program: Callable[[], object]) -> None:
+    """Run ``program`` under the mocks until every registration and returned Output settled."""
+    _pulumi_test(program)()
 
 
 def _ints(value: Any) -> Any:

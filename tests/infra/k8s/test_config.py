@@ -10,7 +10,6 @@ import pytest
 
 from infra.k8s.config import from_stack_config, load, parse_quantity
 from infra.validation import ConfigError
-from tests.infra.conftest import RecordingMocks
 from tests.infra.k8s.support import AB_VARIANTS, base_config
 
 
@@ -143,7 +142,7 @@ def test_parse_quantity() -> None:
         parse_quantity("1 GB")
 
 
-def test_stack_config_is_read_and_validated(pulumi_mocks: RecordingMocks) -> None:
+def test_stack_config_is_read_and_validated() -> None:
     pulumi.runtime.set_all_config({"ml-endpoints:kubernetes": json.dumps(base_config())})
     try:
         assert from_stack_config().variants[0].name == "champion"
@@ -153,4 +152,3 @@ def test_stack_config_is_read_and_validated(pulumi_mocks: RecordingMocks) -> Non
             from_stack_config()
     finally:
         pulumi.runtime.set_all_config({})
-    assert pulumi_mocks.resources == []
