@@ -32,6 +32,11 @@ class TorchScriptModel:
 
         with torch.inference_mode():
             output = self.module(torch.from_numpy(rows.astype(np.float32)))
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(
+                f"the module returned a {type(output).__name__}, not one tensor; "
+                "send a handler with predict_fn to post-process other outputs"
+            )
         return Prediction(output.detach().cpu().numpy())
 
 
