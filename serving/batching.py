@@ -25,11 +25,14 @@ PredictFn = Callable[[np.ndarray], Prediction]
 
 
 class _Pending:
-    __slots__ = ("future", "rows")
+    __slots__ = ("deadline", "future", "rows")
 
-    def __init__(self, rows: np.ndarray, future: asyncio.Future[Prediction]) -> None:
+    def __init__(
+        self, rows: np.ndarray, future: asyncio.Future[Prediction], deadline: float
+    ) -> None:
         self.rows = rows
         self.future = future
+        self.deadline = deadline
 
 
 class Batcher:
@@ -77,27 +80,28 @@ class Batcher:
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
         future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append(_Pending(rows, future))
+        self._queue.append(_Pending(rows, future, loop.time() + self.timeout))
         if not self._scheduled and not self._busy:
             self._scheduled = True
             if self.max_wait > 0:
                 loop.call_later(self.max_wait, self._flush)
             else:
                 loop.call_soon(self._flush)
-        timer = loop.call_later(self.timeout, _expire, future, self.timeout)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        return await future
 
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []
         rows = 0
         queue = self._queue
+        now = self._loop.time() if self._loop is not None else 0.0
         while queue:
             item = queue[0]
-            if item.future.done():  # expired or cancelled while queued: skip the work
+            if item.future.done():  # cancelled while queued (client gone): skip the work
                 queue.popleft()
+                continue
+            if item.deadline <= now:
+                queue.popleft()
+                _expire(item.future, self.timeout)
                 continue
             if batch and rows + item.rows.shape[0] > self.max_batch_size:
                 break
@@ -119,6 +123,22 @@ class Batcher:
             assert self._loop is not None
             task = self._loop.run_in_executor(self._executor, self._run, batch)
             task.add_done_callback(lambda fut: self._after_thread(batch, fut))
+            # A stuck model must not hold requests past their deadline: a watchdog per batch.
+            watchdog = self._loop.call_at(
+                min(item.deadline for item in batch), self._expire_overdue, batch
+            )
+            task.add_done_callback(lambda _: watchdog.cancel())
+
+    def _expire_overdue(self, batch: list[_Pending]) -> None:
+        """Fail every request (running or queued) whose deadline has passed."""
+        assert self._loop is not None
+        now = self._loop.time()
+        for item in (*batch, *self._queue):
+            if item.deadline <= now:
+                _expire(item.future, self.timeout)
+        pending = [item.deadline for item in (*batch, *self._queue) if not item.future.done()]
+        if pending and self._busy:
+            self._loop.call_at(min(pending), self._expire_overdue, batch)
 
     def _after_thread(
         self, batch: list[_Pending], fut: asyncio.Future[list[Prediction | BaseException]]

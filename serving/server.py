@@ -92,6 +92,8 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
 def run_worker(settings_json: str, sock: socket.socket) -> None:
     """One worker process: build the app and serve on the inherited socket."""
     settings = Settings.model_validate_json(settings_json)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(settings.model_threads))  # before numpy loads
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     from serving.app import ServingApp
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         validation_alias=_env("ML_ENDPOINTS_HANDLER", "SAGEMAKER_PROGRAM"),
         description="Python file or module with model_fn/input_fn/predict_fn/output_fn.",
     )
+    skops_trusted: str = Field(
+        "",
+        description="Comma-separated types a model.skops may hold beyond skops' defaults.",
+    )
     output: OutputKind = OutputKind.LABEL
 
     host: str = "0.0.0.0"
@@ -85,6 +89,12 @@ class Settings(BaseSettings):
     graceful_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
         20.0,
         description="After the drain window: seconds to finish in-flight requests.",
+    )
+    compile: bool = Field(
+        True, description="Run scikit-learn models on ONNX Runtime when faster and equal.",
+    )
+    model_threads: Annotated[int, Field(ge=1, le=256)] = Field(
+        1, description="Threads per worker for the model's math (OpenMP/BLAS/ONNX Runtime).",
     )
     max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     max_batch_wait_us: Annotated[int, Field(ge=0, le=1_000_000)] = 0
@@ -126,6 +136,11 @@ class Settings(BaseSettings):
         if self.max_body_bytes is not None:
             return self.max_body_bytes
         return VERTEX_MAX_BODY if self.aip_mode == "PREDICTION" else SAGEMAKER_MAX_BODY
+
+    @property
+    def skops_trusted_types(self) -> tuple[str, ...]:
+        """``skops_trusted`` split on commas, blanks dropped."""
+        return tuple(name.strip() for name in self.skops_trusted.split(",") if name.strip())
 
     @property
     def model_source(self) -> str | None:

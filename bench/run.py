@@ -1,0 +1,175 @@
+"""The side-by-side benchmark: ``python -m bench.run`` (or ``make bench``).
+
+Every server is started on 127.0.0.1 pinned to core 0, ``wrk`` runs pinned to core 1. Each server
+gets a warm-up, then ``--seconds`` per concurrency level. Prints one table (label, concurrency,
+rps, p50, p99, errors, RSS), the in-process predict throughput, and the target ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # as each server worker runs its model
+
+from bench import servers
+from bench.load import LoadResult, run_wrk
+
+SERVER_CORE, LOAD_CORE = 0, 1
+LEVELS = (1, 8, 64)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row."""
+
+    label: str
+    connections: int
+    result: LoadResult
+    rss_mb: float
+
+
+def measure(server: servers.Server, seconds: float, levels: tuple[int, ...], log_dir: Path,
+            warmup: float) -> tuple[list[Row], float]:
+    """Start ``server``, warm it up, run every level; returns rows and idle RSS (MB)."""
+    server.start(SERVER_CORE, log_dir)
+    try:
+        idle_rss = server.rss_mb()
+        run_wrk(server.url, server.path, server.body, connections=8, seconds=warmup,
+                core=LOAD_CORE)
+        rows = []
+        for connections in levels:
+            result = run_wrk(server.url, server.path, server.body, connections=connections,
+                             seconds=seconds, core=LOAD_CORE)
+            rows.append(Row(server.label, connections, result, server.rss_mb()))
+            print(_format(rows[-1]), flush=True)
+        return rows, idle_rss
+    finally:
+        server.stop()
+
+
+def _format(row: Row) -> str:
+    r = row.result
+    return (f"| {row.label} | {row.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.errors} | {row.rss_mb:.0f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--only", nargs="*", help="exact labels of the servers to run")
+    args = parser.parse_args(argv)
+
+    from serving.demo import demo_data, write_demo_artifacts
+
+    work = servers.WORK
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    logreg = write_demo_artifacts(work / "models" / "logreg", "logreg")
+    hgb = write_demo_artifacts(work / "models" / "hgb", "hgb")
+    _add_drift_profile(logreg)
+    _add_drift_profile(hgb)
+    bodies = servers.single_row_bodies(demo_data()[0][0].tolist())
+    predict, v2 = bodies["predict"], bodies["v2"]
+
+    factories: list[tuple[str, Callable[[], servers.Server]]] = [
+        ("bare ASGI no-op (limit)", lambda: servers.noop(predict)),
+        ("ml-endpoints /predict", lambda: servers.ours("ml-endpoints /predict", logreg, predict)),
+        ("ml-endpoints OIP v2", lambda: servers.ours(
+            "ml-endpoints OIP v2", logreg, v2, path="/v2/models/model/infer")),
+        ("classic FastAPI", lambda: servers.fastapi(
+            "classic FastAPI", logreg / "model.joblib", predict)),
+        ("MLServer default", lambda: servers.mlserver(
+            "MLServer default", logreg / "model.joblib", v2, batching=False)),
+        ("MLServer adaptive batching", lambda: servers.mlserver(
+            "MLServer adaptive batching", logreg / "model.joblib", v2, batching=True)),
+        ("ml-endpoints /predict HGB", lambda: servers.ours(
+            "ml-endpoints /predict HGB", hgb, predict)),
+        ("classic FastAPI HGB", lambda: servers.fastapi(
+            "classic FastAPI HGB", hgb / "model.joblib", predict)),
+    ]
+    if args.only:
+        factories = [(k, f) for k, f in factories if any(o == k for o in args.only)]
+
+    print(f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE}; {args.seconds:g} s per level; "
+          f"logs in {log_dir}\n")
+    print("| server | connections | rps | p50 ms | p99 ms | errors | RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    results: dict[tuple[str, int], Row] = {}
+    idle: dict[str, float] = {}
+    for _, factory in factories:
+        server = factory()
+        rows, idle[server.label] = measure(server, args.seconds, LEVELS, log_dir, args.warmup)
+        results.update({(r.label, r.connections): r for r in rows})
+
+    print("\nIdle RSS (MB): " + ", ".join(f"{k}: {v:.0f}" for k, v in idle.items()))
+    _print_inprocess()
+    _print_ratios(results, idle)
+    return 0
+
+
+def _add_drift_profile(model_dir: Path) -> None:
+    """Give our server a drift reference profile, as the default deployment would have."""
+    try:
+        from serving.drift import DriftProfile  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    from serving.demo import demo_data
+
+    DriftProfile.fit(demo_data()[0]).save(model_dir / "drift_reference.json")
+
+
+def _print_inprocess() -> None:
+    from bench.inprocess import measure as measure_inprocess
+
+    print("\nIn-process predict throughput (one core, rows/s):\n")
+    print("| model / predictor | batch | rows/s |")
+    print("|---|---|---|")
+    for kind in ("logreg", "hgb"):
+        for label, batch, rate in measure_inprocess(kind):  # type: ignore[arg-type]
+            print(f"| {label} | {batch} | {rate:,.0f} |")
+
+
+def _print_ratios(results: dict[tuple[str, int], Row], idle: dict[str, float]) -> None:
+    def rps(label: str, c: int) -> float | None:
+        row = results.get((label, c))
+        return row.result.rps if row else None
+
+    ours, hgb = "ml-endpoints /predict", "ml-endpoints /predict HGB"
+    checks = [
+        ("c=64 rps vs bare ASGI no-op", ours, "bare ASGI no-op (limit)", 0.5),
+        ("c=64 rps vs classic FastAPI", ours, "classic FastAPI", 5.0),
+        ("c=64 rps vs MLServer default", ours, "MLServer default", 10.0),
+        ("c=64 rps (OIP v2) vs MLServer default", "ml-endpoints OIP v2", "MLServer default", 10.0),
+        ("HGB c=64 rps vs classic FastAPI HGB", hgb, "classic FastAPI HGB", 3.0),
+    ]
+    print("\nTargets (measured in this run):\n")
+    print("| target | measured | required | met |")
+    print("|---|---|---|---|")
+    for name, a, b, need in checks:
+        ra, rb = rps(a, 64), rps(b, 64)
+        if ra is None or rb is None:
+            continue
+        ratio = ra / rb
+        print(f"| {name} | {ratio:.2f}x | >= {need:g}x | {'yes' if ratio >= need else 'NO'} |")
+    for label, c, metric, limit in ((ours, 64, "p99", 15.0), (ours, 1, "p50", 0.5)):
+        row = results.get((label, c))
+        if row is not None:
+            value = row.result.p99_ms if metric == "p99" else row.result.p50_ms
+            print(f"| {metric} at c={c} | {value:.2f} ms | <= {limit:g} ms | "
+                  f"{'yes' if value <= limit else 'NO'} |")
+    errors = sum(r.result.errors for r in results.values() if r.label.startswith("ml-endpoints"))
+    met = "yes" if errors == 0 else "NO"
+    print(f"| errors (ml-endpoints, all levels) | {errors} | 0 | {met} |")
+    if ours in idle:
+        print(f"| idle RSS, one worker | {idle[ours]:.0f} MB | <= 150 MB | "
+              f"{'yes' if idle[ours] <= 150 else 'NO'} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The servers the benchmark starts: ours, the HTTP limit, the classic FastAPI app, MLServer.
+
+Baselines run in their own virtual environments under ``.bench/`` (created on first use) with the
+same scikit-learn version as ours, so every server loads the very same model file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / ".bench"
+OURS_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_venv(name: str, packages: list[str]) -> Path:
+    """``.bench/venv-NAME`` with ``packages`` installed (once); returns its bin directory."""
+    venv = WORK / f"venv-{name}"
+    stamp = venv / ".installed"
+    wanted = "\n".join(packages)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        if venv.exists():
+            shutil.rmtree(venv)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([venv / "bin" / "pip", "install", "-q", *packages], check=True)
+        stamp.write_text(wanted)
+    return venv / "bin"
+
+
+def sklearn_pins() -> list[str]:
+    """Pin the baselines to our numpy/scikit-learn so the same joblib file loads everywhere."""
+    return [f"scikit-learn=={version('scikit-learn')}", f"numpy=={version('numpy')}", "joblib"]
+
+
+@dataclass
+class Server:
+    """A server process pinned to one core; ``path`` and ``body`` describe its predict request."""
+
+    label: str
+    command: list[str]
+    path: str
+    body: bytes
+    health: str
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, core: int, log_dir: Path, timeout: float = 120) -> None:
+        """Start under ``taskset -c core`` and wait for the health route."""
+        command = [c.replace("{port}", str(self.port)) for c in self.command]
+        port = str(self.port)
+        env = {**os.environ, **{k: v.replace("{port}", port) for k, v in self.env.items()}}
+        slug = "".join(ch if ch.isalnum() else "-" for ch in self.label)
+        log = (log_dir / f"{slug}.log").open("wb")
+        self.process = subprocess.Popen(
+            ["taskset", "-c", str(core), *command], env=env, cwd=self.cwd, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited early; see {log.name}")
+            try:
+                with urllib.request.urlopen(self.url + self.health, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.label} not healthy within {timeout} s")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and all its child processes, in MB."""
+        assert self.process is not None
+        total = 0
+        pids = [self.process.pid, *_descendants(self.process.pid)]
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL after 20 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children + [d for c in children for d in _descendants(c)]
+
+
+def single_row_bodies(row: list[float]) -> dict[str, bytes]:
+    """The same row in each protocol's request format."""
+    v2 = {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
+    return {"predict": json.dumps({"features": row}).encode(), "v2": json.dumps(v2).encode()}
+
+
+def ours(label: str, model_dir: Path, body: bytes, *extra: str, path: str = "/predict") -> Server:
+    """Our server with default settings (metrics on) on ``model_dir``."""
+    return Server(
+        label, [str(OURS_BIN / "ml-endpoints"), "serve", "--model", str(model_dir), "--host",
+                "127.0.0.1", "--port", "{port}", "--log-level", "warning", *extra],
+        path, body, "/ping", env={"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache")},
+    )
+
+
+def noop(body: bytes) -> Server:
+    """A bare ASGI app on our HTTP stack (uvicorn + httptools + uvloop): the ceiling."""
+    return Server(
+        "bare ASGI no-op (limit)",
+        [str(OURS_BIN / "python"), "-m", "uvicorn", "bench.baselines.noop_app:app", "--host",
+         "127.0.0.1", "--port", "{port}", "--loop", "uvloop", "--http", "httptools",
+         "--no-access-log", "--log-level", "warning"],
+        "/predict", body, "/health",
+    )
+
+
+def fastapi(label: str, model_file: Path, body: bytes) -> Server:
+    """The classic FastAPI app, started the way its authors do: ``uvicorn app:app``."""
+    bin_dir = ensure_venv("fastapi", ["fastapi", "uvicorn[standard]", *sklearn_pins()])
+    return Server(
+        label, [str(bin_dir / "uvicorn"), "bench.baselines.fastapi_app:app", "--host",
+                "127.0.0.1", "--port", "{port}", "--no-access-log", "--log-level", "warning"],
+        "/predict", body, "/health", env={"MODEL_PATH": str(model_file)},
+    )
+
+
+def mlserver(label: str, model_file: Path, body: bytes, *, batching: bool) -> Server:
+    """MLServer + mlserver-sklearn in its own venv; optionally with adaptive batching."""
+    bin_dir = ensure_venv("mlserver", ["mlserver", "mlserver-sklearn", *sklearn_pins()])
+    root = WORK / ("mlserver-batching" if batching else "mlserver-default")
+    model_dir = root / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, object] = {
+        "name": "model", "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(model_file)},
+    }
+    if batching:
+        settings.update(max_batch_size=64, max_batch_time=0.002)
+    (model_dir / "model-settings.json").write_text(json.dumps(settings))
+    return Server(
+        label, [str(bin_dir / "mlserver"), "start", str(root)], "/v2/models/model/infer", body,
+        "/v2/health/ready",
+        env={"MLSERVER_HTTP_PORT": "{port}", "MLSERVER_HOST": "127.0.0.1",
+             "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_PORT": str(free_port()),
+             "MLSERVER_LOGGING_LEVEL": "WARNING"},
+    )
