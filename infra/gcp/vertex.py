@@ -59,6 +59,21 @@ def variant_props(
     }
 
 
+def deployment_props(
+    args: VertexEndpointArgs, endpoint_name: pulumi.Input[str], service_account: pulumi.Input[str]
+) -> dict[str, Any]:
+    """The inputs of the :class:`VertexDeployment` for ``args`` on one endpoint."""
+    return {
+        "project": args.project,
+        "region": args.region,
+        "endpoint": endpoint_name,
+        "api_endpoint": args.endpoint_api,
+        "timeout_seconds": args.operation_timeout_seconds,
+        "variants": [variant_props(args, v, service_account) for v in args.variants],
+        "traffic": args.split,
+    }
+
+
 class VertexEndpoint(pulumi.ComponentResource):
     """An endpoint (``gcp.vertex.AiEndpoint``), the service account the models run as, and a
     :class:`VertexDeployment` of every variant with the traffic split by name."""
@@ -109,15 +124,7 @@ class VertexEndpoint(pulumi.ComponentResource):
         )
         self.deployment = VertexDeployment(
             f"{name}-deployment",
-            {
-                "project": args.project,
-                "region": args.region,
-                "endpoint": self.endpoint_name,
-                "api_endpoint": args.endpoint_api,
-                "timeout_seconds": args.operation_timeout_seconds,
-                "variants": [variant_props(args, v, account.email) for v in args.variants],
-                "traffic": args.split,
-            },
+            deployment_props(args, self.endpoint_name, account.email),
             # The models must be able to read their artifacts the moment they start.
             pulumi.ResourceOptions(parent=self, depends_on=account.grants),
         )

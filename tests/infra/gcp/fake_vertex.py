@@ -55,6 +55,7 @@ class _Failure:
     method: str
     code: int
     message: str
+    stall: bool = False
 
 
 class FakeVertex:
@@ -89,7 +90,9 @@ class FakeVertex:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -121,6 +124,10 @@ class FakeVertex:
         (``code`` is a google.rpc.Code; 9 = FAILED_PRECONDITION)."""
         self._failures.append(_Failure(method, code, message))
 
+    def stall_next(self, method: str) -> None:
+        """Make the next ``method`` operation never finish (to test timeouts)."""
+        self._failures.append(_Failure(method, 0, "", stall=True))
+
     def methods(self, *names: str) -> list[str]:
         """The API methods called so far, in order, optionally only those in ``names``."""
         return [c.method for c in self.calls if not names or c.method in names]
@@ -149,7 +156,8 @@ class FakeVertex:
         ("POST", rf"^/v1/({_LOCATION})/models:upload$", "uploadModel"),
         ("GET", rf"^/v1/({_LOCATION}/models/[^/:]+)$", "getModel"),
         ("DELETE", rf"^/v1/({_LOCATION}/models/[^/:]+)$", "deleteModel"),
-        ("GET", rf"^/v1/({_LOCATION}/(?:[^/]+/[^/]+/)?operations/[^/:]+)$", "getOperation"),
+        # The client polls operations at /ui/{name} first (the service's primary HTTP binding).
+        ("GET", rf"^/(?:v1|ui)/({_LOCATION}/(?:[^/]+/[^/]+/)?operations/[^/:]+)$", "getOperation"),
     )
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -215,7 +223,10 @@ class FakeVertex:
         failure = next((f for f in self._failures if f.method == method), None)
         if failure is not None:
             self._failures.remove(failure)
-            operation["error"] = {"code": failure.code, "message": failure.message}
+            if failure.stall:
+                operation["done"] = False
+            else:
+                operation["error"] = {"code": failure.code, "message": failure.message}
         else:
             operation["response"] = {"@type": response_type, **response}
         self.operations[name] = operation
