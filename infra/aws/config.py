@@ -1,0 +1,559 @@
+"""Typed, validated arguments of the AWS components.
+
+Every model is frozen and rejects unknown keys. Build them from stack configuration with
+:func:`infra.validation.validate` so an error names its full key path
+(``sagemaker.variants[1].weight``); cross-field rules raise at the exact key too.
+Limits come from SageMaker's API model as botocore ships it, not from hand-written lists.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Self
+
+import botocore.loaders
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from infra.validation import key_path
+
+#: Environment variables the component sets on every model container itself.
+RESERVED_ENVIRONMENT = frozenset({"MODEL_NAME", "MODEL_VERSION", "ML_ENDPOINTS_VARIANT"})
+#: Longest wait SageMaker allows one blue/green deployment (MaximumExecutionTimeoutInSeconds).
+MAX_DEPLOYMENT_S = 28_800
+#: Margin on top of the baking waits for SageMaker's own deployment timeout.
+DEPLOYMENT_MARGIN_S = 600
+#: Hard limit of one SageMaker invocation: a latency alarm above it can never fire.
+INVOCATION_LIMIT_MS = 60_000
+
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_ECR_REPOSITORY = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
+    r"(?::(?P<tag>\w[\w.-]{0,127})|@sha256:[a-f0-9]{64})$"
+)
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-zA-Z0-9-]+$")
+_ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_IMAGE_TAG = re.compile(r"^\w[\w.-]{0,127}$")
+
+
+class Frozen(BaseModel):
+    """Base of every args model: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def rule_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """A validation error for a cross-field rule, located at the key it is about."""
+    return ValidationError.from_exception_data(
+        "config",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("config_rule", message.replace("{", "{{")),
+                loc=loc,
+                input=value,
+            )
+        ],
+    )
+
+
+@functools.cache
+def sagemaker_instance_types() -> frozenset[str]:
+    """``ProductionVariantInstanceType`` from the SageMaker API model botocore ships."""
+    model = botocore.loaders.Loader().load_service_model("sagemaker", "service-2")
+    return frozenset(model["shapes"]["ProductionVariantInstanceType"]["enum"])
+
+
+def _sagemaker_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _instance_type(value: str) -> str:
+    known = sagemaker_instance_types()
+    if value not in known:
+        close = difflib.get_close_matches(value, sorted(known), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            "not a SageMaker hosting instance type (ProductionVariantInstanceType in "
+            f"botocore's SageMaker API model){hint}"
+        )
+    return value
+
+
+def _kms_key_arn(value: str) -> str:
+    if not _KMS_KEY_ARN.match(value):
+        raise ValueError("must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
+    return value
+
+
+def _s3_object_uri(value: str) -> str:
+    match = S3_URI.match(value)
+    if not match or not match["key"]:
+        raise ValueError("must be an S3 object URI: s3://BUCKET/KEY")
+    return value
+
+
+def _s3_prefix_uri(value: str) -> str:
+    if not S3_URI.match(value):
+        raise ValueError("must be an S3 URI: s3://BUCKET[/PREFIX]")
+    return value
+
+
+def _ecr_image(value: str) -> str:
+    if not ECR_IMAGE.match(value):
+        raise ValueError(
+            "must be an ECR image URI: ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG "
+            "(or @sha256:DIGEST)"
+        )
+    return value
+
+
+def _environment(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if not _ENV_KEY.match(key):
+            raise ValueError(f"{key!r} is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        if key in RESERVED_ENVIRONMENT:
+            raise ValueError(
+                f"{key} is set by the component (from model_name, model_version and the "
+                "variant name); remove it"
+            )
+        if len(item) > 1024:
+            raise ValueError(f"value of {key} is longer than 1024 characters")
+    return value
+
+
+SageMakerName = Annotated[str, AfterValidator(_sagemaker_name)]
+KmsKeyArn = Annotated[str, AfterValidator(_kms_key_arn)]
+ImageTag = Annotated[str, Field(pattern=_IMAGE_TAG.pattern)]
+AccountId = Annotated[str, Field(pattern=_ACCOUNT_ID.pattern)]
+Seconds3600 = Annotated[int, Field(ge=0, le=3600)]
+HealthTimeout = Annotated[int, Field(ge=60, le=3600)]
+
+
+# --------------------------------------------------------------------------------------- ECR
+
+
+class EcrRepositoryArgs(Frozen):
+    """A private ECR repository for serving images (``ml-endpoints:ecr``)."""
+
+    name: Annotated[str, Field(min_length=2, max_length=256, pattern=_ECR_REPOSITORY.pattern)]
+    #: Encrypt with this KMS key; AES256 (S3-managed keys) when unset.
+    kms_key_arn: KmsKeyArn | None = None
+    #: Untagged images are expired this many days after push.
+    untagged_expiry_days: Annotated[int, Field(ge=1)] = 14
+    #: Keep this many release images (tags starting with a release prefix); older ones expire.
+    keep_releases: Annotated[int, Field(ge=1)] = 30
+    release_tag_prefixes: Annotated[tuple[ImageTag, ...], Field(min_length=1)] = ("v",)
+    #: Accounts allowed to pull (cross-account SageMaker or clusters); no policy when empty.
+    pull_account_ids: tuple[AccountId, ...] = ()
+    #: Delete the repository even if it still holds images.
+    force_delete: bool = False
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------- SageMaker
+
+
+class VpcArgs(Frozen):
+    """Run the model containers in these subnets with these security groups."""
+
+    subnet_ids: Annotated[tuple[str, ...], Field(min_length=1, max_length=16)]
+    security_group_ids: Annotated[tuple[str, ...], Field(min_length=1, max_length=5)]
+
+
+class ModelArgs(Frozen):
+    """One ``sagemaker.Model``: which image serves which artifacts."""
+
+    #: Any ECR image URI; or leave unset and give ``image_tag`` in the component's repository.
+    image: Annotated[str, AfterValidator(_ecr_image)] | None = None
+    image_tag: ImageTag | None = None
+    #: ``s3://BUCKET/KEY`` of the artifacts (.tar.gz), unpacked to /opt/ml/model.
+    model_data_url: Annotated[str, AfterValidator(_s3_object_uri)]
+    #: MODEL_NAME and MODEL_VERSION of the serving container (they label its metrics).
+    model_name: Annotated[str, Field(min_length=1, max_length=128)] = "model"
+    model_version: Annotated[str, Field(min_length=1, max_length=64)] = "1"
+    environment: Annotated[dict[str, str], Field(max_length=97), AfterValidator(_environment)] = (
+        Field(default_factory=dict)
+    )
+    vpc: VpcArgs | None = None
+    network_isolation: bool = False
+
+    @model_validator(mode="after")
+    def _one_image(self) -> Self:
+        if (self.image is None) == (self.image_tag is None):
+            raise rule_error(
+                ("image",),
+                "give exactly one of image (an ECR URI) or image_tag (a tag in the component's "
+                "repository)",
+                self.image,
+            )
+        return self
+
+
+class ServerlessArgs(Frozen):
+    """Serverless inference instead of instances."""
+
+    memory_mb: Annotated[int, Field(ge=1024, le=6144, multiple_of=1024)]
+    max_concurrency: Annotated[int, Field(ge=1, le=200)]
+    provisioned_concurrency: Annotated[int, Field(ge=1, le=200)] | None = None
+
+    @model_validator(mode="after")
+    def _provisioned_within_max(self) -> Self:
+        if self.provisioned_concurrency and self.provisioned_concurrency > self.max_concurrency:
+            raise rule_error(
+                ("provisioned_concurrency",),
+                f"must be <= max_concurrency ({self.max_concurrency})",
+                self.provisioned_concurrency,
+            )
+        return self
+
+
+class AutoscalingArgs(Frozen):
+    """Application Auto Scaling of a variant's instance count (target tracking)."""
+
+    min_instances: Annotated[int, Field(ge=1)]
+    max_instances: Annotated[int, Field(ge=1)]
+    #: ``SageMakerVariantInvocationsPerInstance`` (per minute) to hold.
+    target_invocations_per_instance: Annotated[float, Field(gt=0)]
+    scale_in_cooldown_s: Annotated[int, Field(ge=0)] = 300
+    scale_out_cooldown_s: Annotated[int, Field(ge=0)] = 60
+    disable_scale_in: bool = False
+
+    @model_validator(mode="after")
+    def _max_above_min(self) -> Self:
+        if self.max_instances < self.min_instances:
+            raise rule_error(
+                ("max_instances",),
+                f"must be >= min_instances ({self.min_instances})",
+                self.max_instances,
+            )
+        return self
+
+
+class VariantArgs(Frozen):
+    """A production (or shadow) variant. Keep names stable: blue/green updates require it."""
+
+    name: SageMakerName
+    model: ModelArgs
+    #: Relative share of traffic (normalised over all variants).
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    instance_type: Annotated[str, AfterValidator(_instance_type)] | None = None
+    instance_count: Annotated[int, Field(ge=1)] = 1
+    serverless: ServerlessArgs | None = None
+    autoscaling: AutoscalingArgs | None = None
+    volume_size_gb: Annotated[int, Field(ge=1, le=512)] | None = None
+    container_startup_health_check_timeout_s: HealthTimeout | None = None
+    model_data_download_timeout_s: HealthTimeout | None = None
+
+    @model_validator(mode="after")
+    def _compute(self) -> Self:
+        if (self.instance_type is None) == (self.serverless is None):
+            raise rule_error(
+                ("instance_type",), "give exactly one of instance_type or serverless", None
+            )
+        if self.serverless is not None:
+            for key in ("autoscaling", "volume_size_gb"):
+                if getattr(self, key) is not None:
+                    raise rule_error(
+                        (key,), "not supported on a serverless variant", getattr(self, key)
+                    )
+            if self.model.vpc is not None or self.model.network_isolation:
+                raise rule_error(
+                    ("model", "vpc" if self.model.vpc else "network_isolation"),
+                    "serverless endpoints support neither VPC configuration nor network isolation",
+                    None,
+                )
+        if self.autoscaling is not None and not (
+            self.autoscaling.min_instances <= self.instance_count <= self.autoscaling.max_instances
+        ):
+            raise rule_error(
+                ("instance_count",),
+                f"must lie within autoscaling min_instances..max_instances "
+                f"({self.autoscaling.min_instances}..{self.autoscaling.max_instances})",
+                self.instance_count,
+            )
+        return self
+
+    @property
+    def content_key(self) -> str:
+        """Stable JSON of everything that defines this variant (used to name immutable
+        resources after their content)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+class DataCaptureArgs(Frozen):
+    """SageMaker data capture: what drift analysis reads. On unless ``enabled: false``."""
+
+    enabled: bool = True
+    #: ``s3://BUCKET/PREFIX``; records land under ``PREFIX/ENDPOINT/VARIANT/yyyy/mm/dd/hh/``.
+    destination_s3_uri: Annotated[str, AfterValidator(_s3_prefix_uri)] | None = None
+    sampling_percentage: Annotated[int, Field(ge=0, le=100)] = 100
+    capture_input: bool = True
+    capture_output: bool = True
+    kms_key_arn: KmsKeyArn | None = None
+    json_content_types: tuple[str, ...] = ("application/json",)
+    csv_content_types: tuple[str, ...] = ("text/csv",)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.enabled and self.destination_s3_uri is None:
+            raise rule_error(
+                ("destination_s3_uri",),
+                "required: data capture is on by default (set enabled: false to turn it off)",
+                None,
+            )
+        if self.enabled and not (self.capture_input or self.capture_output):
+            raise rule_error(
+                ("capture_input",), "capture_input and capture_output cannot both be false", False
+            )
+        return self
+
+
+class CapacityStep(Frozen):
+    """Traffic-shifting step: a percentage of the new fleet or a number of its instances."""
+
+    unit: Literal["percent", "instances"] = "percent"
+    value: Annotated[int, Field(ge=1)]
+
+
+class DeploymentArgs(Frozen):
+    """Blue/green traffic shifting for endpoint updates."""
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    #: Canary size or linear step; defaults to 10 % (canary) or 20 % (linear).
+    step: CapacityStep | None = None
+    #: Baking time after each traffic shift, watched by the rollback alarms.
+    wait_interval_s: Seconds3600 = 300
+    #: Extra time the old fleet is kept after the shift completed.
+    termination_wait_s: Seconds3600 = 0
+    #: Upper bound SageMaker allows the deployment; derived from the intervals when unset.
+    maximum_execution_timeout_s: Annotated[int, Field(ge=600, le=28800)] | None = None
+    auto_rollback: bool = True
+
+    @model_validator(mode="after")
+    def _step_fits_strategy(self) -> Self:
+        if self.strategy == "all_at_once" and self.step is not None:
+            raise rule_error(("step",), "only canary and linear strategies take a step", None)
+        if self.step is not None and self.step.unit == "percent":
+            low = 10 if self.strategy == "linear" else 1
+            if not low <= self.step.value <= 50:
+                raise rule_error(
+                    ("step", "value"),
+                    f"a {self.strategy} step must be {low}-50 percent of the new fleet",
+                    self.step.value,
+                )
+        return self
+
+    @property
+    def effective_step(self) -> CapacityStep | None:
+        """The step SageMaker is told to use (the documented default when none is given)."""
+        if self.strategy == "all_at_once":
+            return None
+        if self.step is not None:
+            return self.step
+        return CapacityStep(value=10 if self.strategy == "canary" else 20)
+
+    def shifts(self, instance_counts: Sequence[int]) -> int:
+        """Traffic shifts of one update, each followed by a baking wait: 1 (all at once),
+        2 (canary, then the rest) or one per linear step over the largest variant."""
+        step = self.effective_step
+        if step is None:
+            return 1
+        if self.strategy == "canary":
+            return 2
+        if step.unit == "percent":
+            return math.ceil(100 / step.value)
+        return max(math.ceil(count / step.value) for count in instance_counts)
+
+    def rollout_s(self, instance_counts: Sequence[int]) -> int:
+        """Seconds an update spends waiting: the baking waits plus the termination wait."""
+        return self.shifts(instance_counts) * self.wait_interval_s + self.termination_wait_s
+
+    def execution_timeout_s(self, instance_counts: Sequence[int]) -> int:
+        """SageMaker's ``MaximumExecutionTimeoutInSeconds``: as given, else the waits plus a
+        margin (within SageMaker's 600-28800 s)."""
+        if self.maximum_execution_timeout_s is not None:
+            return self.maximum_execution_timeout_s
+        return max(600, self.rollout_s(instance_counts) + DEPLOYMENT_MARGIN_S)
+
+
+class AlarmArgs(Frozen):
+    """One CloudWatch alarm that rolls a deployment back (and stays on afterwards)."""
+
+    threshold: Annotated[float, Field(gt=0)]
+    #: 10, 30 or a multiple of 60 (CloudWatch's rule).
+    period_s: int = 60
+    evaluation_periods: Annotated[int, Field(ge=1)] = 1
+    datapoints_to_alarm: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _cloudwatch_rules(self) -> Self:
+        if self.period_s not in (10, 30) and (self.period_s <= 0 or self.period_s % 60):
+            raise rule_error(("period_s",), "must be 10, 30 or a multiple of 60", self.period_s)
+        if self.datapoints_to_alarm and self.datapoints_to_alarm > self.evaluation_periods:
+            raise rule_error(
+                ("datapoints_to_alarm",),
+                f"must be <= evaluation_periods ({self.evaluation_periods})",
+                self.datapoints_to_alarm,
+            )
+        return self
+
+
+class ErrorAlarmArgs(AlarmArgs):
+    """``Invocation5XXErrors`` (sum per period) at or above ``threshold``."""
+
+    threshold: Annotated[float, Field(ge=1)] = 1
+
+
+class LatencyAlarmArgs(AlarmArgs):
+    """``ModelLatency`` statistic above ``threshold`` milliseconds."""
+
+    threshold: Annotated[float, Field(gt=0, le=INVOCATION_LIMIT_MS)] = 1000
+    statistic: Annotated[str, Field(pattern=r"^(Average|Maximum|p\d{1,2}(\.\d{1,2})?)$")] = "p99"
+    evaluation_periods: Annotated[int, Field(ge=1)] = 3
+
+
+class RollbackAlarmsArgs(Frozen):
+    """The alarms the component creates per production variant."""
+
+    invocation_5xx_errors: ErrorAlarmArgs = ErrorAlarmArgs()
+    model_latency: LatencyAlarmArgs = LatencyAlarmArgs()
+
+
+class SamplePayload(Frozen):
+    """What ``ml-endpoints verify`` sends to every variant: inline ``body`` or a ``file``
+    (relative to the stack file's directory)."""
+
+    content_type: str = "application/json"
+    accept: str | None = None
+    body: str | dict[str, Any] | list[Any] | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.body is None) == (self.file is None):
+            raise rule_error(("body",), "give exactly one of body or file", None)
+        return self
+
+
+class SageMakerEndpointArgs(Frozen):
+    """A real-time SageMaker endpoint (``ml-endpoints:sagemaker``)."""
+
+    endpoint_name: SageMakerName
+    variants: Annotated[tuple[VariantArgs, ...], Field(min_length=1, max_length=10)]
+    #: Receives a copy of the production traffic; its answers are discarded (and captured).
+    shadow_variant: VariantArgs | None = None
+    deployment: DeploymentArgs = DeploymentArgs()
+    alarms: RollbackAlarmsArgs = RollbackAlarmsArgs()
+    data_capture: DataCaptureArgs = Field(default_factory=dict, validate_default=True)
+    #: Encrypts the instances' storage volumes.
+    kms_key_arn: KmsKeyArn | None = None
+    #: Namespace the container may publish custom CloudWatch metrics to.
+    metrics_namespace: Annotated[str, Field(min_length=1, max_length=255)] = "ml-endpoints"
+    sample_payload: SamplePayload | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _endpoint_rules(self) -> Self:
+        every = [*self.variants, *([self.shadow_variant] if self.shadow_variant else [])]
+        seen: dict[str, str] = {}
+        for where, variant in zip(_variant_keys(self), every, strict=True):
+            if variant.name in seen:
+                raise rule_error(
+                    (*where, "name"),
+                    f"duplicate variant name (also used by {seen[variant.name]})",
+                    variant.name,
+                )
+            seen[variant.name] = key_path("", where)
+        if all(v.weight == 0 for v in self.variants):
+            raise rule_error(
+                ("variants", 0, "weight"), "weights must not all be zero (no traffic at all)", 0.0
+            )
+        serverless = [i for i, v in enumerate(every) if v.serverless is not None]
+        if serverless and len(every) > 1:
+            raise rule_error(
+                (*_variant_keys(self)[serverless[0]], "serverless"),
+                "a serverless endpoint has exactly one variant (no second or shadow variant)",
+                None,
+            )
+        if serverless and self.data_capture.enabled:
+            raise rule_error(
+                ("data_capture", "enabled"),
+                "serverless endpoints do not support data capture; set it to false",
+                True,
+            )
+        if self.shadow_variant is not None and len(self.variants) != 1:
+            raise rule_error(
+                ("shadow_variant",),
+                "a shadow variant needs exactly one production variant",
+                len(self.variants),
+            )
+        self._check_step_fits_fleet()
+        self._check_rollout_fits_timeout()
+        return self
+
+    def _check_rollout_fits_timeout(self) -> None:
+        counts = [v.instance_count for v in self.variants]
+        waits = self.deployment.rollout_s(counts)
+        given = self.deployment.maximum_execution_timeout_s
+        if given is not None and given <= waits:
+            raise rule_error(
+                ("deployment", "maximum_execution_timeout_s"),
+                f"must exceed the rollout's waits ({self.deployment.shifts(counts)} x "
+                f"wait_interval_s + termination_wait_s = {waits} s)",
+                given,
+            )
+        if given is None and waits + DEPLOYMENT_MARGIN_S > MAX_DEPLOYMENT_S:
+            raise rule_error(
+                ("deployment", "wait_interval_s"),
+                f"the rollout waits {waits} s in total; SageMaker allows one deployment "
+                f"{MAX_DEPLOYMENT_S} s including a {DEPLOYMENT_MARGIN_S} s margin",
+                self.deployment.wait_interval_s,
+            )
+
+    def _check_step_fits_fleet(self) -> None:
+        step = self.deployment.step
+        if step is None or step.unit != "instances":
+            return
+        for index, variant in enumerate(self.variants):
+            if variant.serverless is not None:
+                raise rule_error(
+                    ("deployment", "step", "unit"),
+                    "serverless variants have no instances; use unit: percent",
+                    step.unit,
+                )
+            limit = variant.instance_count // 2
+            if step.value > limit:
+                raise rule_error(
+                    ("deployment", "step", "value"),
+                    f"at most half of variants[{index}].instance_count "
+                    f"({variant.instance_count}), i.e. {limit}",
+                    step.value,
+                )
+
+    @property
+    def all_variants(self) -> tuple[VariantArgs, ...]:
+        """Production variants, then the shadow variant if any."""
+        return (*self.variants, *([self.shadow_variant] if self.shadow_variant else []))
+
+    def normalised_weights(self) -> dict[str, float]:
+        """Production variant name -> share of traffic (sums to 1)."""
+        total = sum(v.weight for v in self.variants)
+        return {v.name: v.weight / total for v in self.variants}
+
+
+def _variant_keys(args: SageMakerEndpointArgs) -> list[tuple[str | int, ...]]:
+    keys: list[tuple[str | int, ...]] = [("variants", i) for i in range(len(args.variants))]
+    return [*keys, ("shadow_variant",)] if args.shadow_variant else keys

@@ -1,0 +1,202 @@
+"""Post-deploy verification of a stack's SageMaker endpoint (``ml-endpoints verify``).
+
+Checks, via boto3, what the stack configuration promises: the endpoint is ``InService``; its
+last deployment was not rolled back (no failure reason, and the live variants serve the
+configured model data and image); the live weights match the configured ones (normalised);
+and every production variant answers the sample payload when invoked with ``TargetVariant``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra.aws.config import SageMakerEndpointArgs, VariantArgs
+from infra.validation import ConfigError, validate
+
+#: Stack configuration key this module verifies (``ml-endpoints:sagemaker``).
+CONFIG_KEY = "sagemaker"
+STACK_KEY = f"ml-endpoints:{CONFIG_KEY}"
+#: Normalised weights closer than this count as equal.
+WEIGHT_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verification result: ``subject`` (endpoint or endpoint/variant) and what was found."""
+
+    subject: str
+    ok: bool
+    detail: str
+
+
+def sample_body(args: SageMakerEndpointArgs, base_dir: Path) -> bytes:
+    """The configured sample payload as bytes (``file`` is relative to ``base_dir``)."""
+    sample = args.sample_payload
+    if sample is None:
+        raise ConfigError(
+            f"{CONFIG_KEY}.sample_payload",
+            "required by verify: a body or file to send to every variant",
+        )
+    if sample.file is not None:
+        path = (base_dir / sample.file).resolve()
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{CONFIG_KEY}.sample_payload.file", f"cannot read {path}: {exc.strerror}"
+            ) from None
+    body = sample.body
+    return body.encode() if isinstance(body, str) else json.dumps(body).encode()
+
+
+def verify_stack(
+    config: Mapping[str, Any], base_dir: Path, session: boto3.Session | None = None
+) -> list[Finding] | None:
+    """Verify the stack's ``ml-endpoints:sagemaker`` endpoint; None if the stack has none.
+
+    Raises :class:`ConfigError` when that configuration is invalid.
+    """
+    if STACK_KEY not in config:
+        return None
+    args = validate(SageMakerEndpointArgs, config[STACK_KEY], CONFIG_KEY)
+    body = sample_body(args, base_dir)
+    session = session or boto3.Session(region_name=config.get("aws:region"))
+    return verify_endpoint(
+        args, body, session.client("sagemaker"), session.client("sagemaker-runtime")
+    )
+
+
+def verify_endpoint(
+    args: SageMakerEndpointArgs, body: bytes, sagemaker: Any, runtime: Any
+) -> list[Finding]:
+    """All checks of one endpoint; stops early only when the endpoint cannot be described."""
+    name = args.endpoint_name
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    except (ClientError, BotoCoreError) as exc:
+        return [Finding(name, False, f"cannot describe the endpoint: {exc}")]
+    findings = [_status(name, endpoint)]
+    findings += _live_models(args, endpoint, sagemaker)
+    findings.append(_weights(args, endpoint))
+    findings += [_invoke(args, variant, body, runtime) for variant in args.variants]
+    return findings
+
+
+def _status(name: str, endpoint: Mapping[str, Any]) -> Finding:
+    status = endpoint.get("EndpointStatus")
+    reason = endpoint.get("FailureReason")
+    if status != "InService":
+        why = f": {reason}" if reason else ""
+        return Finding(name, False, f"status is {status}, expected InService{why}")
+    if reason:
+        return Finding(name, False, f"InService, but the last deployment failed: {reason}")
+    return Finding(name, True, "InService")
+
+
+def _live_models(
+    args: SageMakerEndpointArgs, endpoint: Mapping[str, Any], sagemaker: Any
+) -> list[Finding]:
+    """Do the live variants serve what the stack says? A rolled-back update leaves the old
+    configuration (old model data or image) live."""
+    name = args.endpoint_name
+    try:
+        live = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    except (ClientError, BotoCoreError) as exc:
+        return [Finding(name, False, f"cannot describe the live endpoint configuration: {exc}")]
+    variants = {
+        v["VariantName"]: v
+        for v in [*live.get("ProductionVariants", []), *live.get("ShadowProductionVariants", [])]
+    }
+    findings = []
+    for variant in args.all_variants:
+        subject = f"{name}/{variant.name}"
+        entry = variants.get(variant.name)
+        if entry is None:
+            findings.append(
+                Finding(subject, False, f"not in the live configuration (has {sorted(variants)})")
+            )
+            continue
+        findings.append(_model_matches(subject, variant, entry["ModelName"], sagemaker))
+    return findings
+
+
+def _model_matches(subject: str, variant: VariantArgs, model_name: str, sagemaker: Any) -> Finding:
+    try:
+        container = sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]
+    except (ClientError, BotoCoreError, KeyError) as exc:
+        return Finding(subject, False, f"cannot describe live model {model_name}: {exc}")
+    spec = variant.model
+    live_data, live_image = container.get("ModelDataUrl"), container.get("Image", "")
+    hint = "the last deployment was rolled back or the stack is not deployed"
+    if live_data != spec.model_data_url:
+        return Finding(
+            subject, False, f"serves {live_data}, the stack says {spec.model_data_url}: {hint}"
+        )
+    expected_image = spec.image or f":{spec.image_tag}"
+    if not (live_image == spec.image or live_image.endswith(expected_image)):
+        return Finding(
+            subject, False, f"runs {live_image}, the stack says {expected_image}: {hint}"
+        )
+    return Finding(subject, True, f"serves {live_data} with {live_image}")
+
+
+def _weights(args: SageMakerEndpointArgs, endpoint: Mapping[str, Any]) -> Finding:
+    name = args.endpoint_name
+    live = {
+        v["VariantName"]: v.get("CurrentWeight") for v in endpoint.get("ProductionVariants", [])
+    }
+    expected = args.normalised_weights()
+    if set(live) != set(expected):
+        return Finding(
+            name, False, f"live variants {sorted(live)} differ from the stack's {sorted(expected)}"
+        )
+    missing = sorted(v for v, w in live.items() if w is None)
+    if missing:
+        return Finding(name, False, f"no current weight reported for {', '.join(missing)}")
+    total = sum(live.values())
+    shares = {v: (w / total if total else 0.0) for v, w in live.items()}
+    off = {
+        v: (round(shares[v], 4), round(expected[v], 4))
+        for v in expected
+        if not math.isclose(shares[v], expected[v], abs_tol=WEIGHT_TOLERANCE)
+    }
+    if off:
+        detail = ", ".join(f"{v}: live {got} != stack {want}" for v, (got, want) in off.items())
+        return Finding(name, False, f"traffic shares differ ({detail})")
+    shown = ", ".join(f"{v} {share:.2%}" for v, share in shares.items())
+    return Finding(name, True, f"weights match ({shown})")
+
+
+def _invoke(
+    args: SageMakerEndpointArgs, variant: VariantArgs, body: bytes, runtime: Any
+) -> Finding:
+    sample = args.sample_payload
+    assert sample is not None  # sample_body() checked it
+    subject = f"{args.endpoint_name}/{variant.name}"
+    request: dict[str, Any] = {
+        "EndpointName": args.endpoint_name,
+        "TargetVariant": variant.name,
+        "ContentType": sample.content_type,
+        "Body": body,
+    }
+    if sample.accept:
+        request["Accept"] = sample.accept
+    try:
+        response = runtime.invoke_endpoint(**request)
+    except (ClientError, BotoCoreError) as exc:
+        return Finding(subject, False, f"invocation failed: {exc}")
+    answered = response.get("InvokedProductionVariant")
+    if answered != variant.name:
+        return Finding(subject, False, f"asked for variant {variant.name}, {answered} answered")
+    payload = response["Body"].read()
+    if not payload:
+        return Finding(subject, False, "answered with an empty body")
+    return Finding(subject, True, f"answered {len(payload)} bytes ({response.get('ContentType')})")
