@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, required=True, help="directory to write into")
     demo.add_argument("--kind", choices=["logreg", "hgb"], default="logreg")
     demo.add_argument("--onnx", action="store_true", help="also write model.onnx (needs [onnx])")
+    try:  # infrastructure commands (verify); absent where only serving/ is installed
+        from infra.cli import add_parsers
+    except ImportError:
+        return parser
+    add_parsers(sub)
     return parser
 
 
@@ -124,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = write_demo_artifacts(args.out, args.kind, onnx=args.onnx)
         print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
         return 0
+    from infra.cli import run  # the command was registered by infra.cli.add_parsers
+
+    result = run(args)
+    if result is not None:
+        return result
     raise AssertionError(args.command)  # pragma: no cover
 
 
