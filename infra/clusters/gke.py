@@ -1,0 +1,284 @@
+"""``GkeCluster``: a GKE Standard cluster (pulumi-gcp) with workload identity, a CPU node pool
+and a GPU node pool, plus a Google service account the model server runs as.
+
+- The default node pool is removed; pools are separate resources so they can change on their
+  own.
+- GPU pool: ``guest_accelerators`` with ``gpu_driver_installation_config`` so GKE installs the
+  NVIDIA driver (and runs its own device plugin: none is installed here), the
+  ``nvidia.com/gpu=present:NO_SCHEDULE`` taint, the :data:`~infra.k8s.gpu.GPU_NODE_LABELS`
+  label, and autoscaling between ``min_nodes`` and ``max_nodes`` per zone.
+- Workload identity: the pools run the GKE metadata server, and the Kubernetes service account
+  ``<namespace>/<name>`` may impersonate the serving Google service account; annotate it with
+  :attr:`GkeCluster.service_account_annotations`.
+- Dataplane V2 enforces the ModelDeployment's NetworkPolicy; the Gateway API (standard channel)
+  serves its HTTPRoute.
+
+**Replacement:** most node-pool settings force the pool to be replaced
+(:data:`~infra.clusters.node_pools.REPLACEMENT_NOTE`); a warning says so on every preview.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+from pydantic import Field, ValidationInfo, field_validator
+
+from infra.clusters.node_pools import REPLACEMENT_NOTE, Frozen
+from infra.k8s.config import DNS_LABEL
+from infra.k8s.gpu import GPU_NODE_LABELS, GPU_TAINT_KEY, GPU_TAINT_VALUE
+
+NODE_ROLES = (
+    "roles/container.defaultNodeServiceAccount",
+    "roles/artifactregistry.reader",
+)
+
+
+class GkeNodePool(Frozen):
+    """One autoscaled node pool (counts are per zone of the cluster's location)."""
+
+    machine_type: Annotated[str, Field(pattern=r"^[a-z0-9]+-[a-z0-9-]+$")] = "e2-standard-4"
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_nodes: Annotated[int, Field(ge=1, le=1000)] = Field(default=3, validate_default=True)
+    disk_size_gb: Annotated[int, Field(ge=10, le=65536)] = 100
+    spot: bool = False
+
+    @field_validator("max_nodes")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_nodes")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least min_nodes ({low}), got {value}")
+        return value
+
+
+class GkeGpuPool(GkeNodePool):
+    """A GPU node pool; ``accelerator_type`` must be offered in the pool's zones."""
+
+    machine_type: Annotated[str, Field(pattern=r"^[a-z0-9]+-[a-z0-9-]+$")] = "g2-standard-8"
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    accelerator_type: Annotated[str, Field(pattern=r"^nvidia-[a-z0-9-]+$")] = "nvidia-l4"
+    accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+    driver_version: Literal["DEFAULT", "LATEST"] = "LATEST"
+
+
+class GkeClusterArgs(Frozen):
+    """``ml-endpoints:cluster`` with ``type: gke``."""
+
+    type: Literal["gke"] = "gke"
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    location: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9](-[a-z])?$")]
+    """Region (regional cluster, three zones) or zone."""
+    network: str | None = None
+    subnetwork: str | None = None
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    deletion_protection: bool = True
+    cpu_nodes: GkeNodePool = GkeNodePool()
+    gpu_nodes: GkeGpuPool | None = GkeGpuPool()
+    serving_namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "default"
+    serving_service_account: Annotated[str, Field(pattern=DNS_LABEL)] = "model-server"
+    serving_roles: list[Annotated[str, Field(pattern=r"^roles/")]] = ["roles/storage.objectViewer"]
+    """Project roles of the model server's Google service account (reading gs:// models)."""
+
+
+def gke_kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
+    """A kubeconfig that authenticates with ``gke-gcloud-auth-plugin`` (no static secret)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {
+                        "server": f"https://{endpoint}",
+                        "certificate-authority-data": ca_certificate,
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "gke-gcloud-auth-plugin",
+                            "provideClusterInfo": True,
+                            "interactiveMode": "Never",
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """GKE with workload identity and CPU and GPU node pools (module docstring)."""
+
+    provider: k8s.Provider
+    """Kubernetes provider for this cluster: pass it to ``ModelDeployment``."""
+    cluster_name: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    serving_service_account_email: pulumi.Output[str]
+    service_account_annotations: dict[str, pulumi.Output[str]]
+    """``iam.gke.io/gcp-service-account`` for the model server's service account."""
+
+    def __init__(
+        self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ml-endpoints:gcp:GkeCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        pulumi.log.warn(f"GkeCluster {name}: {REPLACEMENT_NOTE}.", resource=self)
+
+        workload_pool = f"{args.project}.svc.id.goog"
+        cluster = gcp.container.Cluster(
+            name,
+            project=args.project,
+            location=args.location,
+            network=args.network,
+            subnetwork=args.subnetwork,
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            deletion_protection=args.deletion_protection,
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=workload_pool
+            ),
+            datapath_provider="ADVANCED_DATAPATH",
+            gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
+                channel="CHANNEL_STANDARD"
+            ),
+            opts=child,
+        )
+        self.cluster_name = cluster.name
+
+        nodes_account = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            project=args.project,
+            account_id=f"{name[:20]}-nodes",
+            display_name=f"GKE nodes of {name}",
+            opts=child,
+        )
+        for role in NODE_ROLES:
+            gcp.projects.IAMMember(
+                f"{name}-nodes-{role.removeprefix('roles/').replace('.', '-')}",
+                project=args.project,
+                role=role,
+                member=nodes_account.email.apply(lambda email: f"serviceAccount:{email}"),
+                opts=child,
+            )
+
+        self._node_pool(name, "cpu", args, args.cpu_nodes, nodes_account.email, cluster, child)
+        if args.gpu_nodes is not None:
+            self._node_pool(name, "gpu", args, args.gpu_nodes, nodes_account.email, cluster, child)
+
+        serving = gcp.serviceaccount.Account(
+            f"{name}-serving",
+            project=args.project,
+            account_id=f"{name[:18]}-serving",
+            display_name=f"Model server on {name}",
+            opts=child,
+        )
+        gcp.serviceaccount.IAMMember(
+            f"{name}-serving-workload-identity",
+            service_account_id=serving.name,
+            role="roles/iam.workloadIdentityUser",
+            member=(
+                f"serviceAccount:{workload_pool}"
+                f"[{args.serving_namespace}/{args.serving_service_account}]"
+            ),
+            opts=child,
+        )
+        for role in args.serving_roles:
+            gcp.projects.IAMMember(
+                f"{name}-serving-{role.removeprefix('roles/').replace('.', '-')}",
+                project=args.project,
+                role=role,
+                member=serving.email.apply(lambda email: f"serviceAccount:{email}"),
+                opts=child,
+            )
+        self.serving_service_account_email = serving.email
+        self.service_account_annotations = {"iam.gke.io/gcp-service-account": serving.email}
+
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                cluster.name,
+                cluster.endpoint,
+                cluster.master_auth.apply(lambda auth: str(auth.cluster_ca_certificate)),
+            ).apply(lambda v: gke_kubeconfig(v[0], v[1], v[2]))
+        )
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "serving_service_account_email": self.serving_service_account_email,
+            }
+        )
+
+    @staticmethod
+    def _node_pool(
+        name: str,
+        suffix: str,
+        args: GkeClusterArgs,
+        pool: GkeNodePool,
+        service_account: pulumi.Output[str],
+        cluster: gcp.container.Cluster,
+        child: pulumi.ResourceOptions,
+    ) -> gcp.container.NodePool:
+        gpu = pool if isinstance(pool, GkeGpuPool) else None
+        return gcp.container.NodePool(
+            f"{name}-{suffix}",
+            project=args.project,
+            location=args.location,
+            cluster=cluster.name,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                min_node_count=pool.min_nodes, max_node_count=pool.max_nodes
+            ),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=pool.machine_type,
+                disk_size_gb=pool.disk_size_gb,
+                spot=pool.spot,
+                service_account=service_account,
+                oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"
+                ),
+                shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                    enable_secure_boot=True, enable_integrity_monitoring=True
+                ),
+                labels={"ml-endpoints.io/pool": suffix, **(GPU_NODE_LABELS if gpu else {})},
+                guest_accelerators=(
+                    [
+                        gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
+                            type=gpu.accelerator_type,
+                            count=gpu.accelerator_count,
+                            gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                                gpu_driver_version=gpu.driver_version
+                            ),
+                        )
+                    ]
+                    if gpu
+                    else None
+                ),
+                taints=(
+                    [
+                        gcp.container.NodePoolNodeConfigTaintArgs(
+                            key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE, effect="NO_SCHEDULE"
+                        )
+                    ]
+                    if gpu
+                    else None
+                ),
+            ),
+            opts=child,
+        )
