@@ -1,20 +1,24 @@
-"""In-process predict throughput: scikit-learn vs the compiled (ONNX Runtime) predictor."""
+"""In-process predict throughput: scikit-learn vs what the server runs (maybe ONNX Runtime)."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from serving.demo import DemoKind, build_demo_model, demo_data
-from serving.models.base import Prediction
-from serving.models.compiled import compile_sklearn
-from serving.models.sklearn import SklearnModel
+from serving.demo import DemoKind, demo_data, write_demo_artifacts
+from serving.models.base import Model, Prediction
+from serving.models.compiled import ONNX_FILE, compile_model
+from serving.models.onnx import OnnxModel
+from serving.models.sklearn import load_joblib
 
 
-def rows_per_second(predict: Callable[[np.ndarray], Prediction], rows: np.ndarray,
-                    seconds: float = 1.0) -> float:
+def rows_per_second(
+    predict: Callable[[np.ndarray], Prediction], rows: np.ndarray, seconds: float = 1.0
+) -> float:
     """Rows predicted per second, calling ``predict(rows)`` repeatedly for ``seconds``."""
     for _ in range(20):
         predict(rows)
@@ -27,12 +31,17 @@ def rows_per_second(predict: Callable[[np.ndarray], Prediction], rows: np.ndarra
 
 
 def measure(kind: DemoKind) -> list[tuple[str, str, float]]:
-    """(predictor, batch, rows/s) for scikit-learn and whatever the server would run."""
+    """(predictor, batch, rows/s) for scikit-learn and for what the server would run."""
     rows = demo_data()[0]
-    sklearn_model = SklearnModel(build_demo_model(kind))
-    served = compile_sklearn(sklearn_model, rows[:256])
-    out = []
-    for name, model in (("scikit-learn", sklearn_model), (f"served ({served.format})", served)):
-        for batch in (1, 32):
-            out.append((f"{kind} {name}", f"{batch}", rows_per_second(model.predict, rows[:batch])))
-    return out
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = write_demo_artifacts(Path(tmp), kind)
+        sklearn_model = load_joblib(model_dir / "model.joblib")
+        decision = compile_model(model_dir / "model.joblib", model_dir)
+        served: Model = OnnxModel(model_dir / ONNX_FILE) if decision.use_onnx else sklearn_model
+        label = "ONNX Runtime" if decision.use_onnx else "scikit-learn"
+        out = []
+        for name, model in (("scikit-learn", sklearn_model), (f"served: {label}", served)):
+            for batch in (1, 32):
+                rate = rows_per_second(model.predict, rows[:batch])
+                out.append((f"{kind} {name}", str(batch), rate))
+        return out

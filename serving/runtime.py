@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from serving.batching import Batcher
 from serving.errors import BadRequest, Unavailable
 from serving.metrics import Metrics
 from serving.models.base import Model, Prediction
+from serving.models.examples import example_rows
 from serving.models.handler import Handler, load_handler
 from serving.settings import OutputKind, Settings
 
@@ -77,7 +79,7 @@ class ModelRuntime:
     async def _load(self) -> None:
         started = time.perf_counter()
         try:
-            model, handler, model_dir, warm_seconds = await asyncio.to_thread(self._load_blocking)
+            model, handler, model_dir, warm_seconds = await _in_daemon_thread(self._load_blocking)
         except Exception as exc:
             self.state = State.FAILED
             self.reason = f"model failed to load: {type(exc).__name__}: {exc}"
@@ -113,46 +115,38 @@ class ModelRuntime:
         )
 
     def _load_blocking(self) -> tuple[Model, Handler | None, Path | None, float]:
-        from serving.models.loader import load_model
+        from serving.models.loader import find_model_file, load_model
 
+        cache_dir = Path(self.settings.cache_dir)
         source = self.settings.model_source
         if source is None:
-            from serving.demo import build_demo_model
-            from serving.models.sklearn import SklearnModel
-
             log.info("no model configured: serving the bundled breast-cancer demo model")
-            model: Model = SklearnModel(build_demo_model())
-            model_dir = None
+            path = _demo_model_dir(cache_dir)
         else:
-            path = materialize(
-                source, Path(self.settings.cache_dir), expected_sha256=self.settings.model_sha256
-            )
-            model_dir = path if path.is_dir() else path.parent
-            handler = (
-                load_handler(self.settings.handler, model_dir) if self.settings.handler else None
-            )
-            self.handler = handler
+            path = materialize(source, cache_dir, expected_sha256=self.settings.model_sha256)
+        model_dir = path if path.is_dir() else path.parent
+        handler = load_handler(self.settings.handler, model_dir) if self.settings.handler else None
+        self.handler = handler
+        compiled = None
+        if self.settings.compile and handler is None:
+            from serving.models.compiled import COMPILABLE_SUFFIXES, compile_cached
+
+            model_file = find_model_file(path)
+            if model_file.suffix in COMPILABLE_SUFFIXES:
+                compiled = compile_cached(model_file, cache_dir)
+        if compiled is not None:
+            from serving.models.onnx import OnnxModel
+
+            model: Model = OnnxModel(compiled)
+            model.format = "sklearn->onnxruntime"
+        else:
             model = load_model(path, handler, skops_trusted=self.settings.skops_trusted_types)
-        model = self._maybe_compile(model, model_dir)
         warm_seconds = self._warm_up(model, model_dir)
-        return model, self.handler, model_dir, warm_seconds
-
-    def _maybe_compile(self, model: Model, model_dir: Path | None) -> Model:
-        """Swap a scikit-learn model for its ONNX Runtime build when faster and equal."""
-        from serving.models.sklearn import SklearnModel
-
-        if not self.settings.compile or type(model) is not SklearnModel:
-            return model
-        example = _example_rows(model, model_dir)
-        if example is None:
-            return model
-        from serving.models.compiled import compile_sklearn
-
-        return compile_sklearn(model, _verification_rows(example))
+        return model, handler, model_dir, warm_seconds
 
     def _warm_up(self, model: Model, model_dir: Path | None) -> float:
         """Predict once on an input example (or zeros); returns the best of a few timings."""
-        rows = _example_rows(model, model_dir)
+        rows = example_rows(model, model_dir)
         if rows is None:
             log.warning("no input example and unknown width: skipping warm-up predict")
             return 0.0
@@ -250,34 +244,39 @@ class ModelRuntime:
                 log.exception("prediction observer %r failed", observer)
 
 
-def _verification_rows(example: np.ndarray, n: int = 256) -> np.ndarray:
-    """The example rows, zeros, and seeded perturbations of the examples (scale and noise)."""
-    rng = np.random.default_rng(0)
-    picks = example[rng.integers(0, example.shape[0], n)]
-    noisy = picks * rng.lognormal(0.0, 0.5, picks.shape) + rng.normal(0.0, 1.0, picks.shape)
-    return np.vstack([example, np.zeros((1, example.shape[1])), noisy])
+def _demo_model_dir(cache_dir: Path) -> Path:
+    """The demo model's files, written once by a child process (keeps scikit-learn's training
+    imports out of this worker when the model then runs on ONNX Runtime)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    target = cache_dir / "demo-model"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / "demo-model.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "model.joblib").exists():
+            subprocess.run(
+                [sys.executable, "-m", "serving", "demo-model", "--out", str(target)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+    return target
 
 
-def _example_rows(model: Model, model_dir: Path | None) -> np.ndarray | None:
-    if model_dir is not None:
-        for name in ("input_example.json", "sample.json"):
-            path = model_dir / name
-            if path.is_file():
-                try:
-                    document = json.loads(path.read_text())
-                    rows = (
-                        document.get("instances", document)
-                        if isinstance(document, dict)
-                        else document
-                    )
-                    array = np.asarray(rows, dtype=np.float64)
-                    return array.reshape(1, -1) if array.ndim == 1 else array
-                except (ValueError, TypeError) as exc:
-                    log.warning("ignoring %s: %s", path, exc)
-    if model.n_features is not None:
-        return np.zeros((1, model.n_features))
-    if model_dir is None:
-        from serving.demo import demo_data
+_T = TypeVar("_T")
 
-        return demo_data()[0][:1]
-    return None
+
+async def _in_daemon_thread(function: Callable[[], _T]) -> _T:
+    """Run ``function`` on a daemon thread: shutdown (SIGTERM) never waits for a slow load."""
+    result: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            result.set_result(function())
+        except BaseException as exc:
+            result.set_exception(exc)
+
+    threading.Thread(target=run, name="model-load", daemon=True).start()
+    return await asyncio.wrap_future(result)

@@ -42,7 +42,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(settings: Settings) -> int:
     """Serve until told to stop; returns the exit code."""
-    sock = bind(settings.host, settings.resolved_port)
+    try:
+        sock = bind(settings.host, settings.resolved_port)
+    except OSError as exc:
+        print(f"ml-endpoints: cannot listen on {settings.host}:{settings.resolved_port}: "
+              f"{exc.strerror}", file=sys.stderr)
+        return 1
     if settings.workers == 1:
         run_worker(settings.model_dump_json(), sock)
         return 0

@@ -1,95 +1,139 @@
 """Compile scikit-learn models to ONNX Runtime when that is faster and gives the same answers.
 
-At load time the estimator is converted with skl2onnx (float64 end to end), both predictors run
-on the warm-up rows, and the compiled one is kept only if its probabilities match within
-``TOLERANCE``, its labels match exactly, and it is faster. Anything else keeps scikit-learn.
+The compiler runs in a child process (``python -m serving.models.compiled MODEL OUT``), once per
+model file (the result is cached by content), so that scikit-learn, skl2onnx and their imports
+never occupy the serving worker's memory. It converts with skl2onnx in float64 end to end, runs
+both predictors on verification rows (the model's input example, zeros, and seeded perturbations),
+and keeps the ONNX model only if labels match exactly, probabilities within ``TOLERANCE``, and
+it is faster on one row. Anything else — unsupported estimators, custom steps, DataFrame-fitted
+pipelines, differing answers — keeps scikit-learn, and the reason is logged.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 
-from serving.models.base import Model, Prediction
-from serving.models.sklearn import SklearnModel
+from serving.models.base import Prediction
 
 log = logging.getLogger("ml_endpoints.compiled")
 TOLERANCE = 1e-9
+#: Model files the compiler takes: pickled scikit-learn estimators.
+COMPILABLE_SUFFIXES = (".joblib", ".pkl")
+ONNX_FILE = "model.onnx"
+DECISION_FILE = "decision.json"
 
 
-class CompiledSklearnModel:
-    """An ONNX Runtime session standing in for a scikit-learn estimator (same metadata)."""
+@dataclass(frozen=True)
+class Decision:
+    """What the compiler decided for one model file, and why."""
 
-    format = "sklearn+onnxruntime"
-
-    def __init__(self, source: SklearnModel, session: Any) -> None:
-        self.source = source
-        self.session = session
-        self.n_features = source.n_features
-        self.feature_names = source.feature_names
-        self.classes = source.classes
-        self.allow_nan = source.allow_nan
-        self._input = session.get_inputs()[0].name
-        self._outputs = [o.name for o in session.get_outputs()][:2]
-        self._proba = source.classes is not None and len(self._outputs) == 2
-
-    def predict(self, rows: np.ndarray) -> Prediction:
-        """One session run: labels (and probabilities for classifiers)."""
-        results = self.session.run(self._outputs, {self._input: rows})
-        if self._proba:
-            return Prediction(np.asarray(results[0]), np.asarray(results[1], dtype=np.float64))
-        return Prediction(np.asarray(results[0]).reshape(rows.shape[0], -1).squeeze(axis=1))
+    use_onnx: bool
+    reason: str
+    sklearn_us: float | None = None
+    onnx_us: float | None = None
 
 
-def compile_sklearn(model: SklearnModel, rows: np.ndarray) -> Model:
-    """The faster of ``model`` and its ONNX Runtime compilation, if they agree on ``rows``."""
-    if model.n_features is None or model.feature_names is not None:
-        return model  # DataFrame-fitted estimators keep their column handling in scikit-learn
+def compile_cached(model_file: Path, cache_dir: Path, timeout: float = 300) -> Path | None:
+    """The verified, faster ONNX file for ``model_file``, or ``None`` to keep scikit-learn."""
     try:
-        compiled = CompiledSklearnModel(model, _session(model))
-        expected, actual = model.predict(rows), compiled.predict(rows)
-    except Exception as exc:  # not convertible: many estimators and custom steps are not
-        log.info("keeping scikit-learn (ONNX conversion not possible: %s)", str(exc)[:200])
-        return model
-    if not _same(expected, actual):
-        log.warning("keeping scikit-learn: ONNX Runtime answers differ on the warm-up rows")
-        return model
+        versions = "|".join(version(p) for p in ("scikit-learn", "skl2onnx", "onnxruntime"))
+    except PackageNotFoundError:
+        return None  # the onnx extra is not installed
+    digest = hashlib.sha256(versions.encode())
+    with model_file.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    out_dir = cache_dir / f"compiled-{digest.hexdigest()[:16]}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several workers: one compiles, the others reuse
+        if not (out_dir / DECISION_FILE).exists():
+            done = subprocess.run(
+                [sys.executable, "-m", "serving.models.compiled", str(model_file), str(out_dir)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            if done.returncode != 0:
+                log.warning("compiler failed (keeping scikit-learn): %s", done.stderr[-500:])
+                return None
+    decision = Decision(**json.loads((out_dir / DECISION_FILE).read_text()))
+    log.info("%s: %s", "ONNX Runtime" if decision.use_onnx else "scikit-learn", decision.reason)
+    return out_dir / ONNX_FILE if decision.use_onnx else None
+
+
+def compile_model(model_file: Path, out_dir: Path) -> Decision:
+    """Convert, verify and time; write ``model.onnx`` (if chosen) and ``decision.json``."""
+    from serving.models.examples import example_rows, verification_rows
+    from serving.models.sklearn import load_joblib
+
+    source = load_joblib(model_file)
+    example = example_rows(source, model_file.parent)
+    if source.feature_names is not None:
+        decision = Decision(False, "fitted on a DataFrame: column handling stays in scikit-learn")
+    elif example is None or source.n_features is None:
+        decision = Decision(False, "unknown input width: nothing to verify the conversion on")
+    else:
+        decision = _convert_and_check(source, verification_rows(example), out_dir / ONNX_FILE)
+    (out_dir / DECISION_FILE).write_text(json.dumps(asdict(decision)))
+    return decision
+
+
+def _convert_and_check(source: object, rows: np.ndarray, onnx_path: Path) -> Decision:
+    from serving.models.onnx import OnnxModel
+    from serving.models.sklearn import SklearnModel
+
+    assert isinstance(source, SklearnModel)
+    try:
+        onnx_path.write_bytes(_to_onnx(source))
+        compiled = OnnxModel(onnx_path)
+        same = _same(source.predict(rows), compiled.predict(rows))
+    except Exception as exc:  # many estimators and custom steps have no converter
+        return Decision(False, f"no ONNX conversion: {type(exc).__name__}: {str(exc)[:200]}")
+    if not same:
+        return Decision(False, f"ONNX answers differ beyond {TOLERANCE:g} on verification rows")
     one = rows[:1]
-    t_sklearn, t_onnx = _best_time(model.predict, one), _best_time(compiled.predict, one)
-    if t_onnx >= t_sklearn:
-        log.info(
-            "keeping scikit-learn (%.0f us) over ONNX Runtime (%.0f us)",
-            t_sklearn * 1e6,
-            t_onnx * 1e6,
-        )
-        return model
-    log.info("compiled to ONNX Runtime: %.0f us -> %.0f us per row", t_sklearn * 1e6, t_onnx * 1e6)
-    return compiled
+    sk_us, onnx_us = _best_us(source.predict, one), _best_us(compiled.predict, one)
+    if onnx_us >= sk_us:
+        return Decision(False, f"not faster ({onnx_us:.0f} us vs {sk_us:.0f} us)", sk_us, onnx_us)
+    return Decision(
+        True, f"equal answers, {sk_us:.0f} us -> {onnx_us:.0f} us per row", sk_us, onnx_us
+    )
 
 
-def _session(model: SklearnModel) -> Any:
-    import onnxruntime as ort
+def _to_onnx(source: object) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import DoubleTensorType
 
-    estimator = model.estimator
-    options = {id(estimator): {"zipmap": False}} if model.classes is not None else None
+    from serving.models.sklearn import SklearnModel
+
+    assert isinstance(source, SklearnModel)
+    estimator = source.estimator
+    options = {id(estimator): {"zipmap": False}} if source.classes is not None else None
     onx = to_onnx(
         estimator,
-        initial_types=[("input", DoubleTensorType([None, model.n_features]))],
+        initial_types=[("input", DoubleTensorType([None, source.n_features]))],
         options=options,
         target_opset=17,
     )
-    session_options = ort.SessionOptions()
-    session_options.intra_op_num_threads = 1
-    session_options.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        onx.SerializeToString(), session_options, providers=["CPUExecutionProvider"]
-    )
+    for key, value in (("classes", source.classes), ("allow_nan", source.allow_nan)):
+        entry = onx.metadata_props.add()
+        entry.key = key
+        entry.value = json.dumps(value) if key == "classes" else str(value).lower()
+    return bytes(onx.SerializeToString())
 
 
 def _same(a: Prediction, b: Prediction) -> bool:
@@ -107,10 +151,22 @@ def _same(a: Prediction, b: Prediction) -> bool:
     )
 
 
-def _best_time(predict: Callable[[np.ndarray], Prediction], rows: np.ndarray) -> float:
+def _best_us(predict: Callable[[np.ndarray], Prediction], rows: np.ndarray) -> float:
     best = float("inf")
-    for _ in range(20):
+    for _ in range(50):
         started = time.perf_counter()
         predict(rows)
         best = min(best, time.perf_counter() - started)
-    return best
+    return best * 1e6
+
+
+def main(argv: list[str]) -> int:
+    """``python -m serving.models.compiled MODEL_FILE OUT_DIR``."""
+    model_file, out_dir = Path(argv[0]), Path(argv[1])
+    decision = compile_model(model_file, out_dir)
+    print(json.dumps(asdict(decision)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
