@@ -49,9 +49,13 @@ def load(data: Any) -> ClusterArgs:
     kind = validate(
         _Kind, {"type": data.get("type")} if isinstance(data, dict) else data, CONFIG_KEY
     )
-    args = validate(_BY_TYPE[kind.type], data, CONFIG_KEY)
-    assert isinstance(args, EksClusterArgs | GkeClusterArgs | ExistingClusterArgs | RenderArgs)
-    return args
+    if kind.type == "eks":
+        return validate(EksClusterArgs, data, CONFIG_KEY)
+    if kind.type == "gke":
+        return validate(GkeClusterArgs, data, CONFIG_KEY)
+    if kind.type == "existing":
+        return validate(ExistingClusterArgs, data, CONFIG_KEY)
+    return validate(RenderArgs, data, CONFIG_KEY)
 
 
 def from_stack_config(config: pulumi.Config | None = None) -> ClusterArgs:
