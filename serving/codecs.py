@@ -93,7 +93,13 @@ def to_rows(value: Any, *, field: str, feature_names: Sequence[str] | None = Non
     if isinstance(value, list) and value and isinstance(value[0], dict):
         value = _objects_to_rows(value, field=field, feature_names=feature_names)
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
+        # numpy would turn "1.5" into 1.5: only nulls and big integers may leave the fast path
+        if array.dtype.kind not in "biuf" and (
+            array.dtype.kind != "O" or any(isinstance(cell, str) for cell in array.flat)
+        ):
+            raise TypeError("not numbers")
+        array = array.astype(np.float64, copy=False)
     except (ValueError, TypeError, OverflowError):
         raise BadRequest(_explain_bad_rows(value, field)) from None
     if array.ndim == 1:

@@ -102,6 +102,8 @@ def test_to_rows_objects_follow_the_feature_order() -> None:
         ([[]], None, "'instances' is empty"),
         ([[1, 2], [3]], None, "rows differ in length: 'instances[1]' has 1 values"),
         ([[1, "x"]], None, "'instances[0][1]' must be a number, got a string 'x'"),
+        ([[1, "1.5"]], None, "'instances[0][1]' must be a number, got a string '1.5'"),
+        ([[None, "nan"]], None, "'instances[0][1]' must be a number, got a string 'nan'"),
         ([1, "x"], None, "'instances[1]' must be a number, got a string 'x'"),
         ([[1], 2], None, "'instances[1]' must be a list of numbers, got a number"),
         ([[[1]]], None, "got 3-D data"),
