@@ -197,7 +197,12 @@ def cost_table() -> str:
     X, _ = load_breast_cancer(return_X_y=True)  # 30 features
     profile = DriftProfile.fit(X)
     rng = np.random.default_rng(0)
-    lines = ["### Costs (breast_cancer, 30 features, one core)", "", "| measure | value |", "|---|---|"]
+    lines = [
+        "### Costs (breast_cancer, 30 features, one core)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
     for batch in (1, 16, 64, 1000):
         monitor = DriftMonitor(profile, window=1000)
         rows = X[rng.integers(0, len(X), batch)]
