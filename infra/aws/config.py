@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Self
 
 import botocore.loaders
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from infra.validation import key_path
@@ -452,7 +460,7 @@ class SageMakerEndpointArgs(Frozen):
     """A real-time SageMaker endpoint (``ml-endpoints:sagemaker``)."""
 
     endpoint_name: SageMakerName
-    variants: Annotated[tuple[VariantArgs, ...], Field(min_length=1, max_length=10)]
+    variants: Annotated[tuple[VariantArgs, ...], Field(max_length=10)]
     #: Receives a copy of the production traffic; its answers are discarded (and captured).
     shadow_variant: VariantArgs | None = None
     deployment: DeploymentArgs = DeploymentArgs()
@@ -464,6 +472,14 @@ class SageMakerEndpointArgs(Frozen):
     metrics_namespace: Annotated[str, Field(min_length=1, max_length=255)] = "ml-endpoints"
     sample_payload: SamplePayload | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _some_variant(cls, value: tuple[VariantArgs, ...]) -> tuple[VariantArgs, ...]:
+        # not Field(min_length=1): that also reports an empty tuple when an item is invalid
+        if not value:
+            raise ValueError("at least one variant is required")
+        return value
 
     @model_validator(mode="after")
     def _endpoint_rules(self) -> Self:
