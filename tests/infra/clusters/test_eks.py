@@ -1,0 +1,197 @@
+"""EksCluster: node groups, GPU taint/labels, NVIDIA device plugin, IRSA, kubeconfig."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.clusters.config import load
+from infra.clusters.eks import EksCluster, EksClusterArgs
+from infra.k8s.gpu import GPU_NODE_LABELS
+from infra.validation import ConfigError
+from tests.infra.clusters.conftest import OIDC_ISSUER, ClusterMocks
+from tests.infra.k8s.support import manifest, run_program, validate_strict
+
+BASE: dict[str, Any] = {"type": "eks", "subnet_ids": ["subnet-0a1b2c", "subnet-0d4e5f"]}
+
+
+def _args(**overrides: Any) -> EksClusterArgs:
+    args = load({**BASE, **overrides})
+    assert isinstance(args, EksClusterArgs)
+    return args
+
+
+def _declare(mocks: ClusterMocks, args: EksClusterArgs) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def program() -> pulumi.Output[None]:
+        eks = EksCluster("ml", args)
+        return pulumi.Output.all(
+            eks.kubeconfig, eks.service_account_annotations["eks.amazonaws.com/role-arn"]
+        ).apply(lambda v: seen.update(kubeconfig=v[0], role_arn=v[1]))
+
+    run_program(program)
+    return seen
+
+
+def _node_group(mocks: ClusterMocks, name: str) -> dict[str, Any]:
+    groups = {r.name: r.inputs for r in mocks.of_type("aws:eks/nodeGroup:NodeGroup")}
+    return groups[name]
+
+
+def test_cluster_uses_api_access_and_given_subnets(pulumi_mocks: ClusterMocks) -> None:
+    _declare(pulumi_mocks, _args())
+    cluster = pulumi_mocks.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["version"] == "1.33"
+    assert cluster["vpcConfig"]["subnetIds"] == BASE["subnet_ids"]
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+
+
+def test_gpu_node_group_is_tainted_labelled_and_uses_the_nvidia_ami(
+    pulumi_mocks: ClusterMocks,
+) -> None:
+    gpu_nodes = {
+        "instance_types": ["g6.2xlarge", "g5.2xlarge"],
+        "scaling": {"min": 0, "desired": 1, "max": 6},
+    }
+    _declare(pulumi_mocks, _args(gpu_nodes=gpu_nodes))
+    gpu = _node_group(pulumi_mocks, "ml-gpu")
+    assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert gpu["instanceTypes"] == ["g6.2xlarge", "g5.2xlarge"]
+    assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+    assert GPU_NODE_LABELS.items() <= gpu["labels"].items()
+    assert gpu["scalingConfig"] == {"minSize": 0, "desiredSize": 1, "maxSize": 6}
+
+
+def test_cpu_node_group_has_no_gpu_taint(pulumi_mocks: ClusterMocks) -> None:
+    _declare(pulumi_mocks, _args())
+    cpu = _node_group(pulumi_mocks, "ml-cpu")
+    assert cpu["amiType"] == "AL2023_x86_64_STANDARD"
+    assert "taints" not in cpu
+    assert cpu["scalingConfig"] == {"minSize": 1, "desiredSize": 2, "maxSize": 4}
+    assert cpu["labels"] == {"ml-endpoints.io/pool": "cpu"}
+
+
+def test_device_plugin_runs_on_gpu_nodes_only(pulumi_mocks: ClusterMocks) -> None:
+    _declare(pulumi_mocks, _args())
+    (plugin,) = pulumi_mocks.of_type("kubernetes:apps/v1:DaemonSet")
+    daemonset = manifest(plugin.inputs)
+    validate_strict(daemonset)
+    pod = daemonset["spec"]["template"]["spec"]
+    gpu = _node_group(pulumi_mocks, "ml-gpu")
+    assert pod["nodeSelector"].items() <= gpu["labels"].items()
+    (taint,) = gpu["taints"]
+    assert pod["tolerations"] == [
+        {"key": taint["key"], "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["priorityClassName"] == "system-node-critical"
+    assert pod["containers"][0]["image"] == "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"
+    assert plugin.provider is not None
+    assert "pulumi:providers:kubernetes::ml-k8s::" in plugin.provider
+
+
+def test_no_gpu_group_means_no_device_plugin(pulumi_mocks: ClusterMocks) -> None:
+    _declare(pulumi_mocks, _args(gpu_nodes=None))
+    assert [r.name for r in pulumi_mocks.of_type("aws:eks/nodeGroup:NodeGroup")] == ["ml-cpu"]
+    assert pulumi_mocks.of_type("kubernetes:apps/v1:DaemonSet") == []
+
+
+def test_irsa_role_trusts_only_the_serving_service_account(pulumi_mocks: ClusterMocks) -> None:
+    policy = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+    seen = _declare(
+        pulumi_mocks,
+        _args(
+            serving_namespace="models", serving_service_account="iris", serving_policy_arns=[policy]
+        ),
+    )
+    oidc = pulumi_mocks.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert oidc["url"] == OIDC_ISSUER
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
+    roles = {r.name: r.inputs for r in pulumi_mocks.of_type("aws:iam/role:Role")}
+    (statement,) = json.loads(roles["ml-serving"]["assumeRolePolicy"])["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(
+        ":aws:iam/openIdConnectProvider:OpenIdConnectProvider/ml-oidc"
+    )
+    issuer = OIDC_ISSUER.removeprefix("https://")
+    assert statement["Condition"]["StringEquals"] == {
+        f"{issuer}:sub": "system:serviceaccount:models:iris",
+        f"{issuer}:aud": "sts.amazonaws.com",
+    }
+    attached = [
+        r.inputs["policyArn"]
+        for r in pulumi_mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    ]
+    assert policy in attached
+    assert seen["role_arn"].endswith("aws:iam/role:Role/ml-serving")
+
+
+def test_kubeconfig_authenticates_with_aws_eks_get_token(pulumi_mocks: ClusterMocks) -> None:
+    seen = _declare(pulumi_mocks, _args())
+    kubeconfig = json.loads(seen["kubeconfig"])
+    (cluster,) = kubeconfig["clusters"]
+    assert cluster["cluster"]["server"] == "https://EXAMPLE.gr7.us-east-1.eks.amazonaws.com"
+    assert cluster["cluster"]["certificate-authority-data"] == "LS0tLS1CRUdJTi1DQS0tLS0t"
+    exec_ = kubeconfig["users"][0]["user"]["exec"]
+    assert exec_["command"] == "aws"
+    assert exec_["args"][:2] == ["eks", "get-token"]
+    assert exec_["args"][exec_["args"].index("--region") + 1] == "us-east-1"
+    provider = pulumi_mocks.one("pulumi:providers:kubernetes")
+    assert provider.name == "ml-k8s"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "text"),
+    [
+        ({"subnet_ids": ["subnet-0a1b2c"]}, "cluster.subnet_ids", "at least 2 items"),
+        (
+            {
+                "gpu_nodes": {
+                    "instance_types": ["m6i.large"],
+                    "scaling": {"min": 0, "desired": 0, "max": 1},
+                }
+            },
+            "cluster.gpu_nodes",
+            "not x86_64 NVIDIA GPU instance types for AL2023_x86_64_NVIDIA: m6i.large",
+        ),
+        (
+            {
+                "cpu_nodes": {
+                    "instance_types": ["m6i.large"],
+                    "scaling": {"min": 2, "desired": 1, "max": 3},
+                }
+            },
+            "cluster.cpu_nodes.scaling.desired",
+            "at least min (2)",
+        ),
+        (
+            {
+                "cpu_nodes": {
+                    "instance_types": ["m6i.large"],
+                    "scaling": {"min": 1, "desired": 3, "max": 2},
+                }
+            },
+            "cluster.cpu_nodes.scaling.max",
+            "at least desired (3)",
+        ),
+        ({"kubernetes_version": "1.28"}, "cluster.kubernetes_version", "should match pattern"),
+        ({"node_groups": []}, "cluster.node_groups", "Extra inputs are not permitted"),
+    ],
+    ids=[
+        "subnets",
+        "gpu-types",
+        "desired-below-min",
+        "max-below-desired",
+        "version",
+        "unknown-key",
+    ],
+)
+def test_invalid_eks_config(overrides: dict[str, Any], key: str, text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({**BASE, **overrides})
+    assert caught.value.key == key
+    assert text in str(caught.value)
