@@ -80,6 +80,7 @@ class VertexEndpoint(pulumi.ComponentResource):
 
     endpoint: gcp.vertex.AiEndpoint
     deployment: VertexDeployment
+    service_account: gcp.serviceaccount.Account
     endpoint_name: pulumi.Output[str]
     """``projects/PROJECT/locations/REGION/endpoints/ID``."""
     deployed_model_ids: pulumi.Output[dict[str, str]]
@@ -96,6 +97,7 @@ class VertexEndpoint(pulumi.ComponentResource):
             artifact_uris=[v.artifact_uri for v in args.variants],
             parent=self,
         )
+        self.service_account = account.account
         self.service_account_email = account.email
         logging = args.request_logging
         self.endpoint = gcp.vertex.AiEndpoint(

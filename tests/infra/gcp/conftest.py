@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import pulumi
 import pytest
 
 from infra.gcp.config import VertexEndpointArgs, vertex_args_from_config
+from tests.infra.conftest import RecordingMocks
 from tests.infra.gcp.fake_vertex import FakeVertex
 
 # google-api-core warns once, on import, about Python 3.11's end of life: import it quietly here.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import google.cloud.aiplatform_v1  # noqa: F401
+with warnings.catch_warnings():  # pulumi-gcp warns about its own deprecated aliases on import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulumi_gcp
+
+    pulumi_gcp.storage.BucketIAMMember  # noqa: B018
 
 PROJECT = "ml-project"
 REGION = "us-central1"
@@ -80,3 +88,29 @@ def fake_vertex() -> Iterator[FakeVertex]:
 @pytest.fixture
 def endpoint_name() -> str:
     return f"projects/{PROJECT}/locations/{REGION}/endpoints/{ENDPOINT_ID}"
+
+
+class GcpMocks(RecordingMocks):
+    """Recording mocks that also compute what GCP would: a service account's email."""
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        resource_id, outputs = super().new_resource(args)
+        if args.typ == "gcp:serviceaccount/account:Account":
+            project = args.inputs.get("project", PROJECT)
+            outputs["email"] = f"{args.inputs['accountId']}@{project}.iam.gserviceaccount.com"
+        return resource_id, outputs
+
+
+@pytest.fixture
+def gcp_mocks() -> Iterator[GcpMocks]:
+    """Like ``pulumi_mocks``, with :class:`GcpMocks`: fresh per test, own event loop."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = GcpMocks()
+    pulumi.runtime.set_mocks(mocks, project="ml-endpoints", stack="test", preview=False)
+    yield mocks
+    pulumi.runtime.set_all_config({})
+    loop.close()
+    asyncio.set_event_loop(None)

@@ -1,0 +1,171 @@
+"""The VertexEndpoint component graph and properties, under Pulumi's mocks."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import dill
+import pulumi
+import pytest
+
+from infra.gcp.config import vertex_args_from_config
+from infra.gcp.vertex import VertexEndpoint
+from infra.gcp.vertex_provider import VertexDeploymentProvider
+from infra.validation import ConfigError
+from tests.infra.gcp.conftest import GcpMocks, vertex_config
+
+COMPONENT = "ml-endpoints:gcp:VertexEndpoint"
+DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/gcp:VertexDeployment"
+PROJECT_GRANT = "gcp:projects/iAMMember:IAMMember"
+BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
+
+
+def run(program: Callable[[], Any]) -> None:
+    """Run ``program`` as a Pulumi program and wait for every registration."""
+    pulumi.runtime.test(program)()
+
+
+def declare(**overrides: Any) -> tuple[VertexEndpoint, list[tuple[str, str, str | None]]]:
+    """Declare the component from stack config; returns it and (type, name, parent type) of
+    every child, seen through a transformation on the component."""
+    pulumi.runtime.set_all_config({"ml-endpoints:vertex": json.dumps(vertex_config(**overrides))})
+    children: list[tuple[str, str, str | None]] = []
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        if args.type_ != COMPONENT:
+            parent = args.opts.parent if args.opts else None
+            children.append((args.type_, args.name, getattr(parent, "_type", None)))
+
+    made: list[VertexEndpoint] = []
+
+    def program() -> Any:
+        made.append(
+            VertexEndpoint(
+                "churn",
+                vertex_args_from_config(),
+                pulumi.ResourceOptions(transformations=[record]),
+            )
+        )
+        return made[0].endpoint_name
+
+    run(program)
+    return made[0], children
+
+
+def test_declares_account_grants_endpoint_and_deployment(gcp_mocks: GcpMocks) -> None:
+    declare()
+
+    types = sorted(r.type for r in gcp_mocks.resources)
+    assert types == sorted(
+        [
+            COMPONENT,
+            "gcp:serviceaccount/account:Account",
+            PROJECT_GRANT,
+            PROJECT_GRANT,
+            BUCKET_GRANT,
+            "gcp:vertex/aiEndpoint:AiEndpoint",
+            DEPLOYMENT,
+        ]
+    )
+
+
+def test_children_are_parented_to_the_component_deployment_last(gcp_mocks: GcpMocks) -> None:
+    _, children = declare()
+    assert len(children) == 6
+    assert {parent for _, _, parent in children} == {COMPONENT}
+    assert [t for t, _, _ in children][-1] == DEPLOYMENT
+
+
+def test_endpoint_properties(gcp_mocks: GcpMocks) -> None:
+    declare(
+        network="projects/123456/global/networks/ml-vpc",
+        request_logging={"bigquery_table": "bq://ml-project.logs.churn", "sampling_rate": 0.25},
+    )
+    endpoint = gcp_mocks.one("gcp:vertex/aiEndpoint:AiEndpoint").inputs
+    assert endpoint["name"] == "4242"
+    assert endpoint["location"] == endpoint["region"] == "us-central1"
+    assert endpoint["displayName"] == "churn"
+    assert endpoint["labels"] == {"team": "ml"}
+    assert endpoint["network"] == "projects/123456/global/networks/ml-vpc"
+    assert endpoint["predictRequestResponseLoggingConfig"] == {
+        "enabled": True,
+        "samplingRate": 0.25,
+        "bigqueryDestination": {"outputUri": "bq://ml-project.logs.churn"},
+    }
+    assert "trafficSplit" not in endpoint, "the deployment owns the split"
+
+
+def test_service_account_has_only_the_roles_it_needs(gcp_mocks: GcpMocks) -> None:
+    declare()
+    account = gcp_mocks.one("gcp:serviceaccount/account:Account").inputs
+    assert account["accountId"] == "test-churn-serving"
+    email = "test-churn-serving@ml-project.iam.gserviceaccount.com"
+    grants = {
+        (r.inputs.get("project") or r.inputs.get("bucket"), r.inputs["role"], r.inputs["member"])
+        for r in gcp_mocks.resources
+        if r.type in (PROJECT_GRANT, BUCKET_GRANT)
+    }
+    assert grants == {
+        ("ml-project", "roles/logging.logWriter", f"serviceAccount:{email}"),
+        ("ml-project", "roles/monitoring.metricWriter", f"serviceAccount:{email}"),
+        ("ml-models", "roles/storage.objectViewer", f"serviceAccount:{email}"),
+    }
+
+
+def test_deployment_inputs_carry_variants_traffic_by_name_and_no_credentials(
+    gcp_mocks: GcpMocks,
+) -> None:
+    declare(traffic={"champion": 90, "challenger": 10})
+    inputs = gcp_mocks.one(DEPLOYMENT).inputs
+
+    assert inputs["endpoint"] == "projects/ml-project/locations/us-central1/endpoints/4242"
+    assert inputs["api_endpoint"] == "us-central1-aiplatform.googleapis.com"
+    assert inputs["traffic"] == {"champion": 90, "challenger": 10}
+    champion, challenger = inputs["variants"]
+    assert champion["env"] == {
+        "MODEL_NAME": "churn",
+        "MODEL_VERSION": "1",
+        "ML_ENDPOINTS_VARIANT": "champion",
+    }
+    assert challenger["accelerator_type"] == "NVIDIA_TESLA_T4"
+    assert challenger["service_account"] == "test-churn-serving@ml-project.iam.gserviceaccount.com"
+    text = json.dumps({k: v for k, v in inputs.items() if k != "__provider"}).lower()
+    for word in ("token", "secret", "password", "private_key", "credential"):
+        assert word not in text
+
+
+def test_the_provider_travels_with_the_program(gcp_mocks: GcpMocks) -> None:
+    declare()
+    serialized = gcp_mocks.one(DEPLOYMENT).inputs["__provider"]
+    provider = dill.loads(base64.b64decode(serialized))
+    assert isinstance(provider, VertexDeploymentProvider)
+    assert b"credential" not in base64.b64decode(serialized).lower()
+
+
+def test_outputs_name_deployed_models_by_variant(gcp_mocks: GcpMocks) -> None:
+    component, _ = declare()
+    seen: dict[str, Any] = {}
+    run(
+        lambda: pulumi.Output.all(
+            component.endpoint_name, component.deployed_model_ids, component.service_account_email
+        ).apply(lambda values: seen.update(zip(("name", "ids", "email"), values, strict=True)))
+    )
+    assert seen["name"] == "projects/ml-project/locations/us-central1/endpoints/4242"
+    assert seen["ids"] == {}, "known only after the provider ran"
+    assert seen["email"].endswith("@ml-project.iam.gserviceaccount.com")
+
+
+def test_invalid_config_declares_nothing(gcp_mocks: GcpMocks) -> None:
+    config = vertex_config()
+    config["variants"][1]["machine_type"] = "g2-standard-8"
+    pulumi.runtime.set_all_config({"ml-endpoints:vertex": json.dumps(config)})
+
+    with pytest.raises(ConfigError) as error:
+        vertex_args_from_config()
+
+    assert error.value.key == "vertex.variants[1].accelerator"
+    assert "g2-standard-8 comes with {type: NVIDIA_L4, count: 1}" in str(error.value)
+    assert gcp_mocks.resources == []
