@@ -17,7 +17,6 @@ from infra.validation import ConfigError
 from tests.infra.clusters.conftest import ClusterMocks
 from tests.infra.k8s.support import base_config, run_program
 
-
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 """Pulumi's wire marker for secret values (``4dabf18193072939515e22adb298388d`` key)."""
 
