@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import dill
+import dill  # type: ignore[import-untyped]
 import pulumi
 import pytest
 
@@ -25,7 +25,7 @@ BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
 
 def run(program: Callable[[], Any]) -> None:
     """Run ``program`` as a Pulumi program and wait for every registration."""
-    pulumi.runtime.test(program)()
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
 
 
 def declare(**overrides: Any) -> tuple[VertexEndpoint, list[tuple[str, str, str | None]]]:

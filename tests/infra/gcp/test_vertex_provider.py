@@ -43,7 +43,7 @@ class Engine:
 
     def inputs(self, args: VertexEndpointArgs) -> dict[str, Any]:
         props = deployment_props(args, self.endpoint, SERVICE_ACCOUNT)
-        return on_the_wire({**props, "deployed": None, "cleanup_pending": None})
+        return dict(on_the_wire({**props, "deployed": None, "cleanup_pending": None}))
 
     def up(self, args: VertexEndpointArgs) -> bool:
         """Returns whether the engine would call create/update."""

@@ -1,0 +1,72 @@
+"""The ArtifactRegistry component under Pulumi's mocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.gcp.artifact_registry import ArtifactRegistry
+from infra.gcp.config import artifact_registry_args_from_config
+from tests.infra.gcp.conftest import GcpMocks
+
+REPOSITORY = "gcp:artifactregistry/repository:Repository"
+SERVICE = "gcp:projects/service:Service"
+KEY = "projects/ml-project/locations/us-central1/keyRings/ml/cryptoKeys/images"
+
+
+def declare(**config: Any) -> dict[str, Any]:
+    """Declare the component; returns its outputs once resolved."""
+    args = artifact_registry_args_from_config(
+        {"project": "ml-project", "region": "us-central1", "repository_id": "serving", **config}
+    )
+    seen: dict[str, Any] = {}
+
+    def program() -> Any:
+        registry = ArtifactRegistry("images", args)
+        return registry.image_prefix.apply(lambda prefix: seen.update(image_prefix=prefix))
+
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    return seen
+
+
+def test_docker_repository_with_immutable_tags_cleanup_cmek_and_scanning(
+    gcp_mocks: GcpMocks,
+) -> None:
+    outputs = declare(kms_key_name=KEY, delete_untagged_after_days=14, keep_recent_versions=5)
+
+    repository = gcp_mocks.one(REPOSITORY).inputs
+    assert repository["format"] == "DOCKER"
+    assert repository["location"] == "us-central1"
+    assert repository["repositoryId"] == "serving"
+    assert repository["dockerConfig"] == {"immutableTags": True}
+    assert repository["kmsKeyName"] == KEY
+    assert repository["cleanupPolicyDryRun"] is False
+    assert repository["cleanupPolicies"] == [
+        {
+            "id": "delete-untagged",
+            "action": "DELETE",
+            "condition": {"tagState": "UNTAGGED", "olderThan": f"{14 * 86400}s"},
+        },
+        {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 5}},
+    ]
+    assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
+    service = gcp_mocks.one(SERVICE).inputs
+    assert service["service"] == "containerscanning.googleapis.com"
+    assert service["disableOnDestroy"] is False
+    assert outputs["image_prefix"] == "us-central1-docker.pkg.dev/ml-project/serving"
+
+
+def test_scanning_and_cleanup_can_be_turned_off(gcp_mocks: GcpMocks) -> None:
+    declare(
+        vulnerability_scanning=False,
+        delete_untagged_after_days=None,
+        keep_recent_versions=None,
+        immutable_tags=False,
+    )
+
+    repository = gcp_mocks.one(REPOSITORY).inputs
+    assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "DISABLED"}
+    assert "cleanupPolicies" not in repository
+    assert repository["dockerConfig"] == {"immutableTags": False}
+    assert gcp_mocks.of_type(SERVICE) == []

@@ -1,0 +1,247 @@
+"""Validation of the GCP stack config: every error names its key, its value and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.gcp.config import (
+    ACCELERATOR_MACHINES,
+    artifact_registry_args_from_config,
+    vertex_args_from_config,
+)
+from infra.validation import ConfigError
+from tests.infra.gcp.conftest import vertex_config
+
+
+def with_variant(**fields: Any) -> dict[str, Any]:
+    """The two-variant config, its challenger made a CPU variant and then given ``fields``."""
+    config = vertex_config()
+    challenger = config["variants"][1]
+    del challenger["accelerator"], challenger["accelerator_duty_cycle_target"]
+    challenger.update(fields)
+    return config
+
+
+def error_of(config: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as error:
+        vertex_args_from_config(config)
+    return error.value
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "says"),
+    [
+        (vertex_config(region="us-central9"), "vertex.region", "Vertex AI prediction is not"),
+        (vertex_config(region="uscentral"), "vertex.region", "a GCP region name"),
+        (vertex_config(project="My_Project"), "vertex.project", "a GCP project ID"),
+        (
+            with_variant(machine_type="n1-superfast-4"),
+            "vertex.variants[1].machine_type",
+            "'n1-standard-4', 'e2-standard-8', 'a2-highgpu-1g' or 'g2-standard-8'",
+        ),
+        (
+            with_variant(accelerator={"type": "NVIDIA_TESLA_T4", "count": 3}),
+            "vertex.variants[1].accelerator",
+            "NVIDIA_TESLA_T4 on n1 machines comes in counts 1, 2, 4, not 3",
+        ),
+        (
+            with_variant(accelerator={"type": "NVIDIA_L4"}),
+            "vertex.variants[1].accelerator",
+            "NVIDIA_L4 only comes with machine types g2-standard-12",
+        ),
+        (
+            with_variant(machine_type="g2-standard-24"),
+            "vertex.variants[1].accelerator",
+            "g2-standard-24 comes with {type: NVIDIA_L4, count: 2}",
+        ),
+        (
+            with_variant(
+                machine_type="a2-highgpu-2g", accelerator={"type": "NVIDIA_TESLA_A100", "count": 1}
+            ),
+            "vertex.variants[1].accelerator",
+            "a2-highgpu-2g comes with {type: NVIDIA_TESLA_A100, count: 2}",
+        ),
+        (
+            with_variant(machine_type="e2-standard-4", accelerator={"type": "NVIDIA_TESLA_T4"}),
+            "vertex.variants[1].accelerator",
+            "e2-standard-4 takes no accelerator",
+        ),
+        (
+            with_variant(accelerator={"type": "NVIDIA_GTX_1080"}),
+            "vertex.variants[1].accelerator.type",
+            "'NVIDIA_TESLA_T4'",
+        ),
+        (
+            with_variant(min_replicas=4, max_replicas=2),
+            "vertex.variants[1].max_replicas",
+            "must be >= min_replicas (4)",
+        ),
+        (
+            with_variant(min_replicas=0),
+            "vertex.variants[1].min_replicas",
+            "greater than or equal to 1 (got 0)",
+        ),
+        (
+            with_variant(accelerator_duty_cycle_target=60),
+            "vertex.variants[1].accelerator_duty_cycle_target",
+            "needs an accelerator",
+        ),
+        (
+            with_variant(env={"AIP_HTTP_PORT": "9000"}),
+            "vertex.variants[1].env",
+            "Vertex AI sets AIP_* variables itself",
+        ),
+        (
+            with_variant(env={"MODEL_NAME": "x"}),
+            "vertex.variants[1].env",
+            "MODEL_NAME is set by the component",
+        ),
+        (
+            with_variant(image="us-docker.pkg.dev/p/r/serving"),
+            "vertex.variants[1].image",
+            "with a tag or digest",
+        ),
+        (
+            with_variant(image="us-docker.pkg.dev/p/r/serving:latest"),
+            "vertex.variants[1].image",
+            "':latest' changes under a deployment",
+        ),
+        (
+            with_variant(artifact_uri="s3://bucket/model"),
+            "vertex.variants[1].artifact_uri",
+            "a gs://BUCKET/PATH URI",
+        ),
+        (with_variant(name="Champion 2"), "vertex.variants[1].name", "lowercase letters"),
+        (with_variant(name="champion"), "vertex.variants", "repeated: champion"),
+        (with_variant(gpu=1), "vertex.variants[1].gpu", "Extra inputs are not permitted"),
+        (
+            vertex_config(traffic={"champion": 90, "challenger": 5}),
+            "vertex.traffic",
+            "percentages must sum to 100, they sum to 95",
+        ),
+        (
+            vertex_config(traffic={"champion": 90, "canary": 10}),
+            "vertex.traffic",
+            "['canary'] are not variant names; variants: ['champion', 'challenger']",
+        ),
+        (
+            vertex_config(traffic={"champion": 90.5, "challenger": 9.5}),
+            "vertex.traffic.champion",
+            "valid integer",
+        ),
+        (
+            vertex_config(traffic={"champion": 110, "challenger": -10}),
+            "vertex.traffic.champion",
+            "less than or equal to 100",
+        ),
+        (vertex_config(traffic=None), "vertex.traffic", "required with several variants"),
+        (vertex_config(endpoint_id="0123"), "vertex.endpoint_id", "without a leading zero"),
+        (
+            vertex_config(network="my-vpc"),
+            "vertex.network",
+            "projects/PROJECT_NUMBER/global/networks/NAME",
+        ),
+        (
+            vertex_config(request_logging={"bigquery_table": "bq://p", "sampling_rate": 0.1}),
+            "vertex.request_logging.bigquery_table",
+            "bq://PROJECT.DATASET[.TABLE]",
+        ),
+        (
+            vertex_config(
+                request_logging={"bigquery_table": "bq://ml-project.logs", "sampling_rate": 2}
+            ),
+            "vertex.request_logging.sampling_rate",
+            "less than or equal to 1",
+        ),
+        (vertex_config(labels={"Team": "ml"}), "vertex.labels", "label key 'Team'"),
+    ],
+)
+def test_invalid_vertex_config_names_the_key(config: dict[str, Any], key: str, says: str) -> None:
+    error = error_of(config)
+    assert error.key == key
+    assert says in str(error)
+    assert str(error).startswith(f"{key}: ")
+
+
+@pytest.mark.parametrize(("machine", "fixed"), sorted(ACCELERATOR_MACHINES.items()))
+def test_every_accelerator_optimized_machine_takes_its_own_gpus(
+    machine: str, fixed: tuple[str, int]
+) -> None:
+    kind, count = fixed
+    args = vertex_args_from_config(
+        with_variant(machine_type=machine, accelerator={"type": kind, "count": count})
+    )
+    assert args.variants[1].accelerator is not None
+    assert (args.variants[1].accelerator.type, args.variants[1].accelerator.count) == fixed
+
+
+@pytest.mark.parametrize(
+    ("machine", "accelerator"),
+    [
+        ("n1-standard-4", {"type": "NVIDIA_TESLA_T4", "count": 4}),
+        ("n1-highmem-16", {"type": "NVIDIA_TESLA_V100", "count": 8}),
+        ("e2-standard-8", None),
+        ("n2-highcpu-32", None),
+        ("c2d-standard-8", None),
+    ],
+)
+def test_valid_machine_and_accelerator_pairs(machine: str, accelerator: Any) -> None:
+    fields: dict[str, Any] = {"machine_type": machine}
+    if accelerator:
+        fields["accelerator"] = accelerator
+    assert vertex_args_from_config(with_variant(**fields)).variants[1].machine_type == machine
+
+
+def test_defaults_fill_the_traffic_of_a_single_variant_and_the_replica_bounds() -> None:
+    config = vertex_config(traffic=None)
+    config["variants"] = config["variants"][:1]
+    del config["variants"][0]["max_replicas"]
+    args = vertex_args_from_config(config)
+    assert args.split == {"champion": 100}
+    assert args.variants[0].replica_bounds == (1, 1)
+    assert args.endpoint_api == "us-central1-aiplatform.googleapis.com"
+
+
+def test_traffic_lists_every_variant_missing_ones_at_zero() -> None:
+    args = vertex_args_from_config(vertex_config(traffic={"challenger": 100}))
+    assert args.split == {"champion": 0, "challenger": 100}
+
+
+def test_args_are_immutable() -> None:
+    args = vertex_args_from_config(vertex_config())
+    with pytest.raises(ValueError, match="frozen"):
+        args.region = "europe-west4"  # type: ignore[misc]
+
+
+REGISTRY = {"project": "ml-project", "region": "us-central1", "repository_id": "serving"}
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "says"),
+    [
+        ({"region": "mars-north1"}, "artifact_registry.region", "Artifact Registry is not"),
+        ({"repository_id": "Serving"}, "artifact_registry.repository_id", "lowercase letters"),
+        (
+            {"kms_key_name": "my-key"},
+            "artifact_registry.kms_key_name",
+            "projects/P/locations/L/keyRings/R/cryptoKeys/K",
+        ),
+        (
+            {"delete_untagged_after_days": 0},
+            "artifact_registry.delete_untagged_after_days",
+            "greater than or equal to 1",
+        ),
+        ({"scanning": True}, "artifact_registry.scanning", "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_registry_config_names_the_key(change: dict[str, Any], key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        artifact_registry_args_from_config({**REGISTRY, **change})
+    assert error.value.key == key
+    assert says in str(error.value)
+
+
+def test_registry_accepts_multi_regions() -> None:
+    assert artifact_registry_args_from_config({**REGISTRY, "region": "europe"}).region == "europe"
