@@ -240,9 +240,12 @@ class ModelDeploymentArgs(_Frozen):
     pdb_max_unavailable: Annotated[int, Field(ge=1)] = 1
     zone_spread: Literal["ScheduleAnyway", "DoNotSchedule"] = "ScheduleAnyway"
     ingress_from: list[IngressPeer] = []
-    """NetworkPolicy: besides pods of the same namespace, only these may connect."""
+    """NetworkPolicy: besides pods of the same namespace, only these may connect to port 8080.
+    List the Gateway's data plane and Prometheus when they run in other namespaces, e.g.
+    ``{namespace_labels: {kubernetes.io/metadata.name: gateway-system}}``."""
     gateway: GatewayRef | None = Field(default=None, validate_default=True)
-    """Required with several variants: the HTTPRoute splitting traffic attaches to it."""
+    """Required with several variants: the HTTPRoute splitting traffic attaches to it (a Gateway
+    in another namespace must allow routes from this one in its ``allowedRoutes``)."""
     service_monitor: ServiceMonitorConfig | None = None
     service_account_name: DnsLabel = "model-server"
 

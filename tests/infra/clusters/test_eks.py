@@ -13,7 +13,7 @@ from infra.clusters.eks import EksCluster, EksClusterArgs
 from infra.k8s.gpu import GPU_NODE_LABELS
 from infra.validation import ConfigError
 from tests.infra.clusters.conftest import OIDC_ISSUER, ClusterMocks
-from tests.infra.k8s.support import manifest, run_program, validate_strict
+from tests.infra.k8s.support import Options, manifest, record_options, run_program, validate_strict
 
 BASE: dict[str, Any] = {"type": "eks", "subnet_ids": ["subnet-0a1b2c", "subnet-0d4e5f"]}
 
@@ -128,6 +128,26 @@ def test_irsa_role_trusts_only_the_serving_service_account(pulumi_mocks: Cluster
     ]
     assert policy in attached
     assert seen["role_arn"].endswith("aws:iam/role:Role/ml-serving")
+
+
+def test_children_are_parented_and_node_counts_left_to_the_autoscaler(
+    pulumi_mocks: ClusterMocks,
+) -> None:
+    declared: Options = []
+    component: list[EksCluster] = []
+
+    def program() -> None:
+        record_options(declared)
+        component.append(EksCluster("ml", _args()))
+
+    run_program(program)
+    children = [(t, n, o) for t, n, o in declared if t != "ml-endpoints:aws:EksCluster"]
+    assert len(children) >= 12
+    assert all(o.parent is component[0] for _, _, o in children)
+    groups = {n: o for t, n, o in children if t == "aws:eks/nodeGroup:NodeGroup"}
+    assert set(groups) == {"ml-cpu", "ml-gpu"}
+    for options in groups.values():
+        assert options.ignore_changes == ["scalingConfig.desiredSize"]
 
 
 def test_kubeconfig_authenticates_with_aws_eks_get_token(pulumi_mocks: ClusterMocks) -> None:

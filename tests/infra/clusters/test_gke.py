@@ -14,7 +14,7 @@ from infra.clusters.gke import GkeCluster, GkeClusterArgs
 from infra.k8s.gpu import GPU_NODE_LABELS
 from infra.validation import ConfigError
 from tests.infra.clusters.conftest import ClusterMocks
-from tests.infra.k8s.support import run_program
+from tests.infra.k8s.support import Options, record_options, run_program
 
 BASE: dict[str, Any] = {"type": "gke", "project": "acme-ml-prod", "location": "europe-west4"}
 
@@ -106,6 +106,25 @@ def test_serving_account_is_bound_to_the_kubernetes_service_account(
         for r in pulumi_mocks.of_type("gcp:projects/iAMMember:IAMMember")
     }
     assert roles["roles/storage.objectViewer"] == f"serviceAccount:{seen['email']}"
+
+
+def test_children_are_parented_to_the_component(pulumi_mocks: ClusterMocks) -> None:
+    declared: Options = []
+    component: list[GkeCluster] = []
+
+    def program() -> None:
+        record_options(declared)
+        component.append(GkeCluster("ml", _args()))
+
+    run_program(program)
+    children = [(t, n, o) for t, n, o in declared if t != "ml-endpoints:gcp:GkeCluster"]
+    assert {t for t, _, _ in children} >= {
+        "gcp:container/cluster:Cluster",
+        "gcp:container/nodePool:NodePool",
+        "gcp:serviceaccount/account:Account",
+        "pulumi:providers:kubernetes",
+    }
+    assert all(o.parent is component[0] for _, _, o in children)
 
 
 def test_kubeconfig_uses_the_gke_auth_plugin(pulumi_mocks: ClusterMocks) -> None:

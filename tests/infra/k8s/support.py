@@ -21,6 +21,19 @@ def run_program(program: Callable[[], object]) -> None:
     _pulumi_test(program)()
 
 
+Options = list[tuple[str, str, pulumi.ResourceOptions]]
+
+
+def record_options(into: Options) -> None:
+    """Inside a program: append ``(type, name, options)`` of every resource declared from now
+    on (parent, ignore_changes... which the mocks do not see)."""
+
+    def capture(args: pulumi.ResourceTransformationArgs) -> None:
+        into.append((args.type_, args.name, args.opts))
+
+    pulumi.runtime.register_stack_transformation(capture)
+
+
 def _ints(value: Any) -> Any:
     """Wire inputs carry every number as a float (8080.0); manifests have integers."""
     if isinstance(value, float) and value.is_integer():

@@ -17,9 +17,11 @@ from tests.infra.k8s.conftest import Render
 from tests.infra.k8s.support import (
     AB_VARIANTS,
     CRD_KINDS,
+    Options,
     base_config,
     of_kind,
     one,
+    record_options,
     run_program,
     validate_strict,
 )
@@ -418,6 +420,24 @@ def test_children_use_the_components_provider(pulumi_mocks: RecordingMocks) -> N
     ]
     component = pulumi_mocks.one("ml-endpoints:k8s:ModelDeployment")
     assert component.name == "md"
+
+
+def test_every_child_is_parented_to_the_component(pulumi_mocks: RecordingMocks) -> None:
+    args = load(FULL)
+    declared: Options = []
+    component: list[ModelDeployment] = []
+
+    def declare() -> None:
+        record_options(declared)
+        component.append(ModelDeployment("md", args))
+
+    run_program(declare)
+    children = [(t, n, o) for t, n, o in declared if t != "ml-endpoints:k8s:ModelDeployment"]
+    assert len(children) == 12
+    assert all(o.parent is component[0] for _, _, o in children)
+    deployments = [o for t, _, o in children if t == "kubernetes:apps/v1:Deployment"]
+    # Replicas are left out, not ignored: ignore_changes would keep Pulumi owning the field.
+    assert all(not o.ignore_changes for o in deployments)
 
 
 def test_outputs_name_the_objects(pulumi_mocks: RecordingMocks) -> None:
