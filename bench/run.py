@@ -32,6 +32,7 @@ class Row:
     connections: int
     result: LoadResult
     rss_mb: float
+    cpu_us: float  # server CPU time per request: robust to other load on the machine
 
 
 def measure(server: servers.Server, seconds: float, levels: tuple[int, ...], log_dir: Path,
@@ -44,9 +45,11 @@ def measure(server: servers.Server, seconds: float, levels: tuple[int, ...], log
                 core=LOAD_CORE)
         rows = []
         for connections in levels:
+            cpu_before = server.cpu_seconds()
             result = run_wrk(server.url, server.path, server.body, connections=connections,
                              seconds=seconds, core=LOAD_CORE)
-            rows.append(Row(server.label, connections, result, server.rss_mb()))
+            cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
+            rows.append(Row(server.label, connections, result, server.rss_mb(), cpu_us))
             print(_format(rows[-1]), flush=True)
         return rows, idle_rss
     finally:
@@ -56,7 +59,7 @@ def measure(server: servers.Server, seconds: float, levels: tuple[int, ...], log
 def _format(row: Row) -> str:
     r = row.result
     return (f"| {row.label} | {row.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-            f"{r.p99_ms:.2f} | {r.errors} | {row.rss_mb:.0f} |")
+            f"{r.p99_ms:.2f} | {r.errors} | {row.rss_mb:.0f} | {row.cpu_us:.0f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE}; {args.seconds:g} s per level; "
           f"logs in {log_dir}\n")
-    print("| server | connections | rps | p50 ms | p99 ms | errors | RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| server | connections | rps | p50 ms | p99 ms | errors | RSS MB | CPU us/req |")
+    print("|---|---|---|---|---|---|---|---|")
     results: dict[tuple[str, int], Row] = {}
     idle: dict[str, float] = {}
     for _, factory in factories:

@@ -45,8 +45,11 @@ def serve(settings: Settings) -> int:
     try:
         sock = bind(settings.host, settings.resolved_port)
     except OSError as exc:
-        print(f"ml-endpoints: cannot listen on {settings.host}:{settings.resolved_port}: "
-              f"{exc.strerror}", file=sys.stderr)
+        print(
+            f"ml-endpoints: cannot listen on {settings.host}:{settings.resolved_port}: "
+            f"{exc.strerror}",
+            file=sys.stderr,
+        )
         return 1
     if settings.workers == 1:
         run_worker(settings.model_dump_json(), sock)
@@ -77,10 +80,17 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
                 self.should_exit = True
             return await super().on_tick(counter)
 
+    from serving.protocol import GuardedHttpToolsProtocol
+
+    protocol = type(
+        "Protocol",
+        (GuardedHttpToolsProtocol,),
+        {"read_timeout": settings.read_timeout, "max_header_bytes": settings.max_header_bytes},
+    )
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=protocol,
         lifespan="on",
         access_log=settings.access_log,
         log_level=settings.log_level,
@@ -94,8 +104,11 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
     return DrainingServer(config)
 
 
-def run_worker(settings_json: str, sock: socket.socket) -> None:
-    """One worker process: build the app and serve on the inherited socket."""
+def run_worker(settings_json: str, sock: socket.socket, load_first: bool = False) -> None:
+    """One worker process: build the app and serve on the inherited socket.
+
+    ``load_first``: accept no connection before the model is loaded (a replacement worker must
+    not answer 503 while its siblings are ready)."""
     settings = Settings.model_validate_json(settings_json)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(settings.model_threads))  # before numpy loads
@@ -103,6 +116,7 @@ def run_worker(settings_json: str, sock: socket.socket) -> None:
     from serving.app import ServingApp
 
     app = ServingApp(settings)
+    app.load_before_serving = load_first
     server = _make_server(settings, app)
     server.run(sockets=[sock])
 
@@ -118,10 +132,10 @@ class Supervisor:
         self.stopping = False
         self._recent_deaths: list[float] = []
 
-    def _spawn(self) -> BaseProcess:
+    def _spawn(self, *, replacement: bool = False) -> BaseProcess:
         process = self.context.Process(
             target=run_worker,
-            args=(self.settings.model_dump_json(), self.sock),
+            args=(self.settings.model_dump_json(), self.sock, replacement),
             daemon=False,
         )
         process.start()
@@ -152,7 +166,7 @@ class Supervisor:
                 )
                 self._forget(process)
                 self._backoff()
-                self.workers[i] = self._spawn()
+                self.workers[i] = self._spawn(replacement=True)
         deadline = (
             time.monotonic() + self.settings.drain_seconds + self.settings.graceful_timeout + 5
         )

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="Per-request deadline in seconds (below SageMaker's 60 s by default).",
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] | None = None
+    read_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        30.0, description="Seconds a request may take to arrive whole (slow clients get 408).",
+    )
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 20)] = Field(
+        64 * 1024, description="Largest request header block (431 above it).",
+    )
     drain_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         3.0,
         description="After SIGTERM: seconds to keep serving while not ready (pre-stop window).",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +26,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@functools.cache
+def _cache_template() -> Path:
+    """A server cache dir holding the demo model and its ONNX compilation, built once a session
+    (content-addressed entries, safe to share) so each test server starts in about a second."""
+    from serving.models.compiled import compile_cached
+
+    template = Path(tempfile.mkdtemp(prefix="ml-endpoints-cache-template-"))
+    demo = template / "demo-model"
+    subprocess.run([sys.executable, "-m", "serving", "demo-model", "--out", str(demo)], check=True,
+                   capture_output=True, cwd=REPO)
+    compile_cached(demo / "model.joblib", template)
+    return template
 
 
 @dataclass
@@ -44,7 +61,10 @@ class ServerProcess:
     ) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "SAGEMAKER_"))}
         env.pop("MODEL_URI", None)
-        env.update({"ML_ENDPOINTS_CACHE_DIR": str(log_dir / "cache")}, **self.env)
+        cache = log_dir / f"cache-{self.port}"
+        if not cache.exists():  # start from the demo model and its compilation, made once
+            shutil.copytree(_cache_template(), cache, copy_function=os.link)
+        env.update({"ML_ENDPOINTS_CACHE_DIR": str(cache)}, **self.env)
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process = subprocess.Popen(
             [
