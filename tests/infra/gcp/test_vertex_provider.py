@@ -25,7 +25,7 @@ def on_the_wire(value: Any) -> Any:
     """What the engine hands a dynamic provider: every number a float."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return float(value)
     if isinstance(value, dict):
         return {k: on_the_wire(v) for k, v in value.items()}
@@ -33,7 +33,8 @@ def on_the_wire(value: Any) -> Any:
 
 
 class Engine:
-    """Create on the first ``up``, then diff and update; ``destroy`` deletes. Keeps the state."""
+    """Create on the first ``up``, then diff and update; ``destroy`` deletes. Keeps the state
+    as the engine does, numbers and all."""
 
     def __init__(self, endpoint: str) -> None:
         self.provider = VertexDeploymentProvider()
@@ -50,12 +51,12 @@ class Engine:
         news = self.inputs(args)
         if self.id is None:
             created = self.provider.create(news)
-            self.id, self.state = created.id, dict(created.outs or {})
+            self.id, self.state = created.id, on_the_wire(created.outs or {})
             return True
         diff = self.provider.diff(self.id, self.state, news)
         assert not diff.replaces, diff.replaces
         if diff.changes:
-            self.state = dict(self.provider.update(self.id, self.state, news).outs or {})
+            self.state = on_the_wire(self.provider.update(self.id, self.state, news).outs or {})
         return bool(diff.changes)
 
     def destroy(self) -> None:
