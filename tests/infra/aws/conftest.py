@@ -77,7 +77,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self._aws_mocks = mocks
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         self._aws_mocks.requests[(request.type, request.name)] = request
         return super().RegisterResource(request)
 

@@ -57,7 +57,8 @@ def test_lifecycle_rules_in_ascending_priority(pulumi_mocks: AwsMocks) -> None:
     )
 
     lifecycle = pulumi_mocks.one(LIFECYCLE)
-    assert lifecycle.parent is not None and lifecycle.parent.endswith("EcrRepository::serving")
+    assert lifecycle.parent is not None
+    assert lifecycle.parent.endswith("EcrRepository::serving")
     assert lifecycle.inputs["repository"] == "serving"
     rules = json.loads(lifecycle.inputs["policy"])["rules"]
     assert [r["rulePriority"] for r in rules] == [1, 2]
