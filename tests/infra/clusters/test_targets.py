@@ -101,3 +101,31 @@ def test_invalid_cluster_config(data: Any, key: str, text: str) -> None:
         load(data)
     assert caught.value.key == key
     assert text in str(caught.value)
+
+
+def test_model_deployment_on_eks_runs_as_the_irsa_role(pulumi_mocks: ClusterMocks) -> None:
+    cluster_args = load({"type": "eks", "subnet_ids": ["subnet-0a1b2c", "subnet-0d4e5f"]})
+    deployment_args = load_deployment(base_config(gpu={}))
+
+    def program() -> None:
+        target = declare_cluster("ml", cluster_args)
+        ModelDeployment(
+            "iris",
+            deployment_args,
+            service_account_annotations=target.service_account_annotations,
+            opts=pulumi.ResourceOptions(providers=[target.provider]),
+        )
+
+    run_program(program)
+    account = pulumi_mocks.one("kubernetes:core/v1:ServiceAccount").inputs
+    role_arn = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert role_arn.endswith("aws:iam/role:Role/ml-serving")
+    deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
+    assert deployment.provider is not None
+    assert "::ml-k8s::" in deployment.provider
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    gpu_group = next(
+        r.inputs for r in pulumi_mocks.of_type("aws:eks/nodeGroup:NodeGroup") if r.name == "ml-gpu"
+    )
+    assert pod["nodeSelector"].items() <= gpu_group["labels"].items()
+    assert pod["tolerations"][0]["key"] == gpu_group["taints"][0]["key"]
