@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     max_batch_wait_us: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     max_queue: Annotated[int, Field(ge=1)] = 1024
+    max_inflight: Annotated[int, Field(ge=1)] = Field(
+        512, description="Prediction requests in flight per worker before 503 + Retry-After.",
+    )
     cache_dir: str = "/tmp/ml-endpoints"
     sagemaker_model_dir: str = SAGEMAKER_MODEL_DIR
     log_level: str = "info"
