@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -294,12 +293,6 @@ class VariantArgs(Frozen):
             )
         return self
 
-    @property
-    def content_key(self) -> str:
-        """Stable JSON of everything that defines this variant (used to name immutable
-        resources after their content)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
-
 
 class DataCaptureArgs(Frozen):
     """SageMaker data capture: what drift analysis reads. On unless ``enabled: false``."""
@@ -461,7 +454,8 @@ class SageMakerEndpointArgs(Frozen):
 
     endpoint_name: SageMakerName
     variants: Annotated[tuple[VariantArgs, ...], Field(max_length=10)]
-    #: Receives a copy of the production traffic; its answers are discarded (and captured).
+    #: Receives a copy of the production variant's traffic (the share set by its weight relative
+    #: to the production weight); its answers are discarded, and captured like any variant's.
     shadow_variant: VariantArgs | None = None
     deployment: DeploymentArgs = DeploymentArgs()
     alarms: RollbackAlarmsArgs = RollbackAlarmsArgs()

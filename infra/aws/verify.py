@@ -68,7 +68,9 @@ def verify_stack(
         return None
     args = validate(SageMakerEndpointArgs, config[STACK_KEY], CONFIG_KEY)
     body = sample_body(args, base_dir)
-    session = session or boto3.Session(region_name=config.get("aws:region"))
+    session = session or boto3.Session(
+        region_name=config.get("aws:region"), profile_name=config.get("aws:profile")
+    )
     return verify_endpoint(
         args, body, session.client("sagemaker"), session.client("sagemaker-runtime")
     )
