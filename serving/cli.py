@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from serving.drift import cli as drift_cli
+
 #: CLI flag -> settings field, for flags that override settings.
 SERVE_FLAGS = {
     "model": "model_uri",
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, required=True, help="directory to write into")
     demo.add_argument("--kind", choices=["logreg", "hgb"], default="logreg")
     demo.add_argument("--onnx", action="store_true", help="also write model.onnx (needs [onnx])")
+    drift_cli.add_parser(sub)
     try:  # infrastructure commands (verify); absent where only serving/ is installed
         from infra.cli import add_parsers
     except ImportError:
@@ -123,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "healthcheck":
         return _healthcheck(args.port, args.timeout)
+    if args.command == "profile":
+        return drift_cli.run(args)
     if args.command == "demo-model":
         from serving.demo import write_demo_artifacts
 

@@ -63,7 +63,10 @@ class Binner:
         ]
         self._output = profile.output
         self._output_lookup: dict[str, int] = (
-            {str(c): i for i, c in enumerate(profile.output.categories)}
+            {
+                str(float(c)) if isinstance(c, int | float) else str(c): i
+                for i, c in enumerate(profile.output.categories)
+            }
             if profile.output is not None and profile.output.kind == "categorical"
             else {}
         )
@@ -119,10 +122,17 @@ class Binner:
             target += np.bincount(slot, minlength=target.size)[: target.size]
             return
         unseen = 1 + len(profile.categories)
-        labels, counts = np.unique(values.astype(str), return_counts=True)
+        labels, counts = np.unique(_label_keys(values), return_counts=True)
         for label, n in zip(labels.tolist(), counts.tolist(), strict=True):
             index = self._output_lookup.get(label)
             target[unseen if index is None else 1 + index] += n
+
+
+def _label_keys(values: np.ndarray) -> np.ndarray:
+    """Output labels as lookup keys: numbers as their float text ("1.0"), anything else as text."""
+    if np.issubdtype(values.dtype, np.number) or values.dtype == bool:
+        return values.astype(np.float64).astype(str)
+    return values.astype(str)
 
 
 def _accumulate(flat: np.ndarray, index: np.ndarray) -> None:

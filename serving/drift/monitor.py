@@ -138,7 +138,8 @@ class DriftMonitor:
             blocks = [c for _, c in self._done]
         else:
             keep = self._blocks - 1 if self._current.rows else self._blocks
-            blocks = [c for _, c in list(self._done)[len(self._done) - keep :]] if keep else []
+            blocks = [c for _, c in list(self._done)[max(0, len(self._done) - keep) :]]
+            blocks = blocks if keep else []
         matrix = self._current.matrix.copy()
         for block in blocks:
             matrix += block.matrix
