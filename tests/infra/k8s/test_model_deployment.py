@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kubernetes_validate
@@ -12,6 +13,7 @@ import pytest
 
 from infra.k8s.config import load
 from infra.k8s.model_deployment import ModelDeployment
+from serving.settings import Settings
 from tests.infra.conftest import RecordingMocks
 from tests.infra.k8s.conftest import Render
 from tests.infra.k8s.support import (
@@ -246,6 +248,29 @@ def test_server_environment(render: Render) -> None:
         "ML_ENDPOINTS_GRACEFUL_TIMEOUT": "20",
         "ML_ENDPOINTS_LOG_LEVEL": "warning",
     }
+
+
+def test_rendered_environment_is_what_the_server_reads(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment = one(render(FULL), "Deployment", "iris-challenger")
+    env = _env(deployment)
+    for key in list(os.environ):
+        if key.startswith(("ML_ENDPOINTS_", "MODEL_", "AIP_", "SAGEMAKER_", "VARIANT_")):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.model_uri == "s3://models/iris/v4.joblib"
+    assert (settings.model_name, settings.model_version) == ("model", "4")
+    assert settings.variant == "challenger"
+    assert settings.workers == 1
+    assert (settings.drain_seconds, settings.graceful_timeout) == (3, 20)
+    assert settings.log_level == "warning"
+    assert settings.resolved_port == 8080
+    # The only place it writes is the writable emptyDir under the read-only root filesystem.
+    (mount,) = _container(deployment)["volumeMounts"]
+    assert settings.cache_dir.startswith(mount["mountPath"] + "/")
 
 
 def test_pods_are_locked_down(render: Render) -> None:
