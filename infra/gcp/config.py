@@ -107,6 +107,9 @@ ACCELERATOR_MACHINES: dict[str, tuple[str, int]] = {
     "g2-standard-48": ("NVIDIA_L4", 4),
     "g2-standard-96": ("NVIDIA_L4", 8),
     **{f"a3-highgpu-{n}g": ("NVIDIA_H100_80GB", n) for n in (1, 2, 4, 8)},
+    "a3-megagpu-8g": ("NVIDIA_H100_MEGA_80GB", 8),
+    "a3-ultragpu-8g": ("NVIDIA_H200_141GB", 8),
+    "a4-highgpu-8g": ("NVIDIA_B200", 8),
 }
 AcceleratorType = Literal[
     "NVIDIA_TESLA_T4",
@@ -117,8 +120,11 @@ AcceleratorType = Literal[
     "NVIDIA_A100_80GB",
     "NVIDIA_L4",
     "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
 ]
-# Environment variables the component sets itself or Vertex AI sets at run time.
+# Set by the component from model_name, model_version and the variant name.
 RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "ML_ENDPOINTS_VARIANT"})
 
 

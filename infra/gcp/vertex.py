@@ -119,7 +119,7 @@ class VertexEndpoint(pulumi.ComponentResource):
                 ),
             ),
             # The deployment below owns the traffic split (keyed by IDs known only after it).
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["trafficSplit"]),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["traffic_split"]),
         )
         self.endpoint_name = pulumi.Output.concat(
             "projects/", args.project, "/locations/", args.region, "/endpoints/", self.endpoint.name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from infra.gcp.config import (
     ACCELERATOR_MACHINES,
+    N1_ACCELERATOR_COUNTS,
+    AcceleratorType,
     artifact_registry_args_from_config,
     vertex_args_from_config,
 )
@@ -245,3 +247,12 @@ def test_invalid_registry_config_names_the_key(change: dict[str, Any], key: str,
 
 def test_registry_accepts_multi_regions() -> None:
     assert artifact_registry_args_from_config({**REGISTRY, "region": "europe"}).region == "europe"
+
+
+def test_the_accelerator_table_uses_the_api_names() -> None:
+    from google.cloud import aiplatform_v1
+
+    api = {a.name for a in aiplatform_v1.AcceleratorType}
+    table = set(N1_ACCELERATOR_COUNTS) | {kind for kind, _ in ACCELERATOR_MACHINES.values()}
+    assert table == set(get_args(AcceleratorType))
+    assert table <= api
