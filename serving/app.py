@@ -12,15 +12,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from serving import metrics as metrics_mod
+from serving.auth import Authenticator
 from serving.errors import (
     BadRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServingError,
+    Unavailable,
 )
-from serving.http import Request, Response, Route, Router, json_response
+from serving.http import Access, Request, Response, Route, Router, json_response
 from serving.metrics import Metrics
+from serving.monitoring import attach
 from serving.protocols import all_routes
 from serving.runtime import ModelRuntime
 from serving.settings import Settings
@@ -41,10 +44,15 @@ class ServingApp:
         self.metrics = Metrics(settings.model_name, settings.model_version, settings.variant)
         self.runtime = ModelRuntime(settings, self.metrics)
         self.body_limit = settings.body_limit
+        self.max_inflight = settings.max_inflight
+        self.auth = Authenticator.from_settings(settings)
+        self._inflight = 0
+        self.load_before_serving = False  # True: lifespan startup waits for the model
         self.router = Router()
         for route in all_routes(self.runtime):
             self.router.add(route)
-        self.router.add(Route("GET", "/metrics", self._metrics))
+        self.router.add(Route("GET", "/metrics", self._metrics, access=Access.METRICS))
+        self.monitoring = attach(self)  # drift monitor, GET /drift, data capture
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -62,10 +70,13 @@ class ServingApp:
                 if directory is not None:
                     metrics_mod.forget_dead_workers(directory)
                 self.runtime.start()
+                if self.load_before_serving:
+                    await self.runtime.wait_loaded()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.runtime.begin_drain()
                 self.runtime.close()
+                self.monitoring.close()  # flushes captured records
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -85,16 +96,27 @@ class ServingApp:
         protocol = route.protocol if route is not None else None
         inflight = self.metrics.inflight_child if protocol is not None else None
         request_size = 0
+        admitted = False
         try:
             if methods is None:
                 raise NotFound(f"no route {path!r}")
             if route is None:
+                allowed = ", ".join(sorted(methods))
                 raise MethodNotAllowed(
-                    f"{method} is not allowed on {path}; use {', '.join(sorted(methods))}"
+                    f"{method} is not allowed on {path}; use {allowed}", headers={"allow": allowed}
                 )
             if inflight is not None:
+                if self._inflight >= self.max_inflight:  # shed load before reading the body
+                    raise Unavailable(
+                        f"server overloaded: {self._inflight} requests in flight "
+                        f"(limit {self.max_inflight}); retry shortly"
+                    )
+                self._inflight += 1
                 inflight.inc()
+                admitted = True
             request = Request(method, path, scope["headers"], b"", params)
+            if self.auth is not None and route.access in self.auth.protected:
+                self.auth.check(request)
             if route.body:
                 request.body = await self._read_body(request, receive)
                 request_size = len(request.body)
@@ -106,8 +128,9 @@ class ServingApp:
             response = json_response({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
         await _send(send, response, method == "HEAD")
         if protocol is not None:
-            assert inflight is not None
-            if route is not None:
+            if admitted:
+                assert inflight is not None
+                self._inflight -= 1
                 inflight.dec()
             pm = self.metrics.by_protocol[protocol]
             pm.latency.observe(time.perf_counter() - started)

@@ -96,6 +96,13 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 2
+    from serving.auth import Authenticator
+
+    try:
+        Authenticator.from_settings(settings)  # fail fast, before binding the port
+    except ValueError as exc:
+        print(f"ml-endpoints: {exc}", file=sys.stderr)
+        return 2
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ml-endpoints-metrics-")
     from serving.server import serve

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from serving.codecs import JSON, encode_json
 
@@ -46,6 +47,15 @@ def json_response(
     return Response(encode_json(document), status, JSON, headers)
 
 
+class Access(StrEnum):
+    """Who may call a route when authentication is on (``serving.auth``)."""
+
+    API = "api"  # prediction and metadata routes: token required
+    HEALTH = "health"  # probes: open unless configured otherwise
+    METRICS = "metrics"  # Prometheus scrapes: open unless configured otherwise
+    PLATFORM = "platform"  # SageMaker and Vertex AI routes: called as the platforms call them
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """A route: method, path template, handler; ``protocol`` set for prediction routes."""
@@ -55,6 +65,7 @@ class Route:
     handler: Handler
     protocol: str | None = None
     body: bool = False
+    access: Access = Access.API
 
 
 _PARAM = re.compile(r"\{(\w+)\}")

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     max_inflight: Annotated[int, Field(ge=1)] = Field(
         512, description="Prediction requests in flight per worker before 503 + Retry-After.",
     )
+    auth_token: str | None = Field(None, description="Token for the API routes (prefer _FILE).")
+    auth_token_file: str | None = Field(None, description="File holding the API token.")
+    auth_health: bool = Field(False, description="Require the token on health routes too.")
+    auth_metrics: bool = Field(False, description="Require the token on /metrics too.")
     cache_dir: str = "/tmp/ml-endpoints"
     sagemaker_model_dir: str = SAGEMAKER_MODEL_DIR
     log_level: str = "info"

@@ -6,7 +6,7 @@ from typing import Any
 
 from serving import codecs
 from serving.errors import BadRequest
-from serving.http import Request, Response, Route, json_response
+from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
 from serving.protocols.health import live, ready
 from serving.runtime import ModelRuntime
@@ -56,9 +56,9 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return json_response(answers[0] if single else {"predictions": answers})
 
     return [
-        Route("GET", "/health/live", health_live),
-        Route("GET", "/health/ready", health_ready),
-        Route("GET", "/health", health),
+        Route("GET", "/health/live", health_live, access=Access.HEALTH),
+        Route("GET", "/health/ready", health_ready, access=Access.HEALTH),
+        Route("GET", "/health", health, access=Access.HEALTH),
         Route("POST", "/predict", predict, protocol=PROTOCOL, body=True),
     ]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from serving import __version__, codecs
 from serving.errors import BadRequest, NotFound
-from serving.http import Request, Response, Route, json_response
+from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
 from serving.protocols.health import live, ready
 from serving.runtime import ModelRuntime
@@ -108,8 +108,8 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     routes_: list[Route] = [
         Route("GET", "/v2", server_metadata),
-        Route("GET", "/v2/health/live", server_live),
-        Route("GET", "/v2/health/ready", server_ready),
+        Route("GET", "/v2/health/live", server_live, access=Access.HEALTH),
+        Route("GET", "/v2/health/ready", server_ready, access=Access.HEALTH),
         Route("GET", "/v1/models/{model}", v1_status),
         Route("POST", "/v1/models/{model}:predict", v1_predict, protocol=PROTOCOL_V1, body=True),
     ]

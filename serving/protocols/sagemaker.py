@@ -10,7 +10,7 @@ import numpy as np
 from serving import codecs
 from serving.codecs import CSV, JSON, JSONLINES, NPY
 from serving.errors import BadRequest, ModelError, ServingError
-from serving.http import Request, Response, Route
+from serving.http import Access, Request, Response, Route
 from serving.models.handler import HandlerModel
 from serving.protocols.health import ready
 from serving.runtime import ModelRuntime
@@ -63,8 +63,15 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return Response(body, 200, out_type)
 
     return [
-        Route("GET", "/ping", ping),
-        Route("POST", "/invocations", invocations, protocol=PROTOCOL, body=True),
+        Route("GET", "/ping", ping, access=Access.PLATFORM),
+        Route(
+            "POST",
+            "/invocations",
+            invocations,
+            protocol=PROTOCOL,
+            body=True,
+            access=Access.PLATFORM,
+        ),
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from serving import codecs
 from serving.errors import BadRequest
-from serving.http import Request, Response, Route, json_response
+from serving.http import Access, Request, Response, Route, json_response
 from serving.protocols.health import ready
 from serving.runtime import ModelRuntime
 from serving.settings import OutputKind
@@ -51,12 +51,13 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return json_response({"predictions": runtime.instance_outputs(prediction, output)})
 
     return [
-        Route("GET", settings.aip_health_route or DEFAULT_HEALTH, health),
+        Route("GET", settings.aip_health_route or DEFAULT_HEALTH, health, access=Access.PLATFORM),
         Route(
             "POST",
             settings.aip_predict_route or DEFAULT_PREDICT,
             predict,
             protocol=PROTOCOL,
             body=True,
+            access=Access.PLATFORM,
         ),
     ]
