@@ -336,3 +336,16 @@ def test_failed_cleanup_is_kept_in_state_and_retried(
     live = {d["id"] for d in fake_vertex.endpoints[endpoint_name]["deployedModels"]}
     assert old_id not in live
     assert len(fake_vertex.models) == 2
+
+
+def test_delete_refuses_to_strand_traffic_of_models_it_does_not_manage(
+    fake_vertex: FakeVertex, engine: Engine, endpoint_name: str
+) -> None:
+    engine.up(weights(fake_vertex, 100, 0))
+    endpoint = fake_vertex.endpoints[endpoint_name]
+    endpoint["deployedModels"].append({"id": "9", "displayName": "by-hand", "model": "m"})
+    endpoint["trafficSplit"] = {engine.deployed_id("champion"): 60, "9": 40}
+
+    with pytest.raises(VertexDeploymentError, match=r"not managed here \(\['9'\]\)"):
+        engine.destroy()
+    assert len(endpoint["deployedModels"]) == 3, "nothing was undeployed"
