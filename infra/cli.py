@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int | None:
 
 def load_stack_config(stacks_dir: Path, stack: str) -> dict[str, Any]:
     """The ``config`` mapping of ``stacks_dir/Pulumi.<stack>.yaml``."""
-    import yaml  # type: ignore[import-untyped]  # no stubs installed
+    import yaml  # no stubs installed
 
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     try:

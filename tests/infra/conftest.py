@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime.mocks import MockMonitor
 
 
 @dataclass
 class Declared:
-    """One resource the program declared."""
+    """One resource the program declared, with the options the engine received."""
 
     type: str
     name: str
@@ -33,14 +34,22 @@ class Declared:
     parent: str | None
     provider: str | None
     urn: str
+    delete_before_replace: bool = False
+    dependencies: tuple[str, ...] = ()
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Echo inputs back as outputs (plus an id and an ARN-ish field) and remember everything."""
+    """Echo inputs back as outputs (plus an id and an ARN-ish field) and remember everything.
+
+    Pulumi's ``MockResourceArgs`` carries neither the parent nor the resource options, so
+    :class:`RecordingMonitor` hands each registration request over before the mock sees it.
+    """
 
     def __init__(self) -> None:
         self.resources: list[Declared] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.requests: dict[tuple[str, str], Any] = {}
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
@@ -48,30 +57,38 @@ class RecordingMocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         outputs.setdefault("arn", f"arn:aws:mock:us-east-1:123456789012:{args.typ}/{args.name}")
         outputs.setdefault("name", args.inputs.get("name", args.name))
+        request = self.requests.pop((args.typ, args.name), None)
+        timeouts = getattr(request, "customTimeouts", None)
         self.resources.append(
             Declared(
                 type=args.typ,
                 name=args.name,
                 inputs=dict(args.inputs),
-                parent=getattr(args, "parent", None) or None,
+                parent=(request.parent or None) if request is not None else None,
                 provider=args.provider or None,
                 urn=f"urn:pulumi:test::ml-endpoints::{args.typ}::{args.name}",
+                delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+                dependencies=tuple(getattr(request, "dependencies", ())),
+                custom_timeouts={
+                    k: getattr(timeouts, k)
+                    for k in ("create", "update", "delete")
+                    if timeouts is not None and getattr(timeouts, k)
+                },
             )
         )
         return f"{args.name}-id", outputs
 
-    def call(
-        self, args: pulumi.runtime.MockCallArgs
-    ) -> dict[str, Any] | tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    # Pulumi's mock monitor iterates the failures list without a None check: return a plain dict.
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self.calls.append((args.token, dict(args.args)))
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": "123456789012",
-                "arn": "arn:aws:iam::123456789012:user/test",
                 "userId": "test",
                 "id": "123456789012",
+                "arn": "arn:aws:iam::123456789012:user/test",
             }
-        if args.token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegion"):
+        if args.token == "aws:index/getRegion:getRegion":
             return {"name": "us-east-1", "region": "us-east-1", "id": "us-east-1"}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
@@ -88,13 +105,40 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return found[0]
 
 
-@pytest.fixture
-def pulumi_mocks() -> Iterator[RecordingMocks]:
-    """Fresh mocks and a fresh event loop per test (Pulumi's mock state leaks otherwise)."""
+class RecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, handing each registration request to the mocks first."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self._recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self._recording.requests[(request.type, request.name)] = request
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def install_mocks(mocks: RecordingMocks) -> Iterator[RecordingMocks]:
+    """Install ``mocks`` with a fresh event loop; the generator's end tears it down."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="ml-endpoints", stack="test", preview=False)
+    pulumi.runtime.set_mocks(
+        mocks,
+        project="ml-endpoints",
+        stack="test",
+        preview=False,
+        monitor=RecordingMonitor(mocks),
+    )
     yield mocks
     loop.close()
     asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def pulumi_mocks() -> Iterator[RecordingMocks]:
+    """Fresh mocks and a fresh event loop per test (Pulumi's mock state leaks otherwise).
+
+    A test that takes this fixture must run its program to completion (``@pulumi.runtime.test``
+    or resolve the outputs): a pending RPC left behind breaks the next test ("attached to a
+    different loop").
+    """
+    yield from install_mocks(RecordingMocks())

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,49 +13,22 @@ import boto3
 import httpx
 import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
 from tests.conftest import free_port
-from tests.infra.conftest import RecordingMocks
+from tests.infra.conftest import Declared, RecordingMocks, install_mocks
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
-@dataclass(frozen=True)
-class Options:
-    """Resource options as the engine receives them."""
-
-    parent: str
-    delete_before_replace: bool
-    dependencies: tuple[str, ...]
-    custom_timeouts: dict[str, str]
-
-
 class AwsMocks(RecordingMocks):
     """Like :class:`RecordingMocks`, plus the computed outputs AWS would return (role ARNs,
-    repository URLs) so values flowing between resources look real, and each resource's
-    parent URN and options (``options[name]``) as registered with the engine."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.options: dict[str, Options] = {}
-        self.requests: dict[tuple[str, str], Any] = {}
+    repository URLs) so values flowing between resources look real."""
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
         resource_id, outputs = super().new_resource(args)
-        request = self.requests.pop((args.typ, args.name), None)
-        if request is not None:
-            self.resources[-1].parent = request.parent or None
-            timeouts = request.customTimeouts
-            self.options[args.name] = Options(
-                parent=request.parent,
-                delete_before_replace=request.deleteBeforeReplace,
-                dependencies=tuple(request.dependencies),
-                custom_timeouts={k: getattr(timeouts, k) for k in ("create", "update", "delete")},
-            )
         name = outputs["name"]
         if args.typ == "aws:iam/role:Role":
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
@@ -68,36 +39,16 @@ class AwsMocks(RecordingMocks):
             outputs["arn"] = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
         return resource_id, outputs
 
-
-class RecordingMonitor(MockMonitor):
-    """Pulumi's mock monitor, handing each registration request to :class:`AwsMocks`
-    (Pulumi's ``MockResourceArgs`` carries neither the parent nor the options)."""
-
-    def __init__(self, mocks: AwsMocks) -> None:
-        super().__init__(mocks)
-        self._aws_mocks = mocks
-
-    def RegisterResource(self, request: Any) -> Any:
-        self._aws_mocks.requests[(request.type, request.name)] = request
-        return super().RegisterResource(request)
+    @property
+    def options(self) -> dict[str, Declared]:
+        """Declared resources by name (parent, timeouts, replacement options)."""
+        return {r.name: r for r in self.resources}
 
 
 @pytest.fixture
 def pulumi_mocks() -> Iterator[AwsMocks]:
     """Fresh AWS-flavoured mocks and event loop per test."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    mocks = AwsMocks()
-    pulumi.runtime.set_mocks(
-        mocks,
-        project="ml-endpoints",
-        stack="test",
-        preview=False,
-        monitor=RecordingMonitor(mocks),
-    )
-    yield mocks
-    loop.close()
-    asyncio.set_event_loop(None)
+    yield from install_mocks(AwsMocks())  # type: ignore[misc]
 
 
 def declare(build: Callable[[], pulumi.ComponentResource]) -> dict[str, Any]:
