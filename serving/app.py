@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from serving import metrics as metrics_mod
+from serving import openapi
 from serving.auth import Authenticator
 from serving.errors import (
     BadRequest,
@@ -52,6 +53,7 @@ class ServingApp:
         for route in all_routes(self.runtime):
             self.router.add(route)
         self.router.add(Route("GET", "/metrics", self._metrics, access=Access.METRICS))
+        self.router.add(openapi.route(self))  # GET /openapi.json, built from this router
         self.monitoring = attach(self)  # drift monitor, GET /drift, data capture
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -97,6 +97,11 @@ class Router:
                 return
         self._patterns.append((re.compile(regex), {route.method: route}))
 
+    def routes(self) -> list[Route]:
+        """Every registered route, exact paths first, in registration order."""
+        tables = [*self._exact.values(), *(methods for _, methods in self._patterns)]
+        return [route for methods in tables for route in methods.values()]
+
     def match(self, method: str, path: str) -> tuple[dict[str, Route] | None, dict[str, str]]:
         """Routes for ``path`` by method (``None``: unknown path) and the path parameters."""
         methods = self._exact.get(path)
