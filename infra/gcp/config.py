@@ -7,9 +7,17 @@ Every check runs before any resource is declared and names the full key path, e.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from infra.validation import validate
 
@@ -330,6 +338,20 @@ class RequestLoggingArgs(_Args):
     sampling_rate: Annotated[float, Field(gt=0, le=1)] = 0.1
 
 
+class SampleArgs(_Args):
+    """What ``ml-endpoints verify`` sends: inline ``instances``, or a JSON ``file`` holding
+    ``{"instances": [...]}`` (relative to the stack file's directory)."""
+
+    instances: list[Any] | None = Field(None, min_length=1)
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.instances is None) == (self.file is None):
+            raise ValueError("give exactly one of instances or file")
+        return self
+
+
 class VertexEndpointArgs(_Args):
     """A Vertex AI endpoint with named variants and a traffic split by name
     (``ml-endpoints:vertex``)."""
@@ -361,6 +383,7 @@ class VertexEndpointArgs(_Args):
         "URL means a local emulator and anonymous credentials.",
     )
     operation_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 1800
+    sample: SampleArgs | None = Field(None, description="What `verify` sends to the endpoint.")
 
     @field_validator("region")
     @classmethod

@@ -101,6 +101,9 @@ class FakeVertex:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     @property
     def url(self) -> str:

@@ -3,16 +3,19 @@ real server: what Vertex would call, the server answers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from infra.gcp.config import VertexEndpointArgs
-from infra.gcp.verify import verify_vertex
+from infra.gcp.config import VertexEndpointArgs, vertex_args_from_config
+from infra.gcp.verify import verify_stack, verify_vertex
 from infra.gcp.vertex import deployment_props
 from infra.gcp.vertex_provider import VertexDeploymentProvider
+from infra.validation import ConfigError
 from tests.conftest import ServerProcess, free_port
 from tests.infra.gcp.conftest import IMAGE, IMAGE_V2, SERVICE_ACCOUNT, vertex_args, vertex_config
 from tests.infra.gcp.fake_vertex import FakeVertex
@@ -53,7 +56,7 @@ def test_found_by_display_name_without_an_endpoint_id(
 
     unnamed = split(fake_vertex, 100, 0, endpoint_id=None, display_name="other")
     assert verify_vertex(unnamed, instances=ROWS) == [
-        "vertex: 0 endpoints named 'other' in projects/ml-project/locations/us-central1, "
+        "projects/ml-project/locations/us-central1: 0 endpoints named 'other', "
         "expected 1 (set vertex.endpoint_id to pick one)"
     ]
 
@@ -68,7 +71,7 @@ def test_traffic_drift_is_reported_by_variant_name(
         live[deployed_id] = 100 if live[deployed_id] == 90 else 0
 
     assert verify_vertex(args, instances=ROWS) == [
-        f"vertex endpoint {endpoint_name}: traffic split is {{'champion': 100}}, "
+        f"{endpoint_name}: traffic split is {{'champion': 100}}, "
         "config says {'champion': 90, 'challenger': 10}"
     ]
 
@@ -83,25 +86,24 @@ def test_missing_extra_and_stale_deployments_are_reported(
 
     failures = verify_vertex(vertex_args(fake_vertex, **config), instances=ROWS)
 
-    where = f"vertex endpoint {endpoint_name}"
+    stray = next(
+        d["id"]
+        for d in fake_vertex.endpoints[endpoint_name]["deployedModels"]
+        if d["displayName"] == "challenger"
+    )
     assert failures == [
-        f"{where}: variant 'champion' runs {IMAGE}, config says {IMAGE_V2}",
-        f"{where}: variant 'newcomer' is not deployed",
-        f"{where}: deployed model 'challenger' ("
-        + next(
-            d["id"]
-            for d in fake_vertex.endpoints[endpoint_name]["deployedModels"]
-            if d["displayName"] == "challenger"
-        )
-        + ") is not in config",
+        f"{endpoint_name}/champion: runs {IMAGE}, config says {IMAGE_V2}",
+        f"{endpoint_name}/newcomer: not deployed",
+        f"{endpoint_name}/challenger: deployed ({stray}), not in config",
     ]
 
 
 def test_unknown_endpoint_is_a_failure_not_a_crash(fake_vertex: FakeVertex) -> None:
     failures = verify_vertex(vertex_args(fake_vertex, endpoint_id="999"), instances=ROWS)
     assert len(failures) == 1
-    assert failures[0].startswith("vertex: cannot read the endpoint in projects/ml-project/")
-    assert "404" in failures[0]
+    assert failures[0].startswith(
+        "projects/ml-project/locations/us-central1: cannot read the endpoint: 404"
+    )
     assert "endpoints/999" in failures[0]
 
 
@@ -113,7 +115,7 @@ def test_failing_predictions_are_reported(fake_vertex: FakeVertex, endpoint_name
     failures = verify_vertex(args, instances=ROWS)
 
     assert len(failures) == 1
-    assert failures[0].startswith(f"vertex endpoint {endpoint_name}: prediction failed: 503")
+    assert failures[0].startswith(f"{endpoint_name}: prediction failed: 503")
     assert "model server unreachable" in failures[0]
 
 
@@ -155,3 +157,44 @@ def test_the_real_server_answers_where_the_container_spec_says(
 
     metrics = httpx.get(server.url + "/metrics", timeout=5).text
     assert 'variant="champion"' in metrics
+
+
+def test_the_cli_entry_point_reports_every_check_from_the_stack_config(
+    fake_vertex: FakeVertex, endpoint_name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "sample.json").write_text(json.dumps({"instances": ROWS}))
+    config = vertex_config(api_endpoint=fake_vertex.url, sample={"file": "sample.json"})
+    deploy(vertex_args_from_config(config), endpoint_name)
+
+    findings = verify_stack({"ml-endpoints:vertex": config}, tmp_path)
+
+    assert findings is not None
+    assert [(f.subject, f.ok) for f in findings] == [
+        (f"{endpoint_name}/champion", True),
+        (f"{endpoint_name}/challenger", True),
+        (endpoint_name, True),
+        (f"{endpoint_name}/champion", True),
+        (f"{endpoint_name}/challenger", True),
+    ]
+    assert findings[3].detail == "2 predictions for 2 instances"
+    assert findings[4].detail.startswith("0% of the traffic: not invoked")
+
+
+def test_the_cli_entry_point_skips_stacks_without_vertex_and_needs_a_sample(
+    tmp_path: Path,
+) -> None:
+    assert verify_stack({"ml-endpoints:sagemaker": {}}, tmp_path) is None
+    with pytest.raises(ConfigError) as error:
+        verify_stack({"ml-endpoints:vertex": vertex_config()}, tmp_path)
+    assert error.value.key == "vertex.sample"
+    with pytest.raises(ConfigError) as error:
+        verify_stack({"ml-endpoints:vertex": vertex_config(sample={"file": "x.json"})}, tmp_path)
+    assert error.value.key == "vertex.sample.file"
+    assert "cannot read" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        verify_stack(
+            {"ml-endpoints:vertex": vertex_config(sample={"instances": ROWS, "file": "x"})},
+            tmp_path,
+        )
+    assert error.value.key == "vertex.sample"
+    assert "exactly one of instances or file" in str(error.value)
