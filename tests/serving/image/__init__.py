@@ -1,0 +1,1 @@
+"""Helpers for the container image tests."""

@@ -1,0 +1,208 @@
+"""The serving image, built with podman and run as SageMaker, Vertex AI and Kubernetes run it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.serving.image.podman import Container, Podman, PodmanUnavailable
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "localhost/ml-endpoints:test"
+UID = "10001"
+SAGEMAKER_LABEL = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
+#: SageMaker sends SIGKILL 30 s after SIGTERM.
+GRACE_SECONDS = 30
+
+StartContainer = Callable[..., Container]
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
+    """podman with the image built (layer cache makes a rebuild of unchanged code quick)."""
+    cache_dir = tmp_path_factory.mktemp("image-build")
+    client = Podman(cache_dir)
+    started = time.monotonic()
+    try:
+        client.build(IMAGE, cache_dir / "build.log")
+    except PodmanUnavailable as exc:
+        pytest.skip(f"cannot build the image: {exc}")
+    print(f"image build took {time.monotonic() - started:.1f} s")
+    return client
+
+
+@pytest.fixture
+def start_container(podman: Podman) -> Iterator[StartContainer]:
+    """Factory: ``start_container("serve", env={...}, run_options=[...])``, ready on /ping."""
+    containers: list[Container] = []
+
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        run_options: list[str] | None = None,
+        wait_ready: bool = True,
+    ) -> Container:
+        container = Container(podman, IMAGE, list(args), env or {}, run_options or [])
+        containers.append(container)
+        container.start()
+        if wait_ready:
+            container.wait_ready()
+        return container
+
+    yield start
+    for container in containers:
+        container.remove()
+
+
+@pytest.fixture(scope="module")
+def rows(demo_rows: list[list[float]]) -> np.ndarray:
+    """Rows from both classes of the breast-cancer data (it starts with malignant cases)."""
+    data = np.asarray(demo_rows)
+    return np.concatenate([data[:4], data[-4:]])
+
+
+def predict_json(container: Container, rows: np.ndarray) -> list[Any]:
+    response = httpx.post(
+        container.url + "/invocations",
+        content=json.dumps({"instances": rows.tolist()}),
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200, f"{response.text}\n{container.logs()}"
+    predictions: list[Any] = response.json()["predictions"]
+    return predictions
+
+
+def predictions_counted(container: Container) -> float:
+    """Sum of ``model_predictions_total{status="success"}`` over every label set."""
+    response = httpx.get(container.url + "/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "model_predictions_total" and sample.labels["status"] == "success"
+    )
+
+
+def test_serve_answers_sagemaker_routes_and_metrics(
+    start_container: StartContainer, rows: np.ndarray
+) -> None:
+    from serving.demo import build_demo_model
+
+    container = start_container("serve")  # exactly as SageMaker starts the image
+    expected = build_demo_model().predict(rows).tolist()
+
+    assert predict_json(container, rows) == expected
+    csv = "\n".join(",".join(repr(v) for v in row) for row in rows.tolist())
+    response = httpx.post(
+        container.url + "/invocations",
+        content=csv,
+        headers={"content-type": "text/csv"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+    assert predictions_counted(container) == 2
+
+
+def test_serves_the_model_mounted_read_only_at_opt_ml_model(
+    start_container: StartContainer, tmp_path: Path, rows: np.ndarray
+) -> None:
+    from serving.demo import write_demo_artifacts
+
+    model_dir = write_demo_artifacts(tmp_path / "model", "hgb")
+    # As SageMaker unpacks model.tar.gz: readable by the container's non-root user.
+    for path in [tmp_path, model_dir, *model_dir.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    container = start_container(
+        "serve",
+        env={"ML_ENDPOINTS_OUTPUT": "probabilities"},
+        run_options=["--volume", f"{model_dir}:/opt/ml/model:ro"],
+    )
+
+    expected = joblib.load(model_dir / "model.joblib").predict_proba(rows)
+    np.testing.assert_allclose(predict_json(container, rows), expected, rtol=1e-9, atol=1e-12)
+    assert "demo model" not in container.logs()
+
+
+def test_runs_as_non_root(podman: Podman) -> None:
+    assert podman.inspect_image(IMAGE)["Config"]["User"] == f"{UID}:{UID}"
+    result = podman("run", "--rm", "--entrypoint", "id", IMAGE, "-u")
+    assert result.stdout.strip() == UID
+
+
+def test_answers_with_a_read_only_root_filesystem_and_two_workers(
+    start_container: StartContainer, rows: np.ndarray
+) -> None:
+    """Kubernetes' readOnlyRootFilesystem with an emptyDir on /tmp: nothing else is writable.
+
+    Two workers also make the server put its multi-process metrics directory under /tmp.
+    """
+    container = start_container(
+        "serve",
+        env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+        run_options=["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp"],
+    )
+
+    requests = 6
+    for _ in range(requests):
+        assert len(predict_json(container, rows)) == len(rows)
+    assert predictions_counted(container) == requests  # summed over both workers
+
+
+def test_final_stage_has_no_build_tools_and_its_extras_import(podman: Podman) -> None:
+    script = """
+import importlib.util, json, shutil
+print(json.dumps({
+    "tools": [t for t in ("gcc", "cc", "c++", "g++", "make", "ld") if shutil.which(t)],
+    "installers": [m for m in ("pip", "setuptools") if importlib.util.find_spec(m)],
+}))
+import boto3, google.cloud.storage, onnxruntime, skl2onnx  # the default EXTRAS
+"""
+    result = podman("run", "--rm", "--entrypoint", "python3", IMAGE, "-c", script)
+    assert json.loads(result.stdout) == {"tools": [], "installers": []}
+
+
+def test_image_config_has_healthcheck_label_and_entrypoint(
+    podman: Podman, start_container: StartContainer
+) -> None:
+    image = podman.inspect_image(IMAGE)
+    # Docker's image format: the OCI format has no HEALTHCHECK (podman lifts it out of Config).
+    assert image["ManifestType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert image["Healthcheck"]["Test"] == ["CMD", "ml-endpoints", "healthcheck"]
+    config = image["Config"]
+    assert config["Labels"][SAGEMAKER_LABEL] == "true"
+    assert config["Entrypoint"] == ["ml-endpoints"]
+    assert config["Cmd"] == ["serve"]
+    assert "8080/tcp" in config["ExposedPorts"]
+
+    container = start_container()  # the default CMD
+    assert podman("healthcheck", "run", container.name).returncode == 0
+    assert container.state()["Health"]["Status"] == "healthy"
+
+
+def test_sigterm_drains_and_exits_zero_within_the_grace_period(
+    podman: Podman, start_container: StartContainer
+) -> None:
+    container = start_container("serve")
+
+    started = time.monotonic()
+    podman("stop", "--time", str(GRACE_SECONDS), container.name, timeout=GRACE_SECONDS + 15)
+    elapsed = time.monotonic() - started
+
+    state = container.state()
+    assert state["ExitCode"] == 0, container.logs()
+    assert elapsed < GRACE_SECONDS
+    assert "draining" in container.logs()
