@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -146,6 +147,11 @@ def _shaped(regex: str, expected: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def _digits_as_text(value: Any) -> Any:
+    """YAML reads ``endpoint_id: 4242`` as a number; the API names it as text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 ProjectId = Annotated[
@@ -360,7 +366,12 @@ class VertexEndpointArgs(_Args):
     region: str
     display_name: str = Field(pattern=r"^.{1,128}$")
     endpoint_id: (
-        Annotated[str, _shaped(r"^[1-9]\d{0,9}$", "up to 10 digits without a leading zero")] | None
+        Annotated[
+            str,
+            BeforeValidator(_digits_as_text),
+            _shaped(r"^[1-9]\d{0,9}$", "up to 10 digits without a leading zero"),
+        ]
+        | None
     ) = Field(
         None, description="Fixes the endpoint's name; else `verify` finds it by display name."
     )

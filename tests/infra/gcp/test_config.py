@@ -256,3 +256,7 @@ def test_the_accelerator_table_uses_the_api_names() -> None:
     table = set(N1_ACCELERATOR_COUNTS) | {kind for kind, _ in ACCELERATOR_MACHINES.values()}
     assert table == set(get_args(AcceleratorType))
     assert table <= api
+
+
+def test_a_numeric_endpoint_id_from_yaml_is_accepted_as_text() -> None:
+    assert vertex_args_from_config(vertex_config(endpoint_id=4242)).endpoint_id == "4242"
