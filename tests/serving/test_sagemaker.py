@@ -201,12 +201,12 @@ def test_custom_attributes_and_unknown_headers_are_ignored(
     response = client.post(
         "/invocations",
         content=json.dumps({"instances": rows.tolist()}),
-        headers={
-            "content-type": "application/json",
-            "X-Amzn-SageMaker-Custom-Attributes": "trace_id=abc," + "x" * 1000,
-            "X-Amzn-SageMaker-Target-Variant": "canary",
-            "X-Something-Else": "\u00e9t\u00e9".encode(),
-        },
+        headers=[
+            (b"content-type", b"application/json"),
+            (b"X-Amzn-SageMaker-Custom-Attributes", b"trace_id=abc," + b"x" * 1000),
+            (b"X-Amzn-SageMaker-Target-Variant", b"canary"),
+            (b"X-Something-Else", "\u00e9t\u00e9".encode()),  # not even ASCII
+        ],
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": reference.predict(rows).tolist()}
