@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import sys
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -24,7 +25,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return rows, labels
 
 
-def _classifier(rows: np.ndarray, labels: np.ndarray) -> object:
+def _classifier(rows: np.ndarray, labels: np.ndarray) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(rows, labels)
 
 
