@@ -11,6 +11,7 @@ the ``google-cloud-aiplatform`` low-level clients (REST transport):
   accelerator or service account uploads and deploys the new model first (0% traffic), moves the
   traffic, and only then undeploys the old deployed model and deletes its model.
 - delete: takes the traffic away, undeploys every deployed model and deletes the uploaded models.
+- read (refresh): forgets deployments removed by hand and records the live split by name.
 
 Every long-running operation is awaited with the resource's timeout; failures raise
 :class:`VertexDeploymentError` naming the step, the variant and the operation. A create or update
@@ -27,7 +28,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import EndpointServiceClient, ModelServiceClient
@@ -375,6 +376,30 @@ class VertexDeploymentProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=_reconcile(news, olds))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """``pulumi refresh``: forget deployments removed by hand (the next update deploys them
+        again) and record the live traffic split, so a split changed by hand is set back."""
+        from google.api_core import exceptions
+
+        vertex = _Vertex(inputs_of(props))
+        try:
+            live_ids, split = vertex.live_split()
+        except VertexDeploymentError as exc:
+            if isinstance(exc.__cause__, exceptions.NotFound):
+                return ReadResult(id_=None, outs={})  # the endpoint is gone, and all with it
+            raise
+        deployed: dict[str, dict[str, Any]] = {}
+        pending = list(props.get("cleanup_pending") or [])
+        for name, record in (props.get("deployed") or {}).items():
+            if record["deployed_model_id"] in live_ids:
+                deployed[name] = record
+            else:  # its uploaded model is still ours to delete
+                gone = f"deployed model {record['deployed_model_id']} was removed outside Pulumi"
+                pending.append({**record, "deployed_model_id": None, "error": gone})
+        traffic = {name: split.get(r["deployed_model_id"], 0) for name, r in deployed.items()}
+        outs = {**props, "deployed": deployed, "traffic": traffic, "cleanup_pending": pending}
+        return ReadResult(id_=id_, outs=outs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from google.api_core import exceptions

@@ -349,3 +349,39 @@ def test_delete_refuses_to_strand_traffic_of_models_it_does_not_manage(
     with pytest.raises(VertexDeploymentError, match=r"not managed here \(\['9'\]\)"):
         engine.destroy()
     assert len(endpoint["deployedModels"]) == 3, "nothing was undeployed"
+
+
+def test_refresh_then_up_repairs_changes_made_by_hand(
+    fake_vertex: FakeVertex, engine: Engine, endpoint_name: str
+) -> None:
+    engine.up(weights(fake_vertex, 90, 10))
+    endpoint = fake_vertex.endpoints[endpoint_name]
+    champion, challenger = engine.deployed_id("champion"), engine.deployed_id("challenger")
+    # By hand: all traffic to the champion, the challenger undeployed.
+    endpoint["trafficSplit"] = {champion: 100}
+    endpoint["deployedModels"] = [d for d in endpoint["deployedModels"] if d["id"] == champion]
+
+    refreshed = engine.provider.read(str(engine.id), engine.state)
+    assert refreshed.id == engine.id
+    engine.state = on_the_wire(refreshed.outs or {})
+    assert set(engine.state["deployed"]) == {"champion"}
+    assert engine.state["traffic"] == {"champion": 100}
+    assert [p["deployed_model_id"] for p in engine.state["cleanup_pending"]] == [None]
+
+    mark = len(fake_vertex.calls)
+    assert engine.up(weights(fake_vertex, 90, 10))
+    assert since(fake_vertex, mark, "uploadModel", "deployModel") == ["uploadModel", "deployModel"]
+    assert fake_vertex.split_by_name(endpoint_name) == {"champion": 90, "challenger": 10}
+    assert engine.deployed_id("champion") == champion
+    assert engine.deployed_id("challenger") != challenger
+    assert sorted(fake_vertex.models) == sorted(
+        r["model"] for r in engine.state["deployed"].values()
+    )
+
+
+def test_refresh_of_a_deleted_endpoint_drops_the_resource(
+    fake_vertex: FakeVertex, engine: Engine, endpoint_name: str
+) -> None:
+    engine.up(weights(fake_vertex, 100, 0))
+    del fake_vertex.endpoints[endpoint_name]
+    assert not engine.provider.read(str(engine.id), engine.state).id
