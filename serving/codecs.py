@@ -183,7 +183,7 @@ def _short(value: Any) -> str:
 def rows_from_csv(body: bytes) -> np.ndarray:
     """Rows of comma-separated numbers, no header; an empty field is a missing value (NaN)."""
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # spreadsheets start CSV files with a byte order mark
     except UnicodeDecodeError as exc:
         raise BadRequest(f"text/csv body is not valid UTF-8 at byte {exc.start}") from None
     lines = [line for line in text.splitlines() if line.strip()]

@@ -24,15 +24,15 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return ready(runtime)
 
     async def health(_: Request) -> Response:
-        loaded = runtime.ready
+        healthy = runtime.ready
         return json_response(
             {
-                "status": "healthy" if loaded else "unhealthy",
-                "model_loaded": loaded,
+                "status": "healthy" if healthy else "unhealthy",
+                "model_loaded": runtime.model is not None,
                 "state": runtime.state.value,
             },
-            200 if loaded else 503,
-            None if loaded else {"retry-after": "5"},
+            200 if healthy else 503,
+            None if healthy else {"retry-after": "5"},
         )
 
     async def predict(request: Request) -> Response:

@@ -120,6 +120,10 @@ def test_to_rows_errors_name_the_place(value: Any, names: list[str] | None, mess
     assert message in info.value.message
 
 
+def test_csv_with_a_byte_order_mark() -> None:
+    np.testing.assert_array_equal(codecs.rows_from_csv(b"\xef\xbb\xbf1,2\n"), [[1.0, 2.0]])
+
+
 def test_csv_rows() -> None:
     rows = codecs.rows_from_csv(b"1,2.5,-3e2\r\n4, ,6\n\n")
     assert rows.shape == (2, 3)

@@ -210,6 +210,9 @@ def test_sigterm_drains_then_exits_0(start: Callable[..., ServerProcess], row: l
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert_not_ready_at_once(server)
+    health = httpx.get(server.url + "/health", timeout=5)
+    assert health.status_code == 503
+    assert health.json() == {"status": "unhealthy", "model_loaded": True, "state": "draining"}
     assert time.monotonic() - signalled < DRAIN_SECONDS
     response = predict(server, row)  # sent in the drain window: served (after the slow one)
     assert response.status_code == 200, response.text
