@@ -131,7 +131,7 @@ def _unpack_if_archive(path: Path, cache_dir: Path) -> Path:
     return target
 
 
-def _relative_names(uri: str, key: str, names: list[str]) -> tuple[bool, list[tuple[str, str]]]:
+def _select_objects(uri: str, key: str, names: list[str]) -> tuple[bool, list[tuple[str, str]]]:
     """``(is_prefix, [(object name, local relative path)])`` for the objects ``uri`` means."""
     if key in names and not key.endswith("/"):
         return False, [(key, PurePosixPath(key).name)]
@@ -161,7 +161,7 @@ def _download_s3(uri: str, target: Path) -> bool:
             Bucket=bucket, Prefix=key.rstrip("/")
         )
         names = [obj["Key"] for page in listing for obj in page.get("Contents", [])]
-        is_prefix, pairs = _relative_names(uri, key, names)
+        is_prefix, pairs = _select_objects(uri, key, names)
         for name, relative in pairs:
             dest = target / relative
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def _download_gcs(uri: str, target: Path) -> bool:
     try:
         client = storage.Client()  # anonymous when STORAGE_EMULATOR_HOST is set
         blobs = {b.name: b for b in client.list_blobs(bucket_name, prefix=key.rstrip("/"))}
-        is_prefix, pairs = _relative_names(uri, key, list(blobs))
+        is_prefix, pairs = _select_objects(uri, key, list(blobs))
         for name, relative in pairs:
             dest = target / relative
             dest.parent.mkdir(parents=True, exist_ok=True)

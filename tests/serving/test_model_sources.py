@@ -397,6 +397,18 @@ def test_s3_errors_name_the_uri(
         materialize("s3://no-such-bucket/m", tmp_path)
 
 
+def test_s3_object_names_escaping_the_folder_are_refused(
+    moto: Emulator, s3_objects: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in moto.env.items():
+        monkeypatch.setenv(key, value)
+    s3 = boto3.client("s3", endpoint_url=moto.env["AWS_ENDPOINT_URL"], **_aws_keys(moto))
+    s3.put_object(Bucket="models", Key="trap/../../escaped.txt", Body=b"x")
+    with pytest.raises(ArtifactError, match=r"object '\.\./\.\./escaped\.txt' under s3://"):
+        materialize("s3://models/trap", tmp_path / "cache")
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
 # -- GCS (Vertex AI passes AIP_STORAGE_URI) --------------------------------------------------------
 def test_gs_object_is_served_on_vertex_routes(
     servers: dict[str, ServerProcess], rows: np.ndarray, demo_labels: list[int]
