@@ -4,6 +4,8 @@ real server: what Vertex would call, the server answers."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,12 @@ def test_the_cli_entry_point_skips_stacks_without_vertex_and_needs_a_sample(
         )
     assert error.value.key == "vertex.sample"
     assert "exactly one of instances or file" in str(error.value)
+
+
+def test_verify_imports_without_pulumi() -> None:
+    code = (
+        "import sys; sys.modules['pulumi'] = sys.modules['pulumi_gcp'] = None; "
+        "import infra.gcp.verify"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
