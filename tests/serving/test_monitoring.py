@@ -1,0 +1,135 @@
+"""Drift monitoring and data capture in the real server, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.demo import demo_data
+from serving.drift import DriftProfile
+from tests.conftest import ServerProcess
+
+FAST = {"ML_ENDPOINTS_COMPILE": "false", "ML_ENDPOINTS_DRIFT_REPORT_SECONDS": "0.1"}
+
+
+def _model_dir(tmp_path: Path, demo_model_dir: Path, *, profile: bool) -> Path:
+    target = tmp_path / "model"
+    target.mkdir()
+    for name in ("model.joblib", "input_example.json"):
+        shutil.copy(demo_model_dir / name, target)
+    if profile:
+        rows, _, names = demo_data()
+        outputs = joblib.load(target / "model.joblib").predict(rows)
+        DriftProfile.fit(rows, names, outputs=outputs).save(target / "drift_reference.json")
+    return target
+
+
+def _until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _gauges(server: ServerProcess) -> dict[tuple[str, str, str], float]:
+    text = httpx.get(server.url + "/metrics").text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("model_drift") or sample.name.startswith("model_capture"):
+                key = (sample.name, sample.labels.get("feature", ""), sample.labels.get("test", ""))
+                out[key] = sample.value
+    return out
+
+
+def _predict(server: ServerProcess, rows: np.ndarray) -> None:
+    for start in range(0, len(rows), 25):
+        response = httpx.post(
+            server.url + "/invocations", json={"instances": rows[start : start + 25].tolist()}
+        )
+        assert response.status_code == 200, response.text
+
+
+def test_drift_report_gauges_log_and_capture_flush(
+    tmp_path: Path, demo_model_dir: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    capture = tmp_path / "capture"
+    env = {
+        **FAST,
+        "ML_ENDPOINTS_DRIFT_WINDOW_ROWS": "200",
+        "ML_ENDPOINTS_DRIFT_ALPHA": "0.01",
+        "ML_ENDPOINTS_CAPTURE_DESTINATION": str(capture),
+        "ML_ENDPOINTS_CAPTURE_MAX_FILE_SECONDS": "3600",
+    }
+    server = start_server(
+        "--model", str(_model_dir(tmp_path, demo_model_dir, profile=True)), env=env
+    )
+    _until(lambda: httpx.get(server.url + "/drift").status_code == 200, "the drift monitor")
+    rows, _, _ = demo_data()
+    clean = rows[np.random.default_rng(0).permutation(len(rows))[:200]]
+
+    _predict(server, clean)
+    report = _until(
+        lambda: (r := httpx.get(server.url + "/drift").json())["window_rows"] == 200 and r,
+        "200 rows in the window",
+    )
+    assert report["drift_detected"] is False
+    assert report["drifted_features"] == []
+    assert report["profile"].endswith("drift_reference.json")
+    tests = {(t["feature"], t["test"]): t for t in report["tests"]}
+    assert len(tests) == 2 * 31  # 30 features + the prediction, each with its missing test
+    assert set(tests["mean radius", "ks"]) >= {"statistic", "p_value", "effect_size", "drifted"}
+    gauges = _until(
+        lambda: (g := _gauges(server))[("model_drift_window_rows", "", "")] == 200 and g,
+        "the gauges",
+    )
+    assert gauges[("model_drift_detected", "", "")] == 0
+    assert gauges[("model_drift_p_value", "mean radius", "ks")] == pytest.approx(
+        tests["mean radius", "ks"]["p_value"]
+    )
+    assert ("model_drift_statistic", "__prediction__", "categories") in gauges
+
+    _predict(server, clean * 1.5)  # every feature rescaled: unmistakable drift
+    report = _until(
+        lambda: (r := httpx.get(server.url + "/drift").json())["drift_detected"] and r,
+        "drift to be detected",
+    )
+    assert "mean radius" in report["drifted_features"]
+    assert _until(lambda: _gauges(server)[("model_drift_detected", "", "")] == 1, "the gauge")
+    assert _gauges(server)[("model_capture_dropped_records_total", "", "")] == 0
+
+    assert server.stop() == 0  # SIGTERM: everything accepted must reach the disk
+    assert "drift detected in a window of" in server.log()
+    records = [json.loads(line) for p in capture.rglob("*.jsonl") for line in p.open()]
+    assert len(records) == 400
+    inputs = {r["captureData"]["endpointInput"]["data"] for r in records}
+    assert ",".join(repr(v) for v in clean[0].tolist()) in inputs
+
+
+def test_drift_route_explains_why_monitoring_is_off(
+    tmp_path: Path, demo_model_dir: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    server = start_server(
+        "--model", str(_model_dir(tmp_path, demo_model_dir, profile=False)), env=FAST
+    )
+    response = _until(
+        lambda: (r := httpx.get(server.url + "/drift")).status_code != 503 and r, "the monitor"
+    )
+    assert response.status_code == 404
+    assert "drift_reference.json" in response.json()["error"]
+    assert "ML_ENDPOINTS_DRIFT_PROFILE" in response.json()["error"]
+    rows, _, _ = demo_data()
+    _predict(server, rows[:50])  # predictions work without a profile
