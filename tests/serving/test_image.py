@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving.image.podman import Container, Podman, PodmanUnavailable
+from tests.serving.image.podman import Container, Podman, PodmanUnavailable, running
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,6 @@ UID = "10001"
 SAGEMAKER_LABEL = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
 #: SageMaker sends SIGKILL 30 s after SIGTERM.
 GRACE_SECONDS = 30
-
-StartContainer = Callable[..., Container]
 
 
 @pytest.fixture(scope="session")
@@ -41,27 +39,11 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     return client
 
 
-@pytest.fixture
-def start_container(podman: Podman) -> Iterator[StartContainer]:
-    """Factory: ``start_container("serve", env={...}, run_options=[...])``, ready on /ping."""
-    containers: list[Container] = []
-
-    def start(
-        *args: str,
-        env: dict[str, str] | None = None,
-        run_options: list[str] | None = None,
-        wait_ready: bool = True,
-    ) -> Container:
-        container = Container(podman, IMAGE, list(args), env or {}, run_options or [])
-        containers.append(container)
-        container.start()
-        if wait_ready:
-            container.wait_ready()
-        return container
-
-    yield start
-    for container in containers:
-        container.remove()
+@pytest.fixture(scope="module")
+def served(podman: Podman) -> Iterator[Container]:
+    """``docker run IMAGE serve`` as SageMaker starts it, shared by the checks that only ask."""
+    with running(podman, IMAGE, "serve") as container:
+        yield container
 
 
 @pytest.fixture(scope="module")
@@ -96,29 +78,27 @@ def predictions_counted(container: Container) -> float:
     )
 
 
-def test_serve_answers_sagemaker_routes_and_metrics(
-    start_container: StartContainer, rows: np.ndarray
-) -> None:
+def test_serve_answers_sagemaker_routes_and_metrics(served: Container, rows: np.ndarray) -> None:
     from serving.demo import build_demo_model
 
-    container = start_container("serve")  # exactly as SageMaker starts the image
     expected = build_demo_model().predict(rows).tolist()
+    counted = predictions_counted(served)
 
-    assert predict_json(container, rows) == expected
+    assert predict_json(served, rows) == expected
     csv = "\n".join(",".join(repr(v) for v in row) for row in rows.tolist())
     response = httpx.post(
-        container.url + "/invocations",
+        served.url + "/invocations",
         content=csv,
         headers={"content-type": "text/csv"},
         timeout=10,
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": expected}
-    assert predictions_counted(container) == 2
+    assert predictions_counted(served) == counted + 2
 
 
 def test_serves_the_model_mounted_read_only_at_opt_ml_model(
-    start_container: StartContainer, tmp_path: Path, rows: np.ndarray
+    podman: Podman, tmp_path: Path, rows: np.ndarray
 ) -> None:
     from serving.demo import write_demo_artifacts
 
@@ -126,15 +106,18 @@ def test_serves_the_model_mounted_read_only_at_opt_ml_model(
     # As SageMaker unpacks model.tar.gz: readable by the container's non-root user.
     for path in [tmp_path, model_dir, *model_dir.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    container = start_container(
+    expected = joblib.load(model_dir / "model.joblib").predict_proba(rows)
+
+    with running(
+        podman,
+        IMAGE,
         "serve",
         env={"ML_ENDPOINTS_OUTPUT": "probabilities"},
         run_options=["--volume", f"{model_dir}:/opt/ml/model:ro"],
-    )
-
-    expected = joblib.load(model_dir / "model.joblib").predict_proba(rows)
-    np.testing.assert_allclose(predict_json(container, rows), expected, rtol=1e-9, atol=1e-12)
-    assert "demo model" not in container.logs()
+    ) as container:
+        probabilities = predict_json(container, rows)
+        assert "demo model" not in container.logs()
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_runs_as_non_root(podman: Podman) -> None:
@@ -144,22 +127,27 @@ def test_runs_as_non_root(podman: Podman) -> None:
 
 
 def test_answers_with_a_read_only_root_filesystem_and_two_workers(
-    start_container: StartContainer, rows: np.ndarray
+    podman: Podman, rows: np.ndarray
 ) -> None:
     """Kubernetes' readOnlyRootFilesystem with an emptyDir on /tmp: nothing else is writable.
 
-    Two workers also make the server put its multi-process metrics directory under /tmp.
+    Two workers also make the server keep multi-process metrics under /tmp, and SIGTERM goes
+    through the supervisor, which must still exit 0.
     """
-    container = start_container(
+    requests = 6
+    with running(
+        podman,
+        IMAGE,
         "serve",
         env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
         run_options=["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp"],
-    )
+    ) as container:
+        for _ in range(requests):
+            assert len(predict_json(container, rows)) == len(rows)
+        assert predictions_counted(container) == requests  # summed over both workers
 
-    requests = 6
-    for _ in range(requests):
-        assert len(predict_json(container, rows)) == len(rows)
-    assert predictions_counted(container) == requests  # summed over both workers
+        podman("stop", "--time", str(GRACE_SECONDS), container.name, timeout=GRACE_SECONDS + 15)
+        assert container.state()["ExitCode"] == 0, container.logs()
 
 
 def test_final_stage_has_no_build_tools_and_its_extras_import(podman: Podman) -> None:
@@ -175,9 +163,7 @@ import boto3, google.cloud.storage, onnxruntime, skl2onnx  # the default EXTRAS
     assert json.loads(result.stdout) == {"tools": [], "installers": []}
 
 
-def test_image_config_has_healthcheck_label_and_entrypoint(
-    podman: Podman, start_container: StartContainer
-) -> None:
+def test_image_config_has_healthcheck_label_and_entrypoint(podman: Podman) -> None:
     image = podman.inspect_image(IMAGE)
     # Docker's image format: the OCI format has no HEALTHCHECK (podman lifts it out of Config).
     assert image["ManifestType"] == "application/vnd.docker.distribution.manifest.v2+json"
@@ -188,21 +174,18 @@ def test_image_config_has_healthcheck_label_and_entrypoint(
     assert config["Cmd"] == ["serve"]
     assert "8080/tcp" in config["ExposedPorts"]
 
-    container = start_container()  # the default CMD
-    assert podman("healthcheck", "run", container.name).returncode == 0
-    assert container.state()["Health"]["Status"] == "healthy"
+
+def test_healthcheck_reports_healthy(podman: Podman, served: Container) -> None:
+    assert podman("healthcheck", "run", served.name).returncode == 0
+    assert served.state()["Health"]["Status"] == "healthy"
 
 
-def test_sigterm_drains_and_exits_zero_within_the_grace_period(
-    podman: Podman, start_container: StartContainer
-) -> None:
-    container = start_container("serve")
+def test_sigterm_drains_and_exits_zero_within_the_grace_period(podman: Podman) -> None:
+    with running(podman, IMAGE) as container:  # the default CMD
+        started = time.monotonic()
+        podman("stop", "--time", str(GRACE_SECONDS), container.name, timeout=GRACE_SECONDS + 15)
+        elapsed = time.monotonic() - started
 
-    started = time.monotonic()
-    podman("stop", "--time", str(GRACE_SECONDS), container.name, timeout=GRACE_SECONDS + 15)
-    elapsed = time.monotonic() - started
-
-    state = container.state()
-    assert state["ExitCode"] == 0, container.logs()
-    assert elapsed < GRACE_SECONDS
-    assert "draining" in container.logs()
+        assert container.state()["ExitCode"] == 0, container.logs()
+        assert elapsed < GRACE_SECONDS
+        assert "draining" in container.logs()

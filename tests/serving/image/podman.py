@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,21 @@ class Container:
 
     def remove(self) -> None:
         self.podman("rm", "--force", "--time", "0", self.name, check=False)
+
+
+@contextmanager
+def running(
+    podman: Podman,
+    image: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    run_options: list[str] | None = None,
+) -> Iterator[Container]:
+    """A container of ``image`` answering /ping with 200; removed on exit, whatever happened."""
+    container = Container(podman, image, list(args), env or {}, run_options or [])
+    try:
+        container.start()
+        container.wait_ready()
+        yield container
+    finally:
+        container.remove()
