@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from serving.errors import ModelError, ServingError
 from serving.models.base import Prediction
+
+log = logging.getLogger("ml_endpoints.handler")
 
 SAGEMAKER_CODE_DIR = Path("/opt/ml/code")
 
@@ -95,5 +99,12 @@ class HandlerModel:
         return Prediction(np.asarray(self.raw_predict(rows)))
 
     def raw_predict(self, data: Any) -> Any:
-        """Call ``predict_fn`` on data decoded by the user's own ``input_fn``."""
-        return self.predict_fn(data, self.model)
+        """Call ``predict_fn``; its failures become 500s that name it (``ServingError``s, such as
+        a ``BadRequest`` the user raises, pass through)."""
+        try:
+            return self.predict_fn(data, self.model)
+        except ServingError:
+            raise
+        except Exception as exc:
+            log.exception("predict_fn failed")
+            raise ModelError(f"predict_fn failed: {type(exc).__name__}: {exc}") from exc

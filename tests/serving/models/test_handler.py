@@ -130,7 +130,7 @@ def test_predict_fn_failure_is_a_500_naming_it(
         servers["predict_fn"].url + "/invocations", json={"instances": [sentinel.tolist()]}
     )
     assert response.status_code == 500
-    assert response.json() == {"error": "model failed: RuntimeError: sentinel row"}
+    assert response.json() == {"error": "predict_fn failed: RuntimeError: sentinel row"}
 
 
 def _custom(server: ServerProcess, body: str, content_type: str) -> httpx.Response:
