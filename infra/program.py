@@ -1,0 +1,107 @@
+"""The Pulumi program: every resource of a stack, declared from its typed configuration.
+
+``pulumi up`` runs :func:`main` (through ``infra/__main__.py``); ``ml-endpoints plan`` runs the
+same function offline under Pulumi's mocks (:mod:`infra.plan`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.secret_scan import find_plaintext_secrets, secret_advice
+from infra.stack import NAMESPACE, StackConfig, StackError, load_stack, stack_file
+
+
+def read_config() -> dict[str, Any]:
+    """The stack's ``ml-endpoints:*`` configuration as Pulumi hands it to the program.
+
+    Keys Pulumi holds as secrets are decrypted here (and stay secret in state); the others are
+    checked for plain-text secrets like the stack file is.
+    """
+    config = pulumi.Config(NAMESPACE)
+    values: dict[str, Any] = {}
+    for key in StackConfig.model_fields:
+        value = config.get_object(key)
+        if value is None:
+            continue
+        full_key = f"{NAMESPACE}:{key}"
+        if not pulumi.runtime.is_config_secret(full_key):
+            for found in find_plaintext_secrets({full_key: value}):
+                raise StackError(
+                    f"{stack_file(pulumi.get_stack())}: {found.key}",
+                    f"{found.reason}; {secret_advice(found.key)}",
+                )
+        values[full_key] = value
+    return values
+
+
+def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
+    """Declare the enabled targets; returns the stack outputs."""
+    components = stack.components
+    outputs: dict[str, pulumi.Output[Any]] = {
+        "release": pulumi.Output.from_input(
+            {
+                "model_name": stack.release.model_name,
+                "image": stack.release.image.model_dump(exclude_none=True),
+                "weights": stack.release.weights(),
+            }
+        )
+    }
+    if components.sagemaker is not None:
+        from infra.aws.ecr import EcrRepository
+        from infra.aws.sagemaker import SageMakerEndpoint
+
+        repository = (
+            EcrRepository("serving", components.ecr) if components.ecr is not None else None
+        )
+        endpoint = SageMakerEndpoint(
+            "sagemaker",
+            components.sagemaker,
+            pulumi.ResourceOptions(depends_on=[repository] if repository else None),
+            repository=repository,
+        )
+        outputs["sagemaker_endpoint"] = endpoint.endpoint_name
+        outputs["sagemaker_weights"] = endpoint.variant_weights
+        if repository is not None:
+            outputs["ecr_repository_url"] = repository.repository_url
+    if components.vertex is not None:
+        from infra.gcp.artifact_registry import ArtifactRegistry
+        from infra.gcp.vertex import VertexEndpoint
+
+        registry = (
+            ArtifactRegistry("serving", components.artifact_registry)
+            if components.artifact_registry is not None
+            else None
+        )
+        vertex = VertexEndpoint(
+            "vertex",
+            components.vertex,
+            pulumi.ResourceOptions(depends_on=[registry] if registry else None),
+        )
+        outputs["vertex_endpoint"] = vertex.endpoint_name
+        outputs["vertex_traffic"] = pulumi.Output.from_input(components.vertex.split)
+        if registry is not None:
+            outputs["artifact_registry"] = registry.image_prefix
+    if components.kubernetes is not None and components.cluster is not None:
+        from infra.clusters.config import declare_cluster
+        from infra.k8s.model_deployment import ModelDeployment
+
+        cluster = declare_cluster("cluster", components.cluster)
+        deployment = ModelDeployment(
+            "kubernetes",
+            components.kubernetes,
+            service_account_annotations=cluster.service_account_annotations,
+            opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
+        )
+        outputs["kubernetes_deployments"] = pulumi.Output.from_input(deployment.deployment_names)
+    return outputs
+
+
+def main() -> None:
+    """Entry point of ``pulumi up``/``preview``: read, validate, declare, export."""
+    source = str(stack_file(pulumi.get_stack()))
+    stack = load_stack(read_config(), source, scan_secrets=False)
+    for name, value in declare(stack).items():
+        pulumi.export(name, value)
