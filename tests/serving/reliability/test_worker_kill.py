@@ -1,0 +1,95 @@
+"""A worker SIGKILLed mid-load (``--workers 2``): no request hangs past its deadline, only the
+requests the dead worker held fail (as closed connections, never as 5xx), the survivor keeps
+answering, a replacement starts, and readiness and metrics tell what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+from tests.conftest import ServerProcess
+from tests.serving.reliability.loadgen import closed_loop, http_request, in_background, p99
+from tests.serving.reliability.observe import metrics, status, wait_for, worker_pids
+
+CONNECTIONS = 8
+REQUEST_TIMEOUT = 2.0  # the server's per-request deadline
+CLIENT_TIMEOUT = REQUEST_TIMEOUT + 2
+
+
+def test_sigkilled_worker_is_replaced_without_hanging_requests(
+    start_timed: Callable[..., ServerProcess], predict_body: bytes
+) -> None:
+    server = start_timed(
+        "--workers",
+        "2",
+        service=0.002,
+        ML_ENDPOINTS_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
+        ML_ENDPOINTS_DRAIN_SECONDS="0",
+    )
+    wait_for(lambda: len(worker_pids(server)) == 2, 30, "two worker processes")
+    wait_for(lambda: metrics(server)["model_ready"] == 1, 30, "both workers ready")
+    stop = threading.Event()
+    load = in_background(
+        lambda: closed_loop(
+            server.port,
+            http_request("/invocations", predict_body),
+            connections=CONNECTIONS,
+            seconds=30,
+            timeout=CLIENT_TIMEOUT,
+            stop=stop,
+        )
+    )
+    try:
+        time.sleep(1.5)
+        victim = min(worker_pids(server))
+        predictions_before = metrics(server)["model_predictions_total"]
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        seen_workers: list[float] = []
+        seen_ping: list[int] = []
+
+        def replaced() -> bool:
+            seen_workers.append(metrics(server)["model_server_workers"])
+            seen_ping.append(status(server, "/ping"))
+            pids = worker_pids(server)
+            return len(pids) == 2 and victim not in pids and seen_workers[-1] == 2
+
+        wait_for(replaced, 30, "a replacement worker")
+        wait_for(lambda: metrics(server)["model_ready"] == 1, 30, "replacement ready")
+        replaced_after = time.monotonic() - killed
+        time.sleep(1.0)  # load on both workers again
+    finally:
+        stop.set()
+        outcomes = load(CLIENT_TIMEOUT + 5)
+
+    after = metrics(server)
+    failed = [o for o in outcomes if not o.ok]
+    assert all(o.status is None for o in failed), "a killed worker must not cause HTTP errors"
+    assert not [o for o in failed if o.error and o.error.startswith("TimeoutError")]
+    assert max(o.latency for o in outcomes) < REQUEST_TIMEOUT + 1
+    assert len(failed) <= CONNECTIONS, failed
+    assert all(o.sent <= killed + 0.5 for o in failed), "failures after the kill settled"
+    served_after = [o for o in outcomes if o.sent > killed + 0.5]
+    assert len(served_after) > 100
+    assert set(seen_ping) == {200}, "the surviving worker must keep the server ready"
+    assert 1 in seen_workers, "model_server_workers never showed the dead worker gone"
+    assert after["model_server_workers"] == 2
+    assert after["model_ready"] == 1
+    assert after["model_inflight_requests"] == 0, "the dead worker's in-flight count lingers"
+    assert after["model_predictions_total"] >= predictions_before
+    assert server.process is not None
+    assert server.process.poll() is None
+    answer = httpx.post(server.url + "/invocations", content=predict_body, timeout=5)
+    assert answer.status_code == 200
+    print(
+        f"\nworker kill: sent {len(outcomes)}, failed {len(failed)} (connection errors on the "
+        f"killed worker, max {CONNECTIONS}), {len(served_after)} served after the kill, p99 "
+        f"{p99([o.latency for o in outcomes if o.ok]) * 1e3:.1f} ms, max latency "
+        f"{max(o.latency for o in outcomes) * 1e3:.0f} ms; replaced and ready after "
+        f"{replaced_after:.2f} s; model_server_workers seen {sorted(set(seen_workers))}"
+    )
