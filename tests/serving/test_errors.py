@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -193,11 +194,25 @@ def test_huge_finite_numbers_are_400(client: httpx.Client, path: str) -> None:
     assert "row 0" in message or "cannot use these rows" in message
 
 
-def test_one_overflowing_row_fails_only_its_own_request(client: httpx.Client) -> None:
-    bad = json.dumps({"instances": [[1e308] * 30]}).encode()
-    good = json.dumps({"instances": [ROW]}).encode()
-    assert post(client, "/invocations", bad, "application/json").status_code == 400
-    assert post(client, "/invocations", good, "application/json").status_code == 200
+def test_an_overflowing_request_fails_only_itself_when_batched(
+    demo_server: ServerProcess, demo_rows: list[list[float]]
+) -> None:
+    """Sent at once, good and bad requests may share a model call; only the bad ones fail."""
+    from serving.demo import build_demo_model
+
+    rows = demo_rows[:8] + demo_rows[-8:]
+    expected = build_demo_model().predict(np.asarray(rows)).tolist()
+    bodies = [{"instances": [row]} for row in rows] + [{"instances": [[1e308] * 30]}] * 16
+
+    def send(document: dict[str, Any]) -> httpx.Response:
+        return httpx.post(demo_server.url + "/invocations", json=document, timeout=30)
+
+    with ThreadPoolExecutor(16) as pool:
+        for _ in range(3):
+            responses = list(pool.map(send, bodies))
+            good, bad = responses[: len(rows)], responses[len(rows) :]
+            assert [r.json()["predictions"][0] for r in good] == expected
+            assert {r.status_code for r in bad} == {400}
 
 
 def test_pickled_npy_is_400(client: httpx.Client) -> None:
