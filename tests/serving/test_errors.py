@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from serving.demo import build_demo_model
 from tests.conftest import ServerProcess
 
 LIMIT = 6 * 1024 * 1024  # SageMaker's payload limit, the default
@@ -198,8 +199,6 @@ def test_an_overflowing_request_fails_only_itself_when_batched(
     demo_server: ServerProcess, demo_rows: list[list[float]]
 ) -> None:
     """Sent at once, good and bad requests may share a model call; only the bad ones fail."""
-    from serving.demo import build_demo_model
-
     rows = demo_rows[:8] + demo_rows[-8:]
     expected = build_demo_model().predict(np.asarray(rows)).tolist()
     bodies = [{"instances": [row]} for row in rows] + [{"instances": [[1e308] * 30]}] * 16

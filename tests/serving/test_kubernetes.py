@@ -9,24 +9,21 @@ import httpx
 import numpy as np
 import pytest
 
+from serving.demo import build_demo_model
 from tests.conftest import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def reference() -> Any:
     """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    from serving.demo import build_demo_model
-
     return build_demo_model()
 
 
 @pytest.fixture(scope="module")
-def rows(demo_rows: list[list[float]]) -> np.ndarray:
+def rows(demo_rows: list[list[float]], reference: Any) -> np.ndarray:
     """Rows of both classes, some predicted with little confidence."""
-    from serving.demo import build_demo_model
-
     data = np.asarray(demo_rows)
-    doubtful = np.argsort(np.abs(build_demo_model().predict_proba(data)[:, 1] - 0.5))[:3]
+    doubtful = np.argsort(np.abs(reference.predict_proba(data)[:, 1] - 0.5))[:3]
     return np.concatenate([data[:2], data[-2:], data[doubtful]])
 
 

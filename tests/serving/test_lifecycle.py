@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.demo import build_demo_model
 from tests.conftest import ServerProcess
 
 READINESS = ("/ping", "/health/ready", "/v2/health/ready")
@@ -218,8 +219,6 @@ def test_sigterm_drains_then_exits_0(start: Callable[..., ServerProcess], row: l
     assert response.status_code == 200, response.text
     finished = slow.result()  # still in flight when the drain window ended
     assert finished.status_code == 200, finished.text
-    from serving.demo import build_demo_model
-
     assert finished.json()["predictions"] == build_demo_model().predict([slow.row]).tolist()
     assert slow.finished - signalled > DRAIN_SECONDS  # it outlived the drain window
     assert exit_code(server, 20) == 0

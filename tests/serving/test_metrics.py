@@ -97,7 +97,7 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 
 def test_single_worker_exposition_passes_promtool(demo_server: ServerProcess) -> None:
-    httpx.post(demo_server.url + "/invocations", json=[ROW])
+    assert httpx.post(demo_server.url + "/invocations", json=[ROW]).status_code == 200
     exposition, _ = scrape(demo_server.url)
     assert promtool_findings(exposition) == ""
 

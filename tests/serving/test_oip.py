@@ -12,6 +12,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from serving.demo import build_demo_model
 from tests.conftest import ServerProcess
 
 MODEL = "model"  # the server's default model name and version
@@ -21,8 +22,6 @@ VERSION = "1"
 @pytest.fixture(scope="module")
 def reference() -> Any:
     """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    from serving.demo import build_demo_model
-
     return build_demo_model()
 
 

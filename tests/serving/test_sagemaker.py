@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from serving.demo import build_demo_model
 from tests.conftest import REPO, ServerProcess, free_port
 
 ROWS = 12  # rows of the breast-cancer data sent per request
@@ -23,8 +24,6 @@ ROWS = 12  # rows of the breast-cancer data sent per request
 @pytest.fixture(scope="module")
 def reference() -> Any:
     """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    from serving.demo import build_demo_model
-
     return build_demo_model()
 
 

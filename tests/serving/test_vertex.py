@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from serving.demo import build_demo_model
 from tests.conftest import REPO, ServerProcess, free_port
 
 HEALTH_ROUTE = "/v1/endpoints/123/deployedModels/456"
@@ -23,8 +24,6 @@ VERTEX_LIMIT = 1536 * 1024  # 1.5 MB on shared public endpoints
 @pytest.fixture(scope="module")
 def reference() -> Any:
     """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    from serving.demo import build_demo_model
-
     return build_demo_model()
 
 
