@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import tokenize
 from collections.abc import Sequence
 from typing import Any
 
@@ -227,8 +228,12 @@ def rows_from_npy(body: bytes) -> np.ndarray:
         if read_header is None:
             raise ValueError(f"format version {version} is not supported; use 1.0 or 2.0")
         shape, fortran_order, dtype = read_header(stream)
-    except ValueError as exc:
+    except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy re-parses bad headers
         raise BadRequest(f"application/x-npy body is not a valid .npy array: {exc}") from None
+    if not all(type(n) is int and n >= 0 for n in shape):  # numpy's header check allows these
+        raise BadRequest(
+            f"application/x-npy: the header's shape {list(shape)} must hold integers >= 0"
+        )
     if dtype.hasobject:
         raise BadRequest(
             "application/x-npy: object arrays are refused (pickled data is never loaded); "
