@@ -1,5 +1,11 @@
-"""Infrastructure subcommands of ``ml-endpoints`` (``verify``), delegated to by
-:mod:`serving.cli`. Each deployment target contributes one verifier."""
+"""Infrastructure subcommands of ``ml-endpoints``, delegated to by :mod:`serving.cli`:
+
+- ``verify --stack NAME``: check a deployed stack (each target contributes one verifier);
+- ``promote SRC DST`` / ``rollback DST``: move a release between stack files (a pull request);
+- ``plan --stack NAME [--json]`` / ``diff --stack NAME --base REF``: the Pulumi program run
+  offline under mocks, for reviewers without cloud credentials;
+- ``validate [--stack NAME]``: the policy pack's checks on the offline plan of each stack.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,20 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 from infra.validation import ConfigError
 
-#: Target -> ``module:function`` with signature ``(stack_config, stack_dir) -> findings | None``
-#: (None: the stack has no configuration for that target). Imported only when used.
-VERIFIERS: dict[str, str] = {
-    "sagemaker": "infra.aws.verify:verify_stack",
+#: Target -> (``module:function`` with signature ``(stack_config, stack_dir) -> findings |
+#: None``, the extras it needs). None: the stack has no configuration for that target.
+VERIFIERS: dict[str, tuple[str, str]] = {
+    "sagemaker": ("infra.aws.verify:verify_stack", "aws,infra"),
+    "vertex": ("infra.gcp.verify:verify_stack", "gcp,infra"),
 }
-COMMANDS = frozenset({"verify"})
-#: What ``verify`` needs beyond the base install.
-VERIFY_EXTRAS = "ml-endpoints[aws,infra]"
+COMMANDS = frozenset({"verify", "promote", "rollback", "plan", "diff", "validate"})
+DEFAULT_STACKS = ("dev", "staging", "prod")
 
 
 class Finding(Protocol):
@@ -36,17 +43,8 @@ class Finding(Protocol):
 Verifier = Callable[[Mapping[str, Any], Path], "list[Finding] | None"]
 
 
-def add_parsers(subparsers: Any) -> None:
-    """Add the infrastructure subcommands to ``ml-endpoints``' subparsers."""
-    verify = subparsers.add_parser(
-        "verify",
-        help="check a deployed stack: status, rollbacks, weights, and a sample invocation",
-        description="Verify every endpoint a stack configures (SageMaker today). "
-        "AWS credentials, region and endpoint come from the usual AWS settings; the stack's "
-        "aws:region wins over the default region.",
-    )
-    verify.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    verify.add_argument(
+def _stacks_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--stacks-dir",
         type=Path,
         default=Path("stacks"),
@@ -54,49 +52,140 @@ def add_parsers(subparsers: Any) -> None:
     )
 
 
+def add_parsers(subparsers: Any) -> None:
+    """Add the infrastructure subcommands to ``ml-endpoints``' subparsers."""
+    verify_ = subparsers.add_parser(
+        "verify",
+        help="check a deployed stack: status, rollbacks, weights, and a sample invocation",
+        description="Verify every endpoint a stack configures (SageMaker, Vertex AI). Cloud "
+        "credentials come from the usual AWS and Google settings; the stack's aws:region wins "
+        "over the default region.",
+    )
+    verify_.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    _stacks_dir(verify_)
+
+    promote_ = subparsers.add_parser(
+        "promote",
+        help="copy the release of stack SRC into stack DST (edits DST's file in place)",
+        description="Copy ml-endpoints:release (model, image digest, variants and weights) "
+        "from Pulumi.SRC.yaml to Pulumi.DST.yaml, keeping DST's current release as "
+        "ml-endpoints:previous_release for `rollback`. Comments and key order are kept.",
+    )
+    promote_.add_argument("src", help="source stack (e.g. staging)")
+    promote_.add_argument("dst", help="target stack (e.g. prod)")
+    promote_.add_argument("--dry-run", action="store_true", help="print, do not write")
+    _stacks_dir(promote_)
+
+    rollback_ = subparsers.add_parser(
+        "rollback",
+        help="restore the release a stack ran before its last promotion",
+        description="Put ml-endpoints:previous_release back as ml-endpoints:release.",
+    )
+    rollback_.add_argument("dst", help="stack to roll back (e.g. prod)")
+    rollback_.add_argument("--dry-run", action="store_true", help="print, do not write")
+    _stacks_dir(rollback_)
+
+    plan_ = subparsers.add_parser(
+        "plan",
+        help="the resources a stack declares, computed offline under Pulumi's mocks",
+        description="Run the Pulumi program for a stack under Pulumi's mocks (no cloud "
+        "credentials, no Pulumi CLI) and print the resources as a tree.",
+    )
+    plan_.add_argument("--stack", required=True)
+    plan_.add_argument("--json", action="store_true", help="every input, as JSON")
+    _stacks_dir(plan_)
+
+    diff_ = subparsers.add_parser(
+        "diff",
+        help="resources added, removed and changed against a git revision (offline)",
+    )
+    diff_.add_argument("--stack", required=True)
+    diff_.add_argument("--base", required=True, help="git revision to compare with")
+    _stacks_dir(diff_)
+
+    validate_ = subparsers.add_parser(
+        "validate",
+        help="run the policy pack's checks on the offline plan of each stack",
+    )
+    validate_.add_argument(
+        "--stack", action="append", help="stack to check (repeatable; default: every stack)"
+    )
+    _stacks_dir(validate_)
+
+
 def run(args: argparse.Namespace) -> int | None:
     """Run a subcommand this module owns; None for any other command."""
     if args.command not in COMMANDS:
         return None
-    return verify(args.stack, args.stacks_dir)
-
-
-def load_stack_config(stacks_dir: Path, stack: str) -> dict[str, Any]:
-    """The ``config`` mapping of ``stacks_dir/Pulumi.<stack>.yaml``."""
-    import yaml  # no stubs installed
-
-    path = stacks_dir / f"Pulumi.{stack}.yaml"
     try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the stack file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
-    config = (document or {}).get("config", {}) if isinstance(document, dict) else None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: config", "must be a mapping of configuration keys")
-    return config
+        if args.command == "verify":
+            return verify(args.stack, args.stacks_dir)
+        if args.command in ("promote", "rollback"):
+            return _promotion(args)
+        if args.command == "plan":
+            return _plan(args.stack, args.stacks_dir, as_json=args.json)
+        if args.command == "diff":
+            return _diff(args.stack, args.base, args.stacks_dir)
+        return validate_stacks(args.stack or _stack_names(args.stacks_dir), args.stacks_dir)
+    except ConfigError as exc:
+        print(f"ml-endpoints {args.command}: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # PromotionError, git errors
+        print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # PlanError
+        print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _stack_names(stacks_dir: Path) -> list[str]:
+    found = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+    ordered = [s for s in DEFAULT_STACKS if s in found]
+    return ordered + [s for s in found if s not in ordered]
+
+
+# ---------------------------------------------------------------------------------- verify
+
+
+def resolved_config(config: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The per-component keys verifiers read. A stack in the release format
+    (``ml-endpoints:release``) is composed first; other files are taken as they are."""
+    from infra.stack import NAMESPACE, load_stack
+
+    if f"{NAMESPACE}:release" not in config:
+        return dict(config)
+    stack = load_stack(config, source)
+    others = {k: v for k, v in config.items() if not k.startswith(f"{NAMESPACE}:")}
+    return {**others, **stack.components.stack_config()}
 
 
 def verify(stack: str, stacks_dir: Path) -> int:
     """Print one line per check; 0 if all pass, 1 if any fails, 2 on configuration errors."""
+    from infra.stack import read_stack_file, stack_file
+
+    results: dict[str, list[Finding] | None] = {}
     try:
-        config = load_stack_config(stacks_dir, stack)
-        results = {target: _verifier(target)(config, stacks_dir) for target in VERIFIERS}
+        path = stack_file(stack, stacks_dir)
+        config = resolved_config(read_stack_file(path), str(path))
+        for target in VERIFIERS:
+            try:
+                results[target] = _verifier(target)(config, stacks_dir)
+            except ModuleNotFoundError as exc:
+                extras = VERIFIERS[target][1]
+                print(
+                    f"ml-endpoints verify: {exc.name} is not installed; "
+                    f"pip install 'ml-endpoints[{extras}]'",
+                    file=sys.stderr,
+                )
+                return 2
     except ConfigError as exc:
         print(f"ml-endpoints verify: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as exc:
-        print(
-            f"ml-endpoints verify: {exc.name} is not installed; pip install '{VERIFY_EXTRAS}'",
-            file=sys.stderr,
-        )
-        return 2
     findings = [(t, f) for t, found in results.items() if found is not None for f in found]
     if not any(found is not None for found in results.values()):
-        keys = ", ".join(f"ml-endpoints:{t}" for t in VERIFIERS)
+        keys = ", nor ".join(f"(ml-endpoints:{t})" for t in VERIFIERS)
         print(
-            f"ml-endpoints verify: stack {stack!r} configures nothing to verify ({keys})",
+            f"ml-endpoints verify: stack {stack!r} configures nothing to verify {keys}",
             file=sys.stderr,
         )
         return 2
@@ -112,6 +201,90 @@ def verify(stack: str, stacks_dir: Path) -> int:
 
 
 def _verifier(target: str) -> Verifier:
-    module, _, function = VERIFIERS[target].partition(":")
+    module, _, function = VERIFIERS[target][0].partition(":")
     verifier: Verifier = getattr(importlib.import_module(module), function)
     return verifier
+
+
+# --------------------------------------------------------------------- promote / rollback
+
+
+def _promotion(args: argparse.Namespace) -> int:
+    from infra.promotion import promote, rollback, write
+
+    if args.command == "promote":
+        change = promote(args.src, args.dst, args.stacks_dir)
+    else:
+        change = rollback(args.dst, args.stacks_dir)
+    for line in change.summary:
+        print(line)
+    if args.dry_run:
+        print(f"(dry run: {change.path} not written)")
+        return 0
+    write(change)
+    print(f"wrote {change.path}; review with `ml-endpoints diff --stack {args.dst} --base HEAD`")
+    return 0
+
+
+# ----------------------------------------------------------------------- plan / diff / validate
+
+
+def _plan(stack: str, stacks_dir: Path, *, as_json: bool) -> int:
+    from infra.plan import plan_stack, render_tree, traffic
+    from infra.stack import stack_file
+
+    plan = plan_stack(stack, stacks_dir)
+    if as_json:
+        sys.stdout.write(plan.to_json())
+        return 0
+    sys.stdout.write(render_tree(plan, str(stack_file(stack, stacks_dir))))
+    for target, split in traffic(plan).items():
+        shares = ", ".join(f"{variant} {share:g}%" for variant, share in split.items())
+        print(f"traffic {stack}/{target}: {shares}")
+    return 0
+
+
+def _diff(stack: str, base: str, stacks_dir: Path) -> int:
+    from infra.plan import plan_stack
+    from infra.plan_diff import diff_plans, plan_at_ref, render_diff
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        before = pool.submit(plan_at_ref, stack, base, stacks_dir)
+        after = pool.submit(plan_stack, stack, stacks_dir)
+        diff = diff_plans(before.result(), after.result())
+    sys.stdout.write(render_diff(diff, base))
+    return 0
+
+
+def validate_stacks(stacks: list[str], stacks_dir: Path) -> int:
+    """Run every policy on each stack's offline plan; 0 if all pass, 1 on violations."""
+    from infra.plan import plan_stack
+    from infra.policy.checks import POLICIES, Resource, StackContext, run_checks
+    from infra.stack import load_stack_file
+
+    contexts = {}
+    for stack in stacks:
+        settings = load_stack_file(stack, stacks_dir).policy
+        contexts[stack] = StackContext(
+            stack, settings.production, frozenset(settings.allow_public_exposure)
+        )
+    with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+        plans = dict(
+            zip(stacks, pool.map(lambda s: plan_stack(s, stacks_dir), stacks), strict=True)
+        )
+    failed = 0
+    for stack, plan in plans.items():
+        resources = [Resource(r.type, r.name, r.urn, r.inputs) for r in plan.resources]
+        violations = run_checks(resources, contexts[stack])
+        failed += len(violations)
+        for violation in violations:
+            print(f"FAIL {stack} {violation.policy}: {violation.urn}: {violation.message}")
+        if not violations:
+            kind = "production" if contexts[stack].production else "non-production"
+            print(
+                f"ok   {stack} ({kind}): {len(POLICIES)} policies, {len(plan.resources)} resources"
+            )
+    if failed:
+        print(f"ml-endpoints validate: {failed} violations", file=sys.stderr)
+        return 1
+    return 0

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
+
 from infra.stack import NAMESPACE, SECRET_PLACEHOLDER, STACKS_DIR, load_stack, read_stack_file
 from infra.stack import stack_file as stack_path
 
@@ -30,7 +32,7 @@ PROJECT = "ml-endpoints"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 _MASKED_INPUTS = {"kubeconfig"}
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (a marker)
 """Pulumi's marker of a secret value on the wire."""
 
 #: What the clouds compute and the components read back, per type token.
@@ -43,6 +45,21 @@ COMPUTED: dict[str, dict[str, Any]] = {
     "gcp:container/cluster:Cluster": {
         "endpoint": "203.0.113.10",
         "masterAuth": {"clusterCaCertificate": "Y2VydGlmaWNhdGUtYXV0aG9yaXR5"},
+    },
+}
+
+#: What provider functions (invokes) return, per token.
+CALLS: dict[str, dict[str, Any]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": {
+        "accountId": ACCOUNT,
+        "id": ACCOUNT,
+        "arn": f"arn:aws:iam::{ACCOUNT}:root",
+    },
+    "aws:index/getRegion:getRegion": {"name": REGION, "region": REGION, "id": REGION},
+    "aws:index/getPartition:getPartition": {
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+        "id": "aws",
     },
 }
 
@@ -162,7 +179,6 @@ def plan_stack(stack: str, stacks_dir: Path = STACKS_DIR, *, code_dir: Path | No
 
 def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
     """Run the program for ``stack`` under mocks in this process (once per process)."""
-    import pulumi
     from pulumi.runtime.mocks import MockMonitor
     from pulumi.runtime.stack import wait_for_rpcs
 
@@ -172,7 +188,7 @@ def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
     mocks = _OfflineMocks()
 
     class Monitor(MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (Pulumi's name)
             mocks.requests[(request.type, request.name)] = request
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
@@ -198,10 +214,11 @@ def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
     return Plan(stack=stack, resources=sorted(mocks.planned, key=lambda r: r.urn))
 
 
-class _OfflineMocks:
+class _OfflineMocks(pulumi.runtime.Mocks):
     """Pulumi mocks that record every registration (see module docstring)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: dict[tuple[str, str], Any] = {}
         self.planned: list[PlannedResource] = []
 
@@ -233,20 +250,14 @@ class _OfflineMocks:
         )
         return f"{args.name}-id", outputs
 
-    def call(self, args: Any) -> dict[str, Any]:
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "id": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:root"}
-        if args.token == "aws:index/getRegion:getRegion":
-            return {"name": REGION, "region": REGION, "id": REGION}
-        if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
-        return {}
+    # Pulumi's mock monitor iterates a returned failures list without a None check: a plain
+    # dict (no failures) is what works.
+    def call(self, args: Any) -> dict[str, Any]:  # type: ignore[override]
+        return dict(CALLS.get(args.token, {}))
 
 
 def _urn(request: Any, args: Any) -> str:
     """The URN the engine would give: the parent's type chain, then the resource's own."""
-    import pulumi
-
     parent = getattr(request, "parent", "") or ""
     qualified = args.typ
     if parent:
@@ -291,7 +302,7 @@ def key_properties(resource: PlannedResource) -> str:
     """``path=value`` pairs worth reading for this resource type."""
     paths = KEY_PROPERTIES.get(resource.type)
     if paths is None and resource.type.endswith(":VertexDeployment"):
-        paths = VERTEX_DEPLOYMENT_KEYS + ("traffic",)
+        paths = (*VERTEX_DEPLOYMENT_KEYS, "traffic")
     shown = []
     for path in paths or ():
         values = pick(resource.inputs, path)
@@ -371,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     stack, stacks_dir = (argv if argv is not None else sys.argv[1:])[:2]
     try:
         plan = run_offline(stack, Path(stacks_dir))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent process
+    except Exception as exc:  # reported to the parent process
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(plan.to_json())

@@ -73,7 +73,7 @@ from infra.validation import ConfigError, key_path, validate
 
 NAMESPACE = "ml-endpoints"
 STACKS_DIR = Path("stacks")
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder)
 """What an encrypted value reads as offline (plan, validate): the real value never leaves Pulumi."""
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
@@ -552,9 +552,7 @@ def project_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
 
 
-def load_stack(
-    config: Mapping[str, Any], source: str, *, scan_secrets: bool = True
-) -> StackConfig:
+def load_stack(config: Mapping[str, Any], source: str, *, scan_secrets: bool = True) -> StackConfig:
     """Validate a stack's ``config`` mapping (``source`` names the file in errors).
 
     Raises :class:`StackError` for a plain-text secret (unless ``scan_secrets`` is false: the

@@ -1,0 +1,1 @@
+"""The ml-endpoints CrossGuard policy pack: checks in :mod:`infra.policy.checks`."""
