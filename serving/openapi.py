@@ -249,6 +249,7 @@ OPERATIONS: dict[tuple[str, str], _Op] = {
 }
 
 _PARAM = re.compile(r"\{(\w+)\}")
+_PATH_VALUE = {"type": "string", "pattern": "^[^/:]+$"}  # what serving.http.Router matches
 
 
 def operation_key(route: Route) -> tuple[str, str]:
@@ -288,6 +289,9 @@ def _operation(route: Route, needs_token: bool) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content}}
     error = {"content": {JSON: {"schema": _ref("Error")}}}
     statuses = set(op.errors) | {405}  # another route may own the same path for other methods
+    parameters = _PARAM.findall(route.template)
+    if parameters:
+        statuses.add(404)  # a value no route matches (e.g. holding '/' once decoded)
     if needs_token:
         statuses.add(401)
     for status in sorted(statuses):
@@ -302,12 +306,11 @@ def _operation(route: Route, needs_token: bool) -> dict[str, Any]:
         "summary": op.summary,
         "responses": responses,
     }
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PARAM.findall(route.template)
-    ]
     if parameters:
-        operation["parameters"] = parameters
+        operation["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": _PATH_VALUE}
+            for name in parameters
+        ]
     if op.body is not None:
         operation["requestBody"] = {
             "required": True,
