@@ -184,8 +184,11 @@ class Monitoring:
         while not self._stop.is_set():
             self._wake.wait(self.settings.report_seconds)
             self._wake.clear()
-            self._drain()
-            self._publish()
+            try:
+                self._drain()
+                self._publish()
+            except Exception:  # e.g. a handler's outputs that do not fit; keep monitoring
+                log.exception("drift monitor: could not process a batch")
 
     def _start_monitor(self) -> None:
         from serving.drift import DriftMonitor
@@ -244,14 +247,11 @@ class Monitoring:
             batches.append(self._buffer.popleft())
         if not batches:
             return
+        with self._lock:
+            self._pending -= sum(b[0].shape[0] for b in batches)
         rows = np.concatenate([b[0] for b in batches])
         outputs = np.concatenate([np.asarray(b[1]).reshape(len(b[0]), -1) for b in batches])
-        with self._lock:
-            self._pending -= rows.shape[0]
-        try:
-            monitor.update(rows, outputs)
-        except Exception:
-            log.exception("drift monitor: could not count a batch of %d rows", rows.shape[0])
+        monitor.update(rows, outputs)
 
     def _publish(self) -> None:
         monitor = self.monitor

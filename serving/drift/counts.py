@@ -54,6 +54,7 @@ class Binner:
         self.shape = (len(tested), self.width)
         numeric = [j for j, f in enumerate(profile.features) if f.kind == "numeric"]
         self._numeric = np.asarray(numeric, dtype=np.intp)
+        self._all_numeric = len(numeric) == profile.n_features
         self._search = _GlobalSearch([profile.features[j].edges for j in numeric])
         self._numeric_offsets = self._numeric * self.width
         self._categorical = [
@@ -80,8 +81,8 @@ class Binner:
         return WindowCounts(matrix, self.profile.rows)
 
     def empty(self) -> WindowCounts:
-        """Counts of no rows."""
-        return WindowCounts(np.zeros(self.shape, dtype=np.int64), 0)
+        """Counts of no rows (int32: half the memory; a block never holds 2**31 rows)."""
+        return WindowCounts(np.zeros(self.shape, dtype=np.int32), 0)
 
     def count(self, X: np.ndarray, outputs: np.ndarray | None = None) -> WindowCounts:
         """Counts of the rows of ``X`` (2-D float, NaN = missing) and their outputs."""
@@ -98,7 +99,7 @@ class Binner:
             )
         flat = counts.matrix.reshape(-1)
         if self._numeric.size:
-            values = rows[:, self._numeric]
+            values = rows if self._all_numeric else rows[:, self._numeric]
             slot = 1 + self._search.bins(values)
             slot[np.isnan(values)] = 0
             _accumulate(flat, (slot + self._numeric_offsets).ravel())

@@ -16,6 +16,7 @@ from serving.drift.profile import DriftProfile
 from serving.drift.report import DriftReport, evaluate
 
 DEFAULT_BLOCKS = 10
+MAX_BLOCK_ROWS = 2**31 - 1
 
 
 class DriftMonitor:
@@ -72,6 +73,8 @@ class DriftMonitor:
         with self._lock:
             if self._block_seconds:
                 self._roll_by_time()
+                if self._current.rows + rows.shape[0] > MAX_BLOCK_ROWS:
+                    self._rotate()  # keeps int32 block counts from overflowing
                 self._binner.add(self._current, rows, outputs)
                 return
             start = 0
@@ -84,11 +87,18 @@ class DriftMonitor:
                     self._rotate()
 
     def merge(self, counts: WindowCounts) -> None:
-        """Add counts from another monitor on the same profile (another worker or replica)."""
+        """Add counts from another monitor on the same profile (another worker or replica).
+
+        They join the current block, which then closes if it is full.
+        """
         with self._lock:
             if self._block_seconds:
                 self._roll_by_time()
+            if self._current.rows + counts.rows > MAX_BLOCK_ROWS:
+                self._rotate()
             self._add(counts)
+            if self._block_rows and self._current.rows >= self._block_rows:
+                self._rotate()
 
     def snapshot(self) -> WindowCounts:
         """The counts of the current window (a copy)."""
@@ -140,7 +150,7 @@ class DriftMonitor:
             keep = self._blocks - 1 if self._current.rows else self._blocks
             blocks = [c for _, c in list(self._done)[max(0, len(self._done) - keep) :]]
             blocks = blocks if keep else []
-        matrix = self._current.matrix.copy()
+        matrix = self._current.matrix.astype(np.int64)
         for block in blocks:
             matrix += block.matrix
         return WindowCounts(matrix, self._current.rows + sum(b.rows for b in blocks))

@@ -1,7 +1,8 @@
 """The reference profile: what "no drift" looks like, fitted once on training data.
 
-Per numeric feature: bin edges at the reference quantiles (including the minimum and the maximum,
-so values below the training range fall in a bin of their own) and the reference rows per bin.
+Per numeric feature: bin edges at the reference quantiles, at the minimum and just above the
+maximum (so values outside the training range fall in bins of their own), and the reference rows
+per bin.
 Per categorical feature: the reference categories and their counts, plus an "unseen" bucket.
 Per feature: the number of missing (NaN) values. Optionally the same for the model's outputs.
 Saved as JSON; counts (not just proportions) are kept because the tests are two-sample tests that
@@ -22,6 +23,8 @@ import numpy as np
 FORMAT = "ml-endpoints/drift-profile"
 FORMAT_VERSION = 1
 MAX_BINS = 256
+#: The last edge is this far above the maximum, relative to the feature's scale.
+ABOVE_MAX = 1e-9
 OUTPUT_NAME = "__prediction__"
 Kind = Literal["numeric", "categorical"]
 
@@ -205,7 +208,10 @@ def _fit_numeric(name: str, column: np.ndarray, max_bins: int) -> FeatureProfile
     below = np.floor(position).astype(np.intp)
     above = np.minimum(below + 1, ordered.shape[0] - 1)
     quantiles = ordered[below] + (position - below) * (ordered[above] - ordered[below])
-    edges = np.unique(np.concatenate([[ordered[0]], quantiles, [ordered[-1]]]))
+    # The top edge sits just above the maximum so that values beyond the training range get a
+    # bin of their own (values below the minimum fall below the first edge anyway).
+    top = ordered[-1] + ABOVE_MAX * max(ordered[-1] - ordered[0], abs(ordered[-1]), 1.0)
+    edges = np.unique(np.concatenate([[ordered[0]], quantiles, [top]]))
     counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
     return FeatureProfile(
         name, "numeric", tuple(int(c) for c in counts), missing, edges=tuple(map(float, edges))

@@ -133,3 +133,16 @@ def test_drift_route_explains_why_monitoring_is_off(
     assert "ML_ENDPOINTS_DRIFT_PROFILE" in response.json()["error"]
     rows, _, _ = demo_data()
     _predict(server, rows[:50])  # predictions work without a profile
+
+
+def test_the_demo_model_is_monitored_out_of_the_box(demo_server: ServerProcess) -> None:
+    response = _until(
+        lambda: (r := httpx.get(demo_server.url + "/drift", timeout=5)).status_code == 200 and r,
+        "the demo drift profile",
+        timeout=60,
+    )
+    document = response.json()
+    assert document["profile"] == "demo data" or document["profile"].endswith(
+        "drift_reference.json"
+    )
+    assert {t["feature"] for t in document["tests"]} >= {"mean radius", "__prediction__"}

@@ -77,6 +77,18 @@ def test_obvious_shifts_are_detected_and_located() -> None:
     assert report.features["e"].p_value > report.threshold
 
 
+def test_values_beyond_the_training_range_get_bins_of_their_own() -> None:
+    """Integer data with many ties at its extremes (like pixel intensities)."""
+    from serving.drift.counts import Binner
+
+    X = np.random.default_rng(13).integers(0, 17, (2000, 1)).astype(float)
+    binner = Binner(DriftProfile.fit(X))
+    slots = [
+        int(np.flatnonzero(binner.count(np.array([[v]])).matrix[0])[0]) for v in (-1, 0, 16, 32)
+    ]
+    assert len(set(slots)) == 4  # below min, min, max and above max are all told apart
+
+
 def test_unseen_category_is_detected() -> None:
     rng = np.random.default_rng(4)
     profile = DriftProfile.fit(_population(rng, 2000), categorical=[3])
