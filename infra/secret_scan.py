@@ -16,6 +16,8 @@ from typing import Any
 
 SECURE_KEY = "secure"
 """How Pulumi writes an encrypted value: ``key: {secure: v1:...}``."""
+ENCRYPTED_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder)
+"""What offline tools read an encrypted value as (they never decrypt)."""
 
 _SECRET_NAME = re.compile(
     r"(^|[_.-])(password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key|"
@@ -58,7 +60,7 @@ def find_plaintext_secrets(config: Mapping[str, Any]) -> list[PlaintextSecret]:
 
 
 def _scan(path: str, name: str, value: Any) -> Iterator[PlaintextSecret]:
-    if is_encrypted(value):
+    if is_encrypted(value) or value == ENCRYPTED_PLACEHOLDER:
         return
     if isinstance(value, Mapping):
         for key, item in value.items():

@@ -68,12 +68,17 @@ from infra.k8s.config import (
     ServiceMonitorConfig,
     Shutdown,
 )
-from infra.secret_scan import find_plaintext_secrets, is_encrypted, secret_advice
+from infra.secret_scan import (
+    ENCRYPTED_PLACEHOLDER,
+    find_plaintext_secrets,
+    is_encrypted,
+    secret_advice,
+)
 from infra.validation import ConfigError, key_path, validate
 
 NAMESPACE = "ml-endpoints"
 STACKS_DIR = Path("stacks")
-SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder)
+SECRET_PLACEHOLDER = ENCRYPTED_PLACEHOLDER
 """What an encrypted value reads as offline (plan, validate): the real value never leaves Pulumi."""
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"

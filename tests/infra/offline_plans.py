@@ -1,0 +1,22 @@
+"""The offline plans of the repository's stacks, computed once per test process (in parallel:
+each plan is a fresh Python process running the Pulumi program under mocks)."""
+
+from __future__ import annotations
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from infra.plan import Plan, plan_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS_DIR = ROOT / "stacks"
+STACKS = ("dev", "staging", "prod")
+
+
+@functools.cache
+def stack_plans() -> dict[str, Plan]:
+    """Stack name -> its plan."""
+    with ThreadPoolExecutor(max_workers=len(STACKS)) as pool:
+        plans = pool.map(lambda stack: plan_stack(stack, STACKS_DIR), STACKS)
+        return dict(zip(STACKS, plans, strict=True))

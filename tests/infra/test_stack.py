@@ -1,0 +1,231 @@
+"""The typed stack schema: the repository's stacks, composition into component args, and errors
+that name the stack file, the key path and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.aws.config import SageMakerEndpointArgs
+from infra.clusters.eks import EksClusterArgs
+from infra.clusters.existing import ExistingClusterArgs
+from infra.gcp.config import VertexEndpointArgs
+from infra.k8s.config import ModelDeploymentArgs
+from infra.stack import (
+    SECRET_PLACEHOLDER,
+    StackConfig,
+    StackError,
+    load_stack,
+    load_stack_file,
+    read_stack_file,
+    stack_file,
+)
+from infra.validation import validate
+from tests.infra.offline_plans import STACKS, STACKS_DIR
+
+SOURCE = "stacks/Pulumi.prod.yaml"
+DIGEST = "sha256:" + "ab12" * 16
+
+
+@pytest.fixture(scope="module")
+def prod_config() -> dict[str, Any]:
+    return read_stack_file(stack_file("prod", STACKS_DIR))
+
+
+def edited(config: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    result = copy.deepcopy(config)
+    edit(result)
+    return result
+
+
+def error_of(config: dict[str, Any]) -> str:
+    with pytest.raises(StackError) as caught:
+        load_stack(config, SOURCE)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_repository_stacks_are_valid(stack: str) -> None:
+    config = load_stack_file(stack, STACKS_DIR)
+    assert [v.name for v in config.release.variants] == ["champion", "challenger"]
+    assert sum(config.release.weights().values()) == 100
+
+
+def test_prod_is_strict_and_dev_is_small() -> None:
+    prod = load_stack_file("prod", STACKS_DIR)
+    dev = load_stack_file("dev", STACKS_DIR)
+    assert prod.policy.production and not dev.policy.production
+    assert prod.release.image.digest is not None
+    assert isinstance(prod.components.cluster, EksClusterArgs)
+    assert prod.components.cluster.gpu_nodes is not None
+    assert isinstance(dev.components.cluster, ExistingClusterArgs)
+    assert dev.components.vertex is None  # switched off in dev
+    prod_sagemaker, dev_sagemaker = prod.components.sagemaker, dev.components.sagemaker
+    assert prod_sagemaker is not None and dev_sagemaker is not None
+    assert all(v.instance_count >= 2 for v in prod_sagemaker.variants)
+    assert all(v.instance_count == 1 for v in dev_sagemaker.variants)
+
+
+def test_release_composes_into_every_target() -> None:
+    components = load_stack_file("prod", STACKS_DIR).components
+    sagemaker, vertex, kubernetes = components.sagemaker, components.vertex, components.kubernetes
+    assert isinstance(sagemaker, SageMakerEndpointArgs)
+    assert isinstance(vertex, VertexEndpointArgs)
+    assert isinstance(kubernetes, ModelDeploymentArgs)
+    pinned = "@sha256:3b8e1f0a9c7d5e2b4a6f8c0d1e3f5a7b9c2d4e6f8a0b1c3d5e7f9a2b4c6d8e0f"
+    assert all(v.model.image and v.model.image.endswith(pinned) for v in sagemaker.variants)
+    assert sagemaker.normalised_weights() == {"champion": 1.0, "challenger": 0.0}
+    assert all(v.image.endswith(pinned) for v in vertex.variants)
+    assert vertex.split == {"champion": 100, "challenger": 0}
+    assert [v.model_uri for v in kubernetes.variants] == [
+        "s3://acme-ml-models/reranker/14/model.tar.gz",
+        "s3://acme-ml-models/reranker/15/model.tar.gz",
+    ]
+    assert kubernetes.image_for(kubernetes.variants[0]).endswith(pinned)
+
+
+def test_composed_args_read_back_under_the_component_keys() -> None:
+    """What ``verify`` reads (``ml-endpoints:sagemaker`` etc.) validates as the component's."""
+    keys = load_stack_file("staging", STACKS_DIR).components.stack_config()
+    assert sorted(keys) == [
+        "ml-endpoints:artifact_registry",
+        "ml-endpoints:cluster",
+        "ml-endpoints:ecr",
+        "ml-endpoints:kubernetes",
+        "ml-endpoints:sagemaker",
+        "ml-endpoints:vertex",
+    ]
+    validate(SageMakerEndpointArgs, keys["ml-endpoints:sagemaker"], "sagemaker")
+    validate(VertexEndpointArgs, keys["ml-endpoints:vertex"], "vertex")
+
+
+def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None:
+    config = edited(prod_config, lambda c: c["ml-endpoints:vertex"].update(enabled=False))
+    components = load_stack(config, SOURCE).components
+    assert components.vertex is None and components.artifact_registry is None
+    assert components.sagemaker is not None
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda c: c["ml-endpoints:release"]["image"].pop("digest"),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:release.image.digest: required in a "
+            "production stack",
+        ),
+        (
+            lambda c: c["ml-endpoints:release"]["variants"][1].update(weight=5),
+            "ml-endpoints:release.variants: weights are percent and must add up to 100, "
+            "not 105 (champion=100, challenger=5)",
+        ),
+        (
+            lambda c: c["ml-endpoints:release"]["image"].update(tag="latest"),
+            "ml-endpoints:release.image.tag: 'latest' moves under a running deployment",
+        ),
+        (
+            lambda c: c.update({"ml-endpoints:sagemkaer": {}}),
+            "ml-endpoints:sagemkaer: not a known key; keys: ml-endpoints:release, "
+            "ml-endpoints:previous_release, ml-endpoints:policy",
+        ),
+        (
+            lambda c: c["ml-endpoints:sagemaker"]["compute"].update(instance_type="ml.m5.hug"),
+            "ml-endpoints:sagemaker.compute.instance_type: not a SageMaker hosting instance type",
+        ),
+        (
+            lambda c: c["ml-endpoints:sagemaker"].update(
+                variant_compute={"blue": {"instance_type": "ml.m5.large"}}
+            ),
+            "ml-endpoints:sagemaker.variant_compute.blue: not a variant of ml-endpoints:release "
+            "(variants: champion, challenger)",
+        ),
+        (
+            lambda c: c["ml-endpoints:release"]["variants"][1].pop("gcs_uri"),
+            "ml-endpoints:release.variants[1].gcs_uri: required: ml-endpoints:vertex is enabled",
+        ),
+        (
+            lambda c: c.pop("ml-endpoints:cluster"),
+            "ml-endpoints:cluster: required while ml-endpoints:kubernetes is enabled: type eks, "
+            "gke, existing or render",
+        ),
+        (
+            lambda c: c["ml-endpoints:cluster"].update(subnet_ids=["subnet-1"]),
+            "ml-endpoints:cluster.subnet_ids: List should have at least 2 items",
+        ),
+        (
+            lambda c: c["ml-endpoints:cluster"].update(type="aks"),
+            "ml-endpoints:cluster: Input tag 'aks' found using 'type' does not match any of the "
+            "expected tags: 'eks', 'gke', 'existing', 'render'",
+        ),
+        (
+            lambda c: c["ml-endpoints:cluster"].update(serving_namespace="default"),
+            "ml-endpoints:cluster.serving_namespace: must equal ml-endpoints:kubernetes.namespace",
+        ),
+        (
+            lambda c: c["ml-endpoints:kubernetes"].pop("gateway"),
+            "ml-endpoints:kubernetes.gateway: required with more than one variant",
+        ),
+    ],
+)
+def test_errors_name_file_key_and_what_is_allowed(
+    prod_config: dict[str, Any], edit: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    message = error_of(edited(prod_config, edit))
+    assert message.startswith(SOURCE + ": ")
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("ml-endpoints:kubernetes.env.API_TOKEN", "s3cr3t-value", "'API_TOKEN' names a secret"),
+        ("ml-endpoints:kubernetes.env.UPSTREAM", "AKIAIOSFODNN7EXAMPLE", "AWS access key ID"),
+        (
+            "ml-endpoints:kubernetes.env.TLS",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIB",
+            "looks like a private key",
+        ),
+    ],
+)
+def test_plain_text_secrets_are_rejected(
+    prod_config: dict[str, Any], key: str, value: str, reason: str
+) -> None:
+    name = key.rsplit(".", 1)[1]
+    config = edited(prod_config, lambda c: c["ml-endpoints:kubernetes"].update(env={name: value}))
+    message = error_of(config)
+    assert message.startswith(f"{SOURCE}: {key}: ")
+    assert reason in message
+    assert f"pulumi config set --secret --path '{key}'" in message
+
+
+def test_encrypted_and_referenced_values_are_accepted(tmp_path: Path) -> None:
+    document = yaml.safe_load(stack_file("dev", STACKS_DIR).read_text())
+    cluster = document["config"]["ml-endpoints:cluster"]
+    cluster["kubeconfig"] = {"secure": "v1:c2VjcmV0IGJ5dGVz"}
+    document["config"]["ml-endpoints:kubernetes"]["env"] = {
+        "API_TOKEN": {"secure": "v1:dG9rZW4="},
+        "TOKEN_FILE": "/var/run/secrets/token",
+    }
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    config = load_stack_file("dev", tmp_path)
+    assert isinstance(config.cluster, ExistingClusterArgs)
+    assert config.cluster.kubeconfig == SECRET_PLACEHOLDER
+    assert config.kubernetes is not None
+    assert config.kubernetes.env["API_TOKEN"] == SECRET_PLACEHOLDER
+
+
+def test_schema_lists_every_stack_key() -> None:
+    assert list(StackConfig.model_fields) == [
+        "release",
+        "previous_release",
+        "policy",
+        "sagemaker",
+        "vertex",
+        "kubernetes",
+        "cluster",
+    ]
