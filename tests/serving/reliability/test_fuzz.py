@@ -35,13 +35,13 @@ ROUTES = {
     "kubernetes": "/predict",
 }
 IN_PROCESS = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-OVER_HTTP = settings(IN_PROCESS, max_examples=40)
+OVER_HTTP = settings(IN_PROCESS, max_examples=30)
 
 Post = Callable[[str, bytes, dict[str, str]], httpx.Response]
 
