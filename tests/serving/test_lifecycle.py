@@ -45,6 +45,9 @@ def predict_fn(data, model):
     return model.predict(rows)
 """
 
+#: A new connection per request (so that any worker may take it), one client for all of them.
+HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
 StartServer = Callable[..., ServerProcess]
 
 
@@ -82,11 +85,11 @@ def row(demo_rows: list[list[float]]) -> list[float]:
 
 def status(server: ServerProcess, path: str) -> int:
     """Status of a GET on a fresh connection (any worker may answer)."""
-    return httpx.get(server.url + path, timeout=5).status_code
+    return HTTP.get(server.url + path, timeout=5).status_code
 
 
 def predict(server: ServerProcess, row: list[float]) -> httpx.Response:
-    return httpx.post(server.url + "/invocations", json={"instances": [row]}, timeout=30)
+    return HTTP.post(server.url + "/invocations", json={"instances": [row]}, timeout=30)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -109,7 +112,7 @@ def wait_listening(server: ServerProcess) -> None:
 
 def metric(server: ServerProcess, name: str, **labels: str) -> float:
     """The first sample called ``name`` whose labels include ``labels``."""
-    text = httpx.get(server.url + "/metrics", timeout=5).text
+    text = HTTP.get(server.url + "/metrics", timeout=5).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and labels.items() <= sample.labels.items():
@@ -177,7 +180,7 @@ def test_not_ready_until_loaded_and_warmed(start: Callable[..., ServerProcess]) 
     server = start(wait_ready=False, TEST_LOAD_SECONDS="2", ML_ENDPOINTS_DRAIN_SECONDS="0")
     wait_listening(server)
     assert [status(server, p) for p in READINESS] == [503, 503, 503]
-    assert httpx.get(server.url + "/health", timeout=5).json()["model_loaded"] is False
+    assert HTTP.get(server.url + "/health", timeout=5).json()["model_loaded"] is False
     wait_for(lambda: status(server, "/ping") == 200, 30, "ready after loading")
     assert [status(server, p) for p in READINESS] == [200, 200, 200]
     assert metric(server, "model_ready") == 1
@@ -188,9 +191,9 @@ def test_never_ready_when_the_warm_up_prediction_fails(start: Callable[..., Serv
         wait_ready=False, TEST_PREDICT_ERROR="no weights", ML_ENDPOINTS_DRAIN_SECONDS="0"
     )
     wait_listening(server)
-    wait_for(lambda: "failed" in httpx.get(server.url + "/ping").text, 30, "load failure")
+    wait_for(lambda: "failed" in HTTP.get(server.url + "/ping").text, 30, "load failure")
     for path in READINESS:
-        response = httpx.get(server.url + path, timeout=5)
+        response = HTTP.get(server.url + path, timeout=5)
         assert response.status_code == 503
         assert "RuntimeError: no weights" in response.json()["error"]
     assert metric(server, "model_ready") == 0
@@ -211,7 +214,7 @@ def test_sigterm_drains_then_exits_0(start: Callable[..., ServerProcess], row: l
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert_not_ready_at_once(server)
-    health = httpx.get(server.url + "/health", timeout=5)
+    health = HTTP.get(server.url + "/health", timeout=5)
     assert health.status_code == 503
     assert health.json() == {"status": "unhealthy", "model_loaded": True, "state": "draining"}
     assert time.monotonic() - signalled < DRAIN_SECONDS

@@ -22,6 +22,9 @@ FAILURES = 12
 KUBERNETES = 6
 SCRAPES = 8
 
+#: A new connection per request (so that any worker may take it), one client for all of them.
+HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -32,7 +35,7 @@ class Sample:
 
 def scrape(url: str) -> tuple[str, list[Sample]]:
     """One scrape on a fresh connection (so that any worker may answer it)."""
-    response = httpx.get(url + "/metrics", timeout=10)
+    response = HTTP.get(url + "/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     samples = [
@@ -86,18 +89,18 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     else:
         raise TimeoutError(f"two ready workers not reported:\n{server.log()}")
     for i in range(SUCCESSES):  # a new connection per request spreads them over the workers
-        response = httpx.post(server.url + "/invocations", json={"instances": [ROW] * (i % 3 + 1)})
+        response = HTTP.post(server.url + "/invocations", json={"instances": [ROW] * (i % 3 + 1)})
         assert response.status_code == 200
     for _ in range(FAILURES):
-        assert httpx.post(server.url + "/invocations", json=[ROW[:29]]).status_code == 400
+        assert HTTP.post(server.url + "/invocations", json=[ROW[:29]]).status_code == 400
     for _ in range(KUBERNETES):
-        assert httpx.post(server.url + "/predict", json={"features": ROW}).status_code == 200
+        assert HTTP.post(server.url + "/predict", json={"features": ROW}).status_code == 200
     yield server
     server.stop()
 
 
 def test_single_worker_exposition_passes_promtool(demo_server: ServerProcess) -> None:
-    assert httpx.post(demo_server.url + "/invocations", json=[ROW]).status_code == 200
+    assert HTTP.post(demo_server.url + "/invocations", json=[ROW]).status_code == 200
     exposition, _ = scrape(demo_server.url)
     assert promtool_findings(exposition) == ""
 
