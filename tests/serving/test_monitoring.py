@@ -19,7 +19,11 @@ from serving.demo import demo_data
 from serving.drift import DriftProfile
 from tests.conftest import ServerProcess
 
-FAST = {"ML_ENDPOINTS_COMPILE": "false", "ML_ENDPOINTS_DRIFT_REPORT_SECONDS": "0.1"}
+FAST = {
+    "ML_ENDPOINTS_COMPILE": "false",
+    "ML_ENDPOINTS_DRIFT_REPORT_SECONDS": "0.1",
+    "ML_ENDPOINTS_DRAIN_SECONDS": "0",
+}
 
 
 def _model_dir(tmp_path: Path, demo_model_dir: Path, *, profile: bool) -> Path:
