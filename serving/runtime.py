@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from serving.artifacts import materialize
+from serving.artifacts import ArtifactError, materialize
 from serving.batching import Batcher
 from serving.errors import BadRequest, Unavailable
 from serving.metrics import Metrics
@@ -84,7 +84,9 @@ class ModelRuntime:
             self.state = State.FAILED
             self.reason = f"model failed to load: {type(exc).__name__}: {exc}"
             log.error(
-                "%s", self.reason, exc_info=not isinstance(exc, FileNotFoundError | ValueError)
+                "%s",
+                self.reason,
+                exc_info=not isinstance(exc, FileNotFoundError | ValueError | ArtifactError),
             )
             return
         self.model, self.handler, self.model_dir = model, handler, model_dir
