@@ -189,7 +189,8 @@ def post(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     runner.run(load())
     assert app.runtime.ready, app.runtime.reason
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fuzz")
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # scopes typed as dict
+    client = httpx.AsyncClient(transport=transport, base_url="http://fuzz")
 
     def send(path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         return runner.run(client.post(path, content=body, headers=headers))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -120,7 +121,7 @@ def test_live_server_matches_its_description(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def conforms(case: schemathesis.Case) -> None:
+    def conforms(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(checks=CHECKS, timeout=10)
 
     conforms()
