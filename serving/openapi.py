@@ -10,6 +10,7 @@ tests fail on it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serving import __version__
@@ -164,22 +165,15 @@ _ERROR_STATUSES = {
 }
 
 
+@dataclass(frozen=True)
 class _Op:
-    """How one handler's request and 200 response look."""
+    """How one handler's request and 200 response look, and which errors it answers."""
 
-    def __init__(
-        self,
-        summary: str,
-        ok: dict[str, Schema],
-        body: dict[str, Schema] | None = None,
-        errors: tuple[int, ...] = (),
-        ok_on_503: str | None = None,
-    ) -> None:
-        self.summary = summary
-        self.ok = ok
-        self.body = body
-        self.errors = errors
-        self.ok_on_503 = ok_on_503  # a schema name answered with 503 instead of an Error
+    summary: str
+    ok: dict[str, Schema]  # media type -> schema of the 200 body
+    body: dict[str, Schema] | None = None  # media type -> schema of the request body
+    errors: tuple[int, ...] = ()
+    ok_on_503: str | None = None  # a schema answered with 503 instead of an Error
 
 
 _PREDICT_ERRORS = (400, 406, 413, 415, 500, 503, 504)
