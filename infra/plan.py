@@ -189,7 +189,8 @@ def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
 
     class Monitor(MockMonitor):
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (Pulumi's name)
-            mocks.requests[(request.type, request.name)] = request
+            urn = self.make_urn(request.parent, request.type, request.name)
+            mocks.requests[(request.type, request.name)] = (request, urn)
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     loop = asyncio.new_event_loop()
@@ -236,10 +237,10 @@ class _OfflineMocks(pulumi.runtime.Mocks):
             email = f"{args.inputs['accountId']}@{args.inputs['project']}.iam.gserviceaccount.com"
             outputs["email"] = email
             outputs["name"] = f"projects/{args.inputs['project']}/serviceAccounts/{email}"
-        request = self.requests.pop((args.typ, args.name), None)
+        request, urn = self.requests.pop((args.typ, args.name))
         self.planned.append(
             PlannedResource(
-                urn=_urn(request, args),
+                urn=urn,
                 type=args.typ,
                 name=args.name,
                 parent=(getattr(request, "parent", "") or None),
@@ -254,15 +255,6 @@ class _OfflineMocks(pulumi.runtime.Mocks):
     # dict (no failures) is what works.
     def call(self, args: Any) -> dict[str, Any]:  # type: ignore[override]
         return dict(CALLS.get(args.token, {}))
-
-
-def _urn(request: Any, args: Any) -> str:
-    """The URN the engine would give: the parent's type chain, then the resource's own."""
-    parent = getattr(request, "parent", "") or ""
-    qualified = args.typ
-    if parent:
-        qualified = parent.split("::")[2] + "$" + qualified
-    return f"urn:pulumi:{pulumi.get_stack()}::{PROJECT}::{qualified}::{args.name}"
 
 
 def _clean(value: Any, *, masked: bool = False, key: str = "") -> Any:

@@ -117,7 +117,9 @@ def test_prod_refuses_a_mutable_tag(stacks: Path) -> None:
     before = (stacks / "Pulumi.prod.yaml").read_text()
     with pytest.raises(
         PromotionError,
-        match="needs the image pinned by digest, the release has only the mutable tag '1.5.2'",
+        match=re.escape(
+            "needs the image pinned by digest, the release has only the mutable tag '1.5.2'"
+        ),
     ):
         promote("staging", "prod", stacks)
     assert (stacks / "Pulumi.prod.yaml").read_text() == before
@@ -138,7 +140,8 @@ def test_an_invalid_result_is_not_written(stacks: Path) -> None:
     staging.write_text(yaml.safe_dump(document, sort_keys=False))
     with pytest.raises(
         PromotionError,
-        match=r"nothing written: .*Pulumi.prod.yaml: ml-endpoints:release.variants\[1\].gcs_uri: required",
+        match=r"nothing written: .*Pulumi\.prod\.yaml: "
+        r"ml-endpoints:release\.variants\[1\]\.gcs_uri: required",
     ):
         promote("staging", "prod", stacks)
 
@@ -158,15 +161,20 @@ def test_cli_promote_dry_run_and_rollback(stacks: Path, capsys: pytest.CaptureFi
     code, out, _ = cli(
         "promote", "staging", "prod", "--stacks-dir", str(stacks), "--dry-run", capsys=capsys
     )
-    assert code == 0 and "challenger 0% -> 10%" in out and "dry run" in out
+    assert code == 0
+    assert "challenger 0% -> 10%" in out
+    assert "dry run" in out
     assert prod.read_text() == original
     code, out, _ = cli("promote", "staging", "prod", "--stacks-dir", str(stacks), capsys=capsys)
-    assert code == 0 and f"wrote {prod}" in out
+    assert code == 0
+    assert f"wrote {prod}" in out
     code, out, _ = cli("rollback", "prod", "--stacks-dir", str(stacks), capsys=capsys)
-    assert code == 0 and "challenger 10% -> 0%" in out
+    assert code == 0
+    assert "challenger 10% -> 0%" in out
     assert prod.read_text() == original
     code, _, err = cli("rollback", "prod", "--stacks-dir", str(stacks), capsys=capsys)
-    assert code == 2 and "no ml-endpoints:previous_release" in err
+    assert code == 2
+    assert "no ml-endpoints:previous_release" in err
 
 
 def test_promote_from_a_missing_stack(stacks: Path, capsys: pytest.CaptureFixture[str]) -> None:

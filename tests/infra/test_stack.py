@@ -59,14 +59,16 @@ def test_repository_stacks_are_valid(stack: str) -> None:
 def test_prod_is_strict_and_dev_is_small() -> None:
     prod = load_stack_file("prod", STACKS_DIR)
     dev = load_stack_file("dev", STACKS_DIR)
-    assert prod.policy.production and not dev.policy.production
+    assert prod.policy.production
+    assert not dev.policy.production
     assert prod.release.image.digest is not None
     assert isinstance(prod.components.cluster, EksClusterArgs)
     assert prod.components.cluster.gpu_nodes is not None
     assert isinstance(dev.components.cluster, ExistingClusterArgs)
     assert dev.components.vertex is None  # switched off in dev
     prod_sagemaker, dev_sagemaker = prod.components.sagemaker, dev.components.sagemaker
-    assert prod_sagemaker is not None and dev_sagemaker is not None
+    assert prod_sagemaker is not None
+    assert dev_sagemaker is not None
     assert all(v.instance_count >= 2 for v in prod_sagemaker.variants)
     assert all(v.instance_count == 1 for v in dev_sagemaker.variants)
 
@@ -107,7 +109,8 @@ def test_composed_args_read_back_under_the_component_keys() -> None:
 def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None:
     config = edited(prod_config, lambda c: c["ml-endpoints:vertex"].update(enabled=False))
     components = load_stack(config, SOURCE).components
-    assert components.vertex is None and components.artifact_registry is None
+    assert components.vertex is None
+    assert components.artifact_registry is None
     assert components.sagemaker is not None
 
 

@@ -1,0 +1,62 @@
+"""The policy pack on the offline plans of the repository's stacks, and ``ml-endpoints
+validate``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from infra.policy.checks import POLICIES, Resource, StackContext, run_checks
+from infra.stack import load_stack_file
+from serving.cli import main
+from tests.infra.offline_plans import STACKS, STACKS_DIR, stack_plans
+
+
+def resources(stack: str) -> list[Resource]:
+    return [Resource(r.type, r.name, r.urn, r.inputs) for r in stack_plans()[stack].resources]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_every_policy(stack: str) -> None:
+    policy = load_stack_file(stack, STACKS_DIR).policy
+    context = StackContext(stack, policy.production, frozenset(policy.allow_public_exposure))
+    assert run_checks(resources(stack), context) == []
+
+
+def test_dev_would_not_pass_as_production() -> None:
+    violations = run_checks(resources("dev"), StackContext("dev", production=True))
+    assert {v.policy for v in violations} == {"production-replicas"}
+    # dev's release is pinned too; only its sizes are below production's.
+    assert all("production needs at least 2" in v.message for v in violations)
+
+
+def test_prod_plan_exercises_every_policy_subject() -> None:
+    types = {r.type for r in resources("prod")}
+    assert {
+        "aws:ecr/repository:Repository",
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "aws:eks/nodeGroup:NodeGroup",
+        "aws:iam/rolePolicy:RolePolicy",
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+        "pulumi-python:dynamic/ml-endpoints/gcp:VertexDeployment",
+    } <= types
+
+
+def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(STACKS_DIR / "Pulumi.dev.yaml", tmp_path)
+    strict = (
+        (STACKS_DIR / "Pulumi.dev.yaml")
+        .read_text()
+        .replace("production: false", "production: true")
+    )
+    (tmp_path / "Pulumi.strict.yaml").write_text(strict)
+    code = main(["validate", "--stacks-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"ok   dev (non-production): {len(POLICIES)} policies" in out
+    assert "FAIL strict production-replicas: " in out
+    assert "minCapacity" not in out  # dev has no SageMaker autoscaling

@@ -1,0 +1,201 @@
+"""The offline plan (the real program under Pulumi's mocks), its snapshots, and the diff
+against a git revision.
+
+Snapshots: ``tests/infra/snapshots/<stack>.json`` hold each stack's plan, so a pull request
+shows its infrastructure change as a file diff. When a plan changes on purpose, regenerate them
+with ``ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 pytest tests/infra/test_plan.py`` and commit the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
+from infra.plan_diff import diff_plans, traffic_changes
+from infra.promotion import promote, write
+from serving.cli import main
+from tests.infra.offline_plans import ROOT, STACKS, STACKS_DIR, stack_plans
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("ML_ENDPOINTS_UPDATE_SNAPSHOTS") == "1"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_plan_matches_snapshot(stack: str) -> None:
+    snapshot = SNAPSHOTS / f"{stack}.json"
+    current = stack_plans()[stack].to_json()
+    if UPDATE:
+        snapshot.write_text(current)
+    assert snapshot.exists(), f"no snapshot: run ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 pytest {__file__}"
+    assert current == snapshot.read_text(), (
+        f"the plan of {stack} changed; if intended, regenerate the snapshots with "
+        "ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 pytest tests/infra/test_plan.py and commit them"
+    )
+
+
+def test_plan_declares_every_enabled_target() -> None:
+    plans = stack_plans()
+    components = {
+        stack: sorted({r.type for r in plan.resources if r.type.startswith("ml-endpoints:")})
+        for stack, plan in plans.items()
+    }
+    assert components["dev"] == [
+        "ml-endpoints:aws:EcrRepository",
+        "ml-endpoints:aws:SageMakerEndpoint",
+        "ml-endpoints:k8s:ExistingCluster",
+        "ml-endpoints:k8s:ModelDeployment",
+    ]
+    assert "ml-endpoints:gcp:VertexEndpoint" in components["staging"]
+    assert "ml-endpoints:gcp:GkeCluster" in components["staging"]
+    assert "ml-endpoints:aws:EksCluster" in components["prod"]
+
+
+def test_model_resources_run_on_the_cluster_provider() -> None:
+    plan = stack_plans()["prod"]
+    provider = next(r for r in plan.resources if r.type == "pulumi:providers:kubernetes")
+    deployments = [r for r in plan.resources if r.type == "kubernetes:apps/v1:Deployment"]
+    assert {d.provider for d in deployments} == {provider.urn}
+    assert provider.inputs["kubeconfig"] == "[secret]"
+
+
+def test_tree_and_traffic() -> None:
+    plan = stack_plans()["prod"]
+    tree = render_tree(plan, "stacks/Pulumi.prod.yaml")
+    assert tree.startswith(
+        f"stack prod: {len(plan.resources)} resources (stacks/Pulumi.prod.yaml)\n"
+    )
+    assert "|-- ml-endpoints:aws:SageMakerEndpoint sagemaker\n" in tree
+    assert (
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration sagemaker-config  "
+        "productionVariants.variantName=champion,challenger  "
+        "productionVariants.instanceType=ml.c5.2xlarge,ml.c5.2xlarge  "
+        "productionVariants.initialInstanceCount=2,2  "
+        "productionVariants.initialVariantWeight=100,0"
+    ) in tree
+    assert "`-- kubernetes:policy/v1:PodDisruptionBudget kubernetes-champion" in tree
+    assert traffic(plan) == {
+        "sagemaker": {"champion": 100.0, "challenger": 0.0},
+        "vertex": {"champion": 100.0, "challenger": 0.0},
+        "kubernetes": {"champion": 100.0, "challenger": 0.0},
+    }
+
+
+def test_plan_command(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["plan", "--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert out == render_tree(stack_plans()["dev"], "stacks/Pulumi.dev.yaml") + (
+        "traffic dev/sagemaker: champion 50%, challenger 50%\n"
+        "traffic dev/kubernetes: champion 50%, challenger 50%\n"
+    )
+
+
+def test_plan_json_round_trips() -> None:
+    plan = stack_plans()["staging"]
+    assert Plan.from_json(plan.to_json()) == plan
+    assert json.loads(plan.to_json())["resources"][0].keys() == {
+        "urn",
+        "type",
+        "name",
+        "parent",
+        "provider",
+        "inputs",
+        "dependencies",
+    }
+
+
+def test_invalid_stack_fails_with_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (STACKS_DIR / "Pulumi.dev.yaml").read_text().replace("weight: 50", "weight: 40", 1)
+    (tmp_path / "Pulumi.dev.yaml").write_text(text)
+    assert main(["plan", "--stack", "dev", "--stacks-dir", str(tmp_path)]) == 1
+    assert "ml-endpoints:release.variants: weights are percent and must add up to 100, not 90" in (
+        capsys.readouterr().err
+    )
+
+
+def test_diff_of_synthetic_plans() -> None:
+    def route(weights: dict[str, int]) -> PlannedResource:
+        refs = [{"name": f"r-{v}", "weight": w} for v, w in weights.items()]
+        return PlannedResource(
+            urn="urn:route",
+            type="kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+            name="route",
+            parent=None,
+            provider=None,
+            inputs={"spec": {"rules": [{"backendRefs": refs}]}},
+        )
+
+    gone = PlannedResource("urn:old", "aws:iam/role:Role", "old", None, None, {})
+    base = Plan("prod", [route({"champion": 100, "challenger": 0}), gone])
+    head = Plan("prod", [route({"champion": 90, "challenger": 10})])
+    diff = diff_plans(base, head)
+    assert [r.name for r in diff.removed] == ["old"]
+    assert not diff.added
+    assert diff.changed[0].changes == {
+        "spec.rules[0].backendRefs[0].weight": (100, 90),
+        "spec.rules[0].backendRefs[1].weight": (0, 10),
+    }
+    assert diff.traffic == [
+        "prod/kubernetes r-challenger weight 0 -> 10%",
+        "prod/kubernetes r-champion weight 100 -> 90%",
+    ]
+    assert traffic_changes("dev", {"vertex": {"a": 100.0}}, {}) == [
+        "dev/vertex a weight 100 -> absent"
+    ]
+
+
+def test_diff_against_a_git_revision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A promotion in a pull request, as reviewers see it: a repository whose base commit has
+    the stack files (and no program of its own: today's program plans both sides)."""
+    shutil.copytree(STACKS_DIR, tmp_path / "stacks")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "stacks")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "base")
+    write(promote("staging", "prod", tmp_path / "stacks"))
+    stacks = str(tmp_path / "stacks")
+    assert main(["diff", "--stack", "prod", "--base", "HEAD", "--stacks-dir", stacks]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("stack prod against HEAD: 0 to add, 0 to remove, ")
+    assert "~ aws:sagemaker/endpointConfiguration:EndpointConfiguration sagemaker-config\n" in out
+    assert "    productionVariants[0].initialVariantWeight: 100 -> 90\n" in out
+    assert out.endswith(
+        "traffic:\n"
+        "  prod/kubernetes challenger weight 0 -> 10%\n"
+        "  prod/kubernetes champion weight 100 -> 90%\n"
+        "  prod/sagemaker challenger weight 0 -> 10%\n"
+        "  prod/sagemaker champion weight 100 -> 90%\n"
+        "  prod/vertex challenger weight 0 -> 10%\n"
+        "  prod/vertex champion weight 100 -> 90%\n"
+    )
+    assert main(["diff", "--stack", "prod", "--base", "nope", "--stacks-dir", stacks]) == 2
+    assert "git archive nope" in capsys.readouterr().err
+
+
+def test_encrypted_values_never_reach_the_plan(tmp_path: Path) -> None:
+    document = yaml.safe_load((STACKS_DIR / "Pulumi.dev.yaml").read_text())
+    document["config"]["ml-endpoints:kubernetes"]["env"] = {"API_TOKEN": {"secure": "v1:abc="}}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    plan = plan_stack("dev", tmp_path)
+    text = plan.to_json()
+    assert "v1:abc=" not in text
+    env = [
+        e
+        for r in plan.resources
+        if r.type == "kubernetes:apps/v1:Deployment"
+        for e in r.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    ]
+    assert {"name": "API_TOKEN", "value": "[secret]"} in env
+    assert json.loads(text)["stack"] == "dev"
