@@ -139,7 +139,7 @@ def _label_keys(values: np.ndarray) -> np.ndarray:
 def _accumulate(flat: np.ndarray, index: np.ndarray) -> None:
     """``flat[i] += 1`` for every ``i`` in ``index``: scattered for few, a histogram for many."""
     if index.size * 8 < flat.size:
-        np.add.at(flat, index, 1)
+        np.add.at(flat, index, flat.dtype.type(1))  # a Python 1 would cost a slow cast
     else:
         flat += np.bincount(index, minlength=flat.size)
 
