@@ -11,10 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ServerProcess
 
+#: One client for every probe (each httpx client builds an SSL context: ~45 ms); no keep-alive,
+#: so that with several workers any of them may answer.
+CLIENT = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
+
 
 def metrics(server: ServerProcess) -> dict[str, float]:
     """Every sample of ``GET /metrics`` by name, summed over label sets."""
-    text = httpx.get(server.url + "/metrics", timeout=5).text
+    text = CLIENT.get(server.url + "/metrics").text
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -24,7 +28,7 @@ def metrics(server: ServerProcess) -> dict[str, float]:
 
 def status(server: ServerProcess, path: str) -> int:
     """Status of a GET on a fresh connection."""
-    return httpx.get(server.url + path, timeout=5).status_code
+    return CLIENT.get(server.url + path).status_code
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

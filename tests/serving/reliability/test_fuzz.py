@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import math
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 from serving.app import ServingApp
 from serving.settings import Settings
 from tests.conftest import ServerProcess
+from tests.serving.reliability.observe import status
 
 ROUTES = {
     "sagemaker": "/invocations",
@@ -347,4 +347,4 @@ def test_real_server_answers_hostile_bodies(
     assert_answered(http_post(ROUTES[protocol], body, {"content-type": content_type}))
     assert demo_server.process is not None
     assert demo_server.process.poll() is None
-    assert math.isfinite(httpx.get(demo_server.url + "/ping", timeout=5).elapsed.total_seconds())
+    assert status(demo_server, "/ping") == 200

@@ -25,7 +25,7 @@ from tests.serving.reliability.loadgen import (
     in_background,
     p99,
 )
-from tests.serving.reliability.observe import metrics, wait_for
+from tests.serving.reliability.observe import CLIENT, metrics, wait_for
 
 DRAIN_SECONDS = 3.0
 GRACE_SECONDS = 10.0
@@ -68,7 +68,7 @@ class ReadinessWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                code = httpx.get(self.server.url + "/ping", timeout=2).status_code
+                code = CLIENT.get(self.server.url + "/ping", timeout=2).status_code
             except httpx.TransportError:
                 if self.turned_false is not None:
                     return  # the listener closed after the drain window
