@@ -11,15 +11,13 @@ import pytest
 
 from tests.conftest import ServerProcess
 
-#: Every model call sleeps ``TEST_SERVICE_SECONDS`` (which also makes the server run the model
-#: on its model thread, as for any slow model); a first feature below zero marks a request that
-#: takes ``TEST_SLOW_SECONDS``.
+#: Every model call sleeps ``TEST_SERVICE_SECONDS``; that also makes the server run the model on
+#: its model thread, as it does for any model slower than a couple of milliseconds.
 HANDLER = """
 import os
 import time
 
 import joblib
-import numpy as np
 
 
 def model_fn(model_dir):
@@ -27,10 +25,8 @@ def model_fn(model_dir):
 
 
 def predict_fn(data, model):
-    rows = np.asarray(data)
-    slow = rows[:, 0].min() < 0
-    time.sleep(float(os.environ["TEST_SLOW_SECONDS" if slow else "TEST_SERVICE_SECONDS"]))
-    return model.predict(np.abs(rows))
+    time.sleep(float(os.environ["TEST_SERVICE_SECONDS"]))
+    return model.predict(data)
 """
 
 StartServer = Callable[..., ServerProcess]
@@ -44,10 +40,9 @@ def start_timed(
     handler = tmp_path / "timed_handler.py"
     handler.write_text(HANDLER)
 
-    def run(*args: str, service: float = 0.003, slow: float = 3.0, **env: str) -> ServerProcess:
+    def run(*args: str, service: float = 0.003, **env: str) -> ServerProcess:
         environment = {
             "TEST_SERVICE_SECONDS": str(service),
-            "TEST_SLOW_SECONDS": str(slow),
             "ML_ENDPOINTS_LOG_LEVEL": "warning",
             **env,
         }
@@ -62,9 +57,3 @@ def start_timed(
 def predict_body(demo_rows: list[list[float]]) -> bytes:
     """One demo row as a ``/invocations`` JSON body."""
     return json.dumps({"instances": [demo_rows[0]]}).encode()
-
-
-@pytest.fixture(scope="session")
-def slow_body(demo_rows: list[list[float]]) -> bytes:
-    """One demo row marked slow (see :data:`HANDLER`)."""
-    return json.dumps({"instances": [[-1.0, *demo_rows[0][1:]]]}).encode()

@@ -33,7 +33,7 @@ LOAD_SECONDS = 20  # an upper bound: the load stops when the server has exited
 
 
 class SlowUpload:
-    """A request whose body is half sent now and finished ``finish_at`` (``time.monotonic()``)."""
+    """A request whose body is half sent now and finished by :meth:`finish`."""
 
     def __init__(self, server: ServerProcess, body: bytes) -> None:
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
@@ -45,7 +45,7 @@ class SlowUpload:
         self.sock.sendall(head.encode() + body[: len(body) // 2])
 
     def finish(self) -> int:
-        """Send the rest, read the response until the server closes; returns the status."""
+        """Send the rest of the body and read the response head; returns the status."""
         with self.sock:
             self.sock.sendall(self.body[len(self.body) // 2 :])
             data = b""
