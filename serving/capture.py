@@ -109,6 +109,7 @@ class DataCapture:
             self._wake.wait(timeout=min(1.0, self.settings.max_file_seconds))
             self._wake.clear()
             self._drain()
+            self._sink.flush()  # readers of the local file see every record written so far
             if self._closing and not self._buffer:
                 break
             self._sink.rotate_if(self.settings.max_file_bytes, self.settings.max_file_seconds)
@@ -180,8 +181,13 @@ class _Sink:
                 raise ValueError(f"capture destination {destination!r} names no bucket")
             self._s3 = (bucket, "/".join(p for p in (key.strip("/"), prefix) if p))
             self._root = Path(tempfile.mkdtemp(prefix="ml-endpoints-capture-"))
-            import boto3  # the [aws] extra; imported here so a bad setup fails at start-up
-
+            try:
+                import boto3  # the [aws] extra
+            except ImportError:
+                raise ValueError(
+                    f"capture destination {destination} needs boto3: "
+                    "pip install 'ml-endpoints[aws]'"
+                ) from None
             self._client: Any = boto3.client("s3")
         else:
             self._root = Path(destination) / prefix
@@ -196,6 +202,10 @@ class _Sink:
         assert self._file is not None
         self._file.write(lines)
         self._size += len(lines)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
 
     def rotate_if(self, max_bytes: int, max_seconds: float) -> None:
         if self._file is not None and (

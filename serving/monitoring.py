@@ -19,11 +19,11 @@ import os
 import threading
 from collections import deque
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import numpy as np
 from prometheus_client import Counter, Gauge
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.capture import CaptureSettings, DataCapture
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from serving.drift import DriftMonitor, DriftProfile, DriftReport
 
 log = logging.getLogger("ml_endpoints.monitoring")
+_S = TypeVar("_S", bound=BaseSettings)
 
 PROFILE_FILE = "drift_reference.json"
 
@@ -132,7 +133,10 @@ class Monitoring:
             self._thread = threading.Thread(target=self._run, name="drift-monitor", daemon=True)
             self._thread.start()
         else:
-            self.status = "drift monitoring is disabled (ML_ENDPOINTS_DRIFT_ENABLED=false)"
+            self.status = (
+                "drift monitoring is off: ML_ENDPOINTS_DRIFT_ENABLED=false or an invalid "
+                "ML_ENDPOINTS_DRIFT_* setting (see the log)"
+            )
 
     # -- hot path ---------------------------------------------------------------------------
     def observe(self, rows: np.ndarray, prediction: Prediction) -> None:
@@ -290,11 +294,45 @@ class Monitoring:
 
 
 def attach(app: ServingApp) -> Monitoring:
-    """Wire drift monitoring, ``GET /drift`` and data capture into ``app``."""
-    monitoring = Monitoring(app, DriftSettings(), CaptureSettings())
+    """Wire drift monitoring, ``GET /drift`` and data capture into ``app``.
+
+    A bad ``ML_ENDPOINTS_DRIFT_*`` or ``ML_ENDPOINTS_CAPTURE_*`` setting turns that feature off
+    with an error in the log; the model is still served.
+    """
+    drift, capture = (
+        _settings(DriftSettings, "drift monitoring"),
+        _settings(CaptureSettings, "data capture"),
+    )
+    try:
+        monitoring = Monitoring(app, drift or _OFF_DRIFT, capture or _OFF_CAPTURE)
+    except ValueError as exc:  # e.g. an s3:// capture destination without boto3
+        log.error("data capture is off: %s", exc)
+        monitoring = Monitoring(app, drift or _OFF_DRIFT, _OFF_CAPTURE)
     app.runtime.add_observer(monitoring.observe)
     app.router.add(Route("GET", "/drift", monitoring.drift_route))
     return monitoring
+
+
+_OFF_DRIFT = DriftSettings.model_construct(enabled=False)  # no environment read
+_OFF_CAPTURE = CaptureSettings.model_construct(destination=None)
+
+
+def _settings(kind: type[_S], what: str) -> _S | None:
+    try:
+        return kind()
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            prefix = kind.model_config.get("env_prefix", "")
+            log.error(
+                "%s is off: %s%s=%r: %s",
+                what,
+                prefix,
+                key.upper(),
+                error.get("input"),
+                error["msg"],
+            )
+        return None
 
 
 __all__ = ["PROFILE_FILE", "DriftSettings", "Monitoring", "attach"]

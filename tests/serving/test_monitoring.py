@@ -150,3 +150,20 @@ def test_the_demo_model_is_monitored_out_of_the_box(demo_server: ServerProcess) 
         "drift_reference.json"
     )
     assert {t["feature"] for t in document["tests"]} >= {"mean radius", "__prediction__"}
+
+
+def test_bad_settings_turn_the_feature_off_and_say_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from serving.app import ServingApp
+    from serving.settings import Settings
+
+    monkeypatch.setenv("ML_ENDPOINTS_DRIFT_ALPHA", "2")
+    monkeypatch.setenv("ML_ENDPOINTS_CAPTURE_DESTINATION", "/tmp/unused")
+    monkeypatch.setenv("ML_ENDPOINTS_CAPTURE_SAMPLE_PERCENT", "150")
+    app = ServingApp(Settings())
+    assert app.monitoring.settings.enabled is False
+    assert app.monitoring.capture is None
+    assert "ML_ENDPOINTS_DRIFT_ALPHA='2': Input should be less than 1" in caplog.text
+    assert "ML_ENDPOINTS_CAPTURE_SAMPLE_PERCENT='150'" in caplog.text
+    app.monitoring.close()
