@@ -12,9 +12,12 @@ import pytest
 import yaml
 
 from infra.aws.config import SageMakerEndpointArgs
+from infra.aws.verify import sample_body
+from infra.cli import resolved_config
 from infra.clusters.eks import EksClusterArgs
 from infra.clusters.existing import ExistingClusterArgs
 from infra.gcp.config import VertexEndpointArgs
+from infra.gcp.verify import sample_instances
 from infra.k8s.config import ModelDeploymentArgs
 from infra.stack import (
     SECRET_PLACEHOLDER,
@@ -232,3 +235,17 @@ def test_schema_lists_every_stack_key() -> None:
         "kubernetes",
         "cluster",
     ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_verify_reads_every_stack(stack: str) -> None:
+    """``ml-endpoints verify`` gets each enabled endpoint's args and its sample payload."""
+    path = stack_file(stack, STACKS_DIR)
+    config = resolved_config(read_stack_file(path), str(path))
+    sagemaker = validate(SageMakerEndpointArgs, config["ml-endpoints:sagemaker"], "sagemaker")
+    assert sample_body(sagemaker, STACKS_DIR)
+    if stack == "dev":
+        assert "ml-endpoints:vertex" not in config  # switched off
+        return
+    vertex = validate(VertexEndpointArgs, config["ml-endpoints:vertex"], "vertex")
+    assert sample_instances(vertex, STACKS_DIR) == [[0.12, 0.57, 0.33, 0.91]]
