@@ -75,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     logreg = write_demo_artifacts(work / "models" / "logreg", "logreg")
     hgb = write_demo_artifacts(work / "models" / "hgb", "hgb")
-    _add_drift_profile(logreg)
-    _add_drift_profile(hgb)
     bodies = servers.single_row_bodies(demo_data()[0][0].tolist())
     predict, v2 = bodies["predict"], bodies["v2"]
 
@@ -114,17 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     _print_inprocess()
     _print_ratios(results, idle)
     return 0
-
-
-def _add_drift_profile(model_dir: Path) -> None:
-    """Give our server a drift reference profile, as the default deployment would have."""
-    try:
-        from serving.drift import DriftProfile  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    from serving.demo import demo_data
-
-    DriftProfile.fit(demo_data()[0]).save(model_dir / "drift_reference.json")
 
 
 def _print_inprocess() -> None:

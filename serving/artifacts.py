@@ -176,7 +176,7 @@ def _download_s3(uri: str, target: Path) -> bool:
 def _download_gcs(uri: str, target: Path) -> bool:
     """Download into ``target``; True when ``uri`` named a folder rather than one object."""
     try:
-        from google.cloud import storage
+        import google.cloud.storage as storage
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ArtifactError(f"{uri} needs google-cloud-storage: install ml-endpoints[gcp]") from exc
     bucket_name, _, key = uri.removeprefix("gs://").partition("/")

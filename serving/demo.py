@@ -38,7 +38,8 @@ def build_demo_model(kind: DemoKind = "logreg") -> Any:
 
 
 def write_demo_artifacts(out_dir: Path, kind: DemoKind = "logreg", *, onnx: bool = False) -> Path:
-    """Write ``model.joblib`` (``model.onnx`` if asked) and an input example to ``out_dir``."""
+    """Write ``model.joblib`` (``model.onnx`` if asked), an input example and a drift reference
+    profile to ``out_dir``."""
     import joblib
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +49,10 @@ def write_demo_artifacts(out_dir: Path, kind: DemoKind = "logreg", *, onnx: bool
     (out_dir / SAMPLE_FILE).write_text(json.dumps({"instances": rows[:2].tolist()}))
     if onnx:
         _write_onnx(model, rows.shape[1], out_dir / "model.onnx")
+    from serving.drift import DriftProfile
+
+    profile = DriftProfile.fit(rows, demo_data()[2], outputs=model.predict(rows))
+    profile.save(out_dir / "drift_reference.json")
     return out_dir
 
 
