@@ -114,12 +114,20 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int | None:
-    """Run a subcommand this module owns; None for any other command."""
+    """Run a subcommand this module owns; None for any other command.
+
+    Exit codes: 0 ok, 1 checks failed or the program failed to plan, 2 invalid configuration
+    or a refused promotion.
+    """
     if args.command not in COMMANDS:
         return None
+    if args.command == "verify":
+        return verify(args.stack, args.stacks_dir)
+    from infra.plan import PlanError
+    from infra.plan_diff import RevisionError
+    from infra.promotion import PromotionError
+
     try:
-        if args.command == "verify":
-            return verify(args.stack, args.stacks_dir)
         if args.command in ("promote", "rollback"):
             return _promotion(args)
         if args.command == "plan":
@@ -130,10 +138,10 @@ def run(args: argparse.Namespace) -> int | None:
     except ConfigError as exc:
         print(f"ml-endpoints {args.command}: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # PromotionError, git errors
+    except (PromotionError, RevisionError) as exc:
         print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # PlanError
+    except PlanError as exc:
         print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
         return 1
 

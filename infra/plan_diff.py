@@ -25,6 +25,10 @@ from infra.stack import STACKS_DIR, stack_file
 MAX_CHANGES_SHOWN = 20
 
 
+class RevisionError(ValueError):
+    """The base revision could not be read from git."""
+
+
 @dataclass(frozen=True)
 class ResourceChange:
     """One changed resource and its changed property paths (before, after)."""
@@ -138,7 +142,7 @@ def plan_at_ref(stack: str, ref: str, stacks_dir: Path = STACKS_DIR) -> Plan:
         check=False,
     )
     if archive.returncode != 0:
-        raise ValueError(f"git archive {ref}: {archive.stderr.decode().strip()}")
+        raise RevisionError(f"git archive {ref}: {archive.stderr.decode().strip()}")
     with tempfile.TemporaryDirectory(prefix="ml-endpoints-base-") as tmp:
         checkout = Path(tmp)
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
@@ -154,5 +158,5 @@ def plan_at_ref(stack: str, ref: str, stacks_dir: Path = STACKS_DIR) -> Plan:
 def _git(args: list[str], cwd: Path) -> str:
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise ValueError(f"git {' '.join(args)}: {result.stderr.strip()}")
+        raise RevisionError(f"git {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout

@@ -22,7 +22,7 @@ def read_config() -> dict[str, Any]:
     """
     config = pulumi.Config(NAMESPACE)
     values: dict[str, Any] = {}
-    for key in StackConfig.model_fields:
+    for key in _project_keys():
         value = config.get_object(key)
         if value is None:
             continue
@@ -35,6 +35,17 @@ def read_config() -> dict[str, Any]:
                 )
         values[full_key] = value
     return values
+
+
+def _project_keys() -> list[str]:
+    """Every ``ml-endpoints:*`` key the stack sets, so that a misspelt key reaches the schema
+    (and fails there) instead of being ignored; the schema's keys when none is listed."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    present = {*CONFIG.get(), *(get_config_env() or {})}
+    prefix = f"{NAMESPACE}:"
+    keys = sorted(k.removeprefix(prefix) for k in present if k.startswith(prefix))
+    return keys or list(StackConfig.model_fields)
 
 
 def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:

@@ -84,3 +84,11 @@ def test_secret_config_is_decrypted_and_used(
         "spec"
     ]["containers"][0]["env"]
     assert {"name": "API_TOKEN", "value": "hunter2-decrypted"} in env
+
+
+def test_a_misspelt_key_is_an_error(
+    pulumi_mocks: RecordingMocks, dev_config: dict[str, Any]
+) -> None:
+    dev_config["ml-endpoints:kubernetess"] = {"enabled": False}
+    with pytest.raises(StackError, match=r"ml-endpoints:kubernetess: not a known key"):
+        run_program(dev_config)
