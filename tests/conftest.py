@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,8 +37,12 @@ def _cache_template() -> Path:
 
     template = Path(tempfile.mkdtemp(prefix="ml-endpoints-cache-template-"))
     demo = template / "demo-model"
-    subprocess.run([sys.executable, "-m", "serving", "demo-model", "--out", str(demo)], check=True,
-                   capture_output=True, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-m", "serving", "demo-model", "--out", str(demo)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
     compile_cached(demo / "model.joblib", template)
     return template
 
@@ -51,40 +56,41 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    flags: bool = True  # False: no --host/--port, as the platforms start it (port from env)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(
-        self, log_dir: Path, *, wait_ready: bool = True, timeout: float = 60
+        self,
+        log_dir: Path,
+        *,
+        wait_ready: bool = True,
+        timeout: float = 60,
+        ready_path: str = "/ping",
     ) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "SAGEMAKER_"))}
         env.pop("MODEL_URI", None)
         cache = log_dir / f"cache-{self.port}"
         if not cache.exists():  # start from the demo model and its compilation, made once
             shutil.copytree(_cache_template(), cache, copy_function=os.link)
-        env.update({"ML_ENDPOINTS_CACHE_DIR": str(cache)}, **self.env)
+        env["ML_ENDPOINTS_CACHE_DIR"] = str(cache)
+        flags = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if not self.flags:
+            env["ML_ENDPOINTS_HOST"] = "127.0.0.1"
+            flags = []
+        env.update(self.env)
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                *self.args,
-            ],
+            [sys.executable, "-m", "serving", "serve", *flags, *self.args],
             env=env,
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
         if wait_ready:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, ready_path)
         return self
 
     def wait_ready(self, timeout: float = 60, path: str = "/ping") -> None:
@@ -148,6 +154,14 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server = ServerProcess([]).start(tmp_path_factory.mktemp("demo-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def reference() -> Any:
+    """The demo model fitted in this process: scikit-learn's own answers to compare with."""
+    from serving.demo import build_demo_model
+
+    return build_demo_model()
 
 
 @pytest.fixture(scope="session")

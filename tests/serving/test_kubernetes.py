@@ -9,14 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.demo import build_demo_model
 from tests.conftest import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def reference() -> Any:
-    """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    return build_demo_model()
 
 
 @pytest.fixture(scope="module")

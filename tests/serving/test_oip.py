@@ -12,17 +12,10 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from serving.demo import build_demo_model
 from tests.conftest import ServerProcess
 
 MODEL = "model"  # the server's default model name and version
 VERSION = "1"
-
-
-@pytest.fixture(scope="module")
-def reference() -> Any:
-    """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    return build_demo_model()
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.demo import build_demo_model
-from tests.conftest import REPO, ServerProcess, free_port
+from tests.conftest import ServerProcess
 
 ROWS = 12  # rows of the breast-cancer data sent per request
-
-
-@pytest.fixture(scope="module")
-def reference() -> Any:
-    """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    return build_demo_model()
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +34,13 @@ def client(demo_server: ServerProcess) -> Iterator[httpx.Client]:
 def bind_to_port_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Started as SageMaker starts it: ``serve`` with no ``--port``, the port in the environment;
     returns class probabilities (``ML_ENDPOINTS_OUTPUT=probabilities``)."""
-    log_dir = tmp_path_factory.mktemp("bind-to-port")
-    server = ServerProcess([], port=free_port())
-    server.log_path = log_dir / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "SAGEMAKER_"))}
-    env |= {
+    server = ServerProcess([], flags=False)
+    server.env |= {
         "SAGEMAKER_BIND_TO_PORT": str(server.port),
-        "ML_ENDPOINTS_HOST": "127.0.0.1",
         "ML_ENDPOINTS_OUTPUT": "probabilities",
         "ML_ENDPOINTS_DRAIN_SECONDS": "0",
-        "ML_ENDPOINTS_CACHE_DIR": str(log_dir / "cache"),
     }
-    server.process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "serve"],
-        env=env,
-        stdout=server.log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    server.wait_ready()
+    server.start(tmp_path_factory.mktemp("bind-to-port"))
     yield server
     server.stop()
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,18 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.demo import build_demo_model
-from tests.conftest import REPO, ServerProcess, free_port
+from tests.conftest import ServerProcess
 
 HEALTH_ROUTE = "/v1/endpoints/123/deployedModels/456"
 PREDICT_ROUTE = HEALTH_ROUTE + ":predict"
 VERTEX_LIMIT = 1536 * 1024  # 1.5 MB on shared public endpoints
-
-
-@pytest.fixture(scope="module")
-def reference() -> Any:
-    """The demo model fitted in this process: scikit-learn's own answers to compare with."""
-    return build_demo_model()
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +26,8 @@ def rows(demo_rows: list[list[float]]) -> np.ndarray:
 @pytest.fixture(scope="module")
 def vertex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """The server started as Vertex starts it: no flags, only the variables Vertex sets."""
-    log_dir = tmp_path_factory.mktemp("vertex")
-    server = ServerProcess([], port=free_port())
-    server.log_path = log_dir / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "SAGEMAKER_"))}
-    env |= {
+    server = ServerProcess([], flags=False)
+    server.env |= {
         "AIP_MODE": "PREDICTION",
         "AIP_HTTP_PORT": str(server.port),
         "AIP_HEALTH_ROUTE": HEALTH_ROUTE,
@@ -48,18 +35,9 @@ def vertex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         "AIP_ENDPOINT_ID": "123",
         "AIP_DEPLOYED_MODEL_ID": "456",
         "AIP_MACHINE_TYPE": "n1-standard-2",
-        "ML_ENDPOINTS_HOST": "127.0.0.1",
         "ML_ENDPOINTS_DRAIN_SECONDS": "0",
-        "ML_ENDPOINTS_CACHE_DIR": str(log_dir / "cache"),
     }
-    server.process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "serve"],
-        env=env,
-        stdout=server.log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    server.wait_ready(path=HEALTH_ROUTE)
+    server.start(tmp_path_factory.mktemp("vertex"), ready_path=HEALTH_ROUTE)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
     server.stop()
