@@ -287,7 +287,7 @@ _CLUSTER_TYPES = ("eks", "gke", "existing", "render")
 class Components(BaseModel):
     """What the program declares; a ``None`` target is absent or disabled."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     ecr: EcrRepositoryArgs | None = None
     sagemaker: SageMakerEndpointArgs | None = None
@@ -298,10 +298,9 @@ class Components(BaseModel):
 
     def stack_config(self) -> dict[str, Any]:
         """The components' args under the keys each component (and ``verify``) reads."""
-        keys = {"ecr", "sagemaker", "artifact_registry", "vertex", "cluster", "kubernetes"}
         return {
             f"{NAMESPACE}:{key}": value.model_dump(mode="json", exclude_none=True)
-            for key in sorted(keys)
+            for key in sorted(type(self).model_fields)
             if (value := getattr(self, key)) is not None
         }
 
@@ -312,8 +311,6 @@ class StackConfig(_Frozen):
     Build it with :func:`load_stack`; the component args are composed (and validated) on
     construction and available through :attr:`components`.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     release: Release
     previous_release: Release | None = None
