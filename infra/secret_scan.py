@@ -16,7 +16,7 @@ from typing import Any
 
 SECURE_KEY = "secure"
 """How Pulumi writes an encrypted value: ``key: {secure: v1:...}``."""
-ENCRYPTED_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder)
+ENCRYPTED_PLACEHOLDER = "[secret]"
 """What offline tools read an encrypted value as (they never decrypt)."""
 
 _SECRET_NAME = re.compile(
