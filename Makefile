@@ -8,8 +8,12 @@ PIP := $(BIN)/python -m pip
 TORCH_PIN ?= torch==2.13.0
 ARGS ?=
 STACK ?= dev
+FROM ?= staging
+TO ?= prod
+BASE ?= origin/main
 
-.PHONY: serve test test-fast lint image bench system-deps clean help
+.PHONY: serve test test-fast lint image bench system-deps clean help \
+	preview up plan diff validate promote rollback snapshots
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,12 +49,38 @@ lint: $(VENV)/.dev ## ruff, mypy and hadolint
 	$(BIN)/ruff format --check serving infra tests bench || true
 	$(BIN)/mypy serving infra
 	$(BIN)/hadolint serving/Dockerfile
+	$(BIN)/actionlint .github/workflows/*.yml
 
 image: system-deps ## build the serving image with podman (BASE_IMAGE=... to override)
 	bash serving/build-image.sh
 
 bench: $(VENV)/.dev system-deps ## side-by-side throughput/latency benchmark (see bench/README.md)
 	$(BIN)/python -m bench.run
+
+preview: $(VENV)/.dev ## pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
+	pulumi preview --stack $(STACK) --diff --policy-pack infra/policy
+
+up: $(VENV)/.dev ## pulumi up STACK with the policy pack, then verify it
+	pulumi up --stack $(STACK) --policy-pack infra/policy
+	$(BIN)/ml-endpoints verify --stack $(STACK)
+
+plan: $(VENV)/.dev ## offline plan of STACK under Pulumi's mocks (no credentials)
+	$(BIN)/ml-endpoints plan --stack $(STACK)
+
+diff: $(VENV)/.dev ## offline diff of STACK against BASE (a git ref)
+	$(BIN)/ml-endpoints diff --stack $(STACK) --base $(BASE)
+
+validate: $(VENV)/.dev ## the policy pack on every stack's offline plan
+	$(BIN)/ml-endpoints validate
+
+promote: $(VENV)/.dev ## copy the release FROM -> TO (edits stacks/ in place)
+	$(BIN)/ml-endpoints promote $(FROM) $(TO)
+
+rollback: $(VENV)/.dev ## restore STACK's previous release
+	$(BIN)/ml-endpoints rollback $(STACK)
+
+snapshots: $(VENV)/.dev ## regenerate tests/infra/snapshots after an intended plan change
+	ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/infra/test_plan.py -k snapshot
 
 clean:
 	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .pytest_cache
