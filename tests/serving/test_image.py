@@ -119,6 +119,15 @@ def test_serves_the_model_mounted_read_only_at_opt_ml_model(
     np.testing.assert_allclose(probabilities, expected, rtol=1e-9, atol=1e-12)
 
 
+def test_serving_writes_nothing_outside_tmp(podman: Podman, served: Container) -> None:
+    """What readOnlyRootFilesystem needs; also catches libraries writing to $HOME (telemetry)."""
+    assert len(predict_json(served, np.zeros((1, 30)))) == 1
+    diff = json.loads(podman("diff", "--format", "json", served.name).stdout)
+    written = [path for kind in ("added", "changed", "deleted") for path in diff.get(kind) or []]
+    # /etc: podman's own mount points for /etc/hosts, /etc/resolv.conf and /etc/hostname.
+    assert [p for p in written if p not in ("/etc", "/tmp") and not p.startswith("/tmp/")] == []
+
+
 def test_runs_as_non_root(podman: Podman) -> None:
     assert podman.inspect_image(IMAGE)["Config"]["User"] == f"{UID}:{UID}"
     result = podman("run", "--rm", "--entrypoint", "id", IMAGE, "-u")
