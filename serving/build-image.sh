@@ -50,7 +50,7 @@ make_local_base() {
   rootfs="$(mktemp -d "${TMPDIR:-/tmp}/ml-endpoints-rootfs.XXXXXX")"
   # shellcheck disable=SC2064  # expand now: the variable is local
   trap "rm -rf '$rootfs'" EXIT
-  log "making $LOCAL_BASE with debootstrap (once, about a minute)"
+  log "making $LOCAL_BASE with debootstrap (once; 1-3 minutes)"
   debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" \
     "$DEBIAN_MIRROR" >"$rootfs.log" 2>&1 || {
     tail -n 20 "$rootfs.log" >&2
