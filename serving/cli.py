@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -128,6 +129,9 @@ def _healthcheck(port: int | None, timeout: float) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ml-endpoints`` command."""
+    # As PID 1 in a container, SIGTERM is ignored until a handler exists: stop cleanly even
+    # if it arrives during start-up, before the server installs its draining handler.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)

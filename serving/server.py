@@ -94,6 +94,7 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
         lifespan="on",
         access_log=settings.access_log,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers propagate to ours: one log format
         proxy_headers=False,
         server_header=False,
         date_header=False,
