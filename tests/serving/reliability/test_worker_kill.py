@@ -54,9 +54,11 @@ def test_sigkilled_worker_is_replaced_without_hanging_requests(
         seen_ping: list[int] = []
 
         def replaced() -> bool:
+            # processes first: once the replacement exists, the dead worker's gauges are gone,
+            # so a count of 2 read after it includes the replacement's own
+            pids = worker_pids(server)
             seen_workers.append(metrics(server)["model_server_workers"])
             seen_ping.append(status(server, "/ping"))
-            pids = worker_pids(server)
             return len(pids) == 2 and victim not in pids and seen_workers[-1] == 2
 
         wait_for(replaced, 30, "a replacement worker")
@@ -80,7 +82,7 @@ def test_sigkilled_worker_is_replaced_without_hanging_requests(
     # the gauge counts live processes: the dead worker's series is gone (the dip to 1 while its
     # replacement starts is too short to catch reliably on a busy machine)
     assert after["model_server_workers"] == len(worker_pids(server)) == 2
-    assert after["model_ready"] == 1
+    assert after["model_ready"] == 1, server.log()
     assert after["model_inflight_requests"] == 0, "the dead worker's in-flight count lingers"
     assert after["model_predictions_total"] >= predictions_before
     assert server.process is not None
