@@ -39,7 +39,9 @@ system-deps: ## install the real tools tests use (podman, wrk, promtool), if mis
 test: $(VENV)/.dev system-deps ## lint, type-check and run every test (as CI does)
 	$(BIN)/ruff check .
 	$(BIN)/mypy serving infra
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --ignore=tests/serving/reliability
+	# timing-sensitive (load, overload, shutdown): alone, not beside other tests
+	$(BIN)/pytest tests/serving/reliability
 
 test-fast: $(VENV)/.dev ## the tests that need no container image
 	$(BIN)/pytest -m 'not slow'
