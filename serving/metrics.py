@@ -7,6 +7,7 @@ every worker then writes to shared files and any worker's ``/metrics`` reports a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -19,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as mp
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 disable_created_metrics()  # *_created series double the exposition and nobody queries them
 
@@ -168,8 +171,28 @@ class Metrics:
         if directory is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        mp.MultiProcessCollector(registry, path=directory)
+        registry.register(_WorkerFiles(directory))
         return generate_latest(registry)
+
+
+class _WorkerFiles(Collector):
+    """All workers' files except empty ones: prometheus_client creates a file, then sizes it,
+    and fails the whole scrape on a file read in between, or left so by a worker killed in
+    between (prometheus/client_python#1199). An empty file holds no samples yet."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in self.directory.glob("*.db"):
+            try:
+                if path.stat().st_size > 0:
+                    files.append(str(path))
+            except FileNotFoundError:  # a dead worker's live gauges, removed meanwhile
+                continue
+        merged: Iterable[Metric] = mp.MultiProcessCollector.merge(files)
+        return merged
 
 
 def forget_dead_workers(directory: str) -> None:

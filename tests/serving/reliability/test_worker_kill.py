@@ -9,12 +9,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
 from tests.conftest import ServerProcess
 from tests.serving.reliability.loadgen import closed_loop, http_request, in_background, p99
-from tests.serving.reliability.observe import metrics, status, wait_for, worker_pids
+from tests.serving.reliability.observe import CLIENT, metrics, status, wait_for, worker_pids
 
 CONNECTIONS = 8
 REQUEST_TIMEOUT = 2.0  # the server's per-request deadline
@@ -96,3 +97,20 @@ def test_sigkilled_worker_is_replaced_without_hanging_requests(
         f"{max(o.latency for o in outcomes) * 1e3:.0f} ms; replaced and ready after "
         f"{replaced_after:.2f} s; model_server_workers seen {sorted(set(seen_workers))}"
     )
+
+
+def test_metrics_survive_a_worker_killed_while_creating_its_file(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """prometheus_client creates a worker's metrics file empty and sizes it a moment later; a
+    worker killed in between leaves an empty file for good (prometheus/client_python#1199), and
+    a scrape racing a starting worker sees one too."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    server = start_server("--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    wait_for(lambda: metrics(server)["model_server_workers"] == 2, 30, "two workers")
+    (directory / "counter_4194000.db").touch()  # the dead worker's pid is never reused here
+    (directory / "gauge_livesum_4194001.db").touch()
+    response = CLIENT.get(server.url + "/metrics")
+    assert response.status_code == 200, response.text
+    assert metrics(server)["model_server_workers"] == 2
