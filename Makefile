@@ -13,7 +13,7 @@ TO ?= prod
 BASE ?= origin/main
 
 .PHONY: serve test test-fast lint image bench system-deps clean help \
-	preview up plan diff validate promote rollback snapshots
+	preview up plan diff validate promote rollback snapshots soak
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,9 @@ image: system-deps ## build the serving image with podman (BASE_IMAGE=... to ove
 
 bench: $(VENV)/.dev system-deps ## side-by-side throughput/latency benchmark (see bench/README.md)
 	$(BIN)/python -m bench.run
+
+soak: $(VENV)/.dev system-deps ## 10-minute soak at moderate load: errors and RSS growth
+	$(BIN)/python -m bench.soak
 
 preview: $(VENV)/.dev ## pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
 	pulumi preview --stack $(STACK) --diff --policy-pack infra/policy

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from serving.app import ServingApp
 
 log = logging.getLogger("ml_endpoints.server")
+#: Seconds a worker gets after drain + graceful shutdown to exit (drift thread stop, capture flush)
+#: before the supervisor kills it.
+WORKER_EXIT_MARGIN = 30.0
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
@@ -169,7 +172,7 @@ class Supervisor:
                 self._backoff()
                 self.workers[i] = self._spawn(replacement=True)
         deadline = (
-            time.monotonic() + self.settings.drain_seconds + self.settings.graceful_timeout + 5
+            time.monotonic() + self.settings.drain_seconds + self.settings.graceful_timeout + WORKER_EXIT_MARGIN
         )
         code = 0
         for process in self.workers:
