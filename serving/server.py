@@ -172,7 +172,10 @@ class Supervisor:
                 self._backoff()
                 self.workers[i] = self._spawn(replacement=True)
         deadline = (
-            time.monotonic() + self.settings.drain_seconds + self.settings.graceful_timeout + WORKER_EXIT_MARGIN
+            time.monotonic()
+            + self.settings.drain_seconds
+            + self.settings.graceful_timeout
+            + WORKER_EXIT_MARGIN
         )
         code = 0
         for process in self.workers:
