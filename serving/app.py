@@ -181,10 +181,16 @@ class ServingApp:
         return Response(self.metrics.exposition(), 200, metrics_mod.CONTENT_TYPE)
 
 
+_CONTENT_TYPES = {t: t.encode() for t in ("application/json", "text/csv", "application/jsonlines")}
+
+
 async def _send(send: Send, response: Response, head_only: bool) -> None:
     headers = [
-        (b"content-type", response.content_type.encode()),
-        (b"content-length", str(len(response.body)).encode()),
+        (
+            b"content-type",
+            _CONTENT_TYPES.get(response.content_type) or response.content_type.encode(),
+        ),
+        (b"content-length", b"%d" % len(response.body)),
     ]
     if response.headers:
         headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())

@@ -70,8 +70,12 @@ class Batcher:
         """Requests waiting for the model."""
         return len(self._queue)
 
-    async def submit(self, rows: np.ndarray) -> Prediction:
-        """Predict ``rows``; raises :class:`Unavailable` when the queue is full."""
+    def submit(self, rows: np.ndarray) -> asyncio.Future[Prediction]:
+        """Queue ``rows``; the future resolves to their prediction. Raises
+        :class:`Unavailable` at once when the queue is full.
+
+        A plain function returning the future (not a coroutine): the caller awaits the future
+        directly, which saves a coroutine frame per request on the hot path."""
         if len(self._queue) >= self.max_queue:
             raise Unavailable(
                 f"server overloaded: {len(self._queue)} requests queued (limit {self.max_queue}); "
@@ -87,7 +91,7 @@ class Batcher:
                 loop.call_later(self.max_wait, self._flush)
             else:
                 loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -92,7 +93,7 @@ class ModelRuntime:
         self.model, self.handler, self.model_dir = model, handler, model_dir
         threaded = warm_seconds > THREAD_THRESHOLD_SECONDS
         self.batcher = Batcher(
-            model.predict,
+            functools.partial(_checked_predict, model.predict),
             max_batch_size=self.settings.max_batch_size,
             max_wait_us=self.settings.max_batch_wait_us,
             max_queue=self.settings.max_queue,
@@ -190,21 +191,15 @@ class ModelRuntime:
             raise Unavailable(self.reason, retry_after=5 if self.state is State.LOADING else 1)
 
     # -- prediction -------------------------------------------------------------------------
-    async def predict(self, rows: np.ndarray) -> Prediction:
-        """Validate ``rows`` for this model and predict them (batched with other requests)."""
+    def predict(self, rows: np.ndarray) -> asyncio.Future[Prediction]:
+        """Validate ``rows`` for this model and queue them (batched with other requests);
+        await the returned future for the prediction."""
         batcher = self.batcher
         if batcher is None or self.state is State.LOADING or self.state is State.FAILED:
             raise Unavailable(self.reason, retry_after=5 if self.state is State.LOADING else 1)
         assert self.model is not None
         self.validate(rows)
-        prediction = await batcher.submit(rows)
-        if prediction.probabilities is not None and np.isnan(prediction.probabilities).any():
-            row = int(np.argwhere(np.isnan(prediction.probabilities))[0, 0])
-            raise BadRequest(
-                f"row {row}: the model's probabilities are NaN (numeric overflow inside the "
-                "model); its values are probably far outside the range the model was trained on"
-            )
-        return prediction
+        return batcher.submit(rows)
 
     def validate(self, rows: np.ndarray) -> None:
         """Raise 400 for a wrong width or values the model cannot take."""
@@ -244,6 +239,22 @@ class ModelRuntime:
                 observer(rows, prediction)
             except Exception:  # an observer must never fail a prediction
                 log.exception("prediction observer %r failed", observer)
+
+
+def _checked_predict(predict: Callable[[np.ndarray], Prediction], rows: np.ndarray) -> Prediction:
+    """``predict``, refusing NaN probabilities (overflow on far out-of-range input) with 400.
+
+    Checked once per batch; the batcher then retries request by request, so only the request
+    holding the offending row fails, with that request's own row number."""
+    prediction = predict(rows)
+    probabilities = prediction.probabilities
+    if probabilities is not None and np.isnan(probabilities).any():
+        row = int(np.argwhere(np.isnan(probabilities))[0, 0])
+        raise BadRequest(
+            f"row {row}: the model's probabilities are NaN (numeric overflow inside the "
+            "model); its values are probably far outside the range the model was trained on"
+        )
+    return prediction
 
 
 def _demo_model_dir(cache_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """Predictions for ``n`` rows.
 
