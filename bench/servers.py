@@ -178,7 +178,10 @@ def fastapi(label: str, model_file: Path, body: bytes) -> Server:
 
 def mlserver(label: str, model_file: Path, body: bytes, *, batching: bool) -> Server:
     """MLServer + mlserver-sklearn in its own venv; optionally with adaptive batching."""
-    bin_dir = ensure_venv("mlserver", ["mlserver", "mlserver-sklearn", *sklearn_pins()])
+    # uvloop 0.22+ no longer creates a loop in get_event_loop(), which MLServer 1.7 relies on.
+    bin_dir = ensure_venv(
+        "mlserver", ["mlserver", "mlserver-sklearn", "uvloop<0.22", *sklearn_pins()]
+    )
     root = WORK / ("mlserver-batching" if batching else "mlserver-default")
     model_dir = root / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
