@@ -83,10 +83,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] | None = None
     read_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
-        30.0, description="Seconds a request may take to arrive whole (slow clients get 408).",
+        30.0,
+        description="Seconds a request may take to arrive whole (slow clients get 408).",
     )
     max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 20)] = Field(
-        64 * 1024, description="Largest request header block (431 above it).",
+        64 * 1024,
+        description="Largest request header block (431 above it).",
     )
     drain_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
         3.0,
@@ -97,16 +99,19 @@ class Settings(BaseSettings):
         description="After the drain window: seconds to finish in-flight requests.",
     )
     compile: bool = Field(
-        True, description="Run scikit-learn models on ONNX Runtime when faster and equal.",
+        True,
+        description="Run scikit-learn models on ONNX Runtime when faster and equal.",
     )
     model_threads: Annotated[int, Field(ge=1, le=256)] = Field(
-        1, description="Threads per worker for the model's math (OpenMP/BLAS/ONNX Runtime).",
+        1,
+        description="Threads per worker for the model's math (OpenMP/BLAS/ONNX Runtime).",
     )
     max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     max_batch_wait_us: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     max_queue: Annotated[int, Field(ge=1)] = 1024
     max_inflight: Annotated[int, Field(ge=1)] = Field(
-        512, description="Prediction requests in flight per worker before 503 + Retry-After.",
+        512,
+        description="Prediction requests in flight per worker before 503 + Retry-After.",
     )
     auth_token: str | None = Field(None, description="Token for the API routes (prefer _FILE).")
     auth_token_file: str | None = Field(None, description="File holding the API token.")
