@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Tools installed into the venv (moto_server, gcp-storage-emulator, actionlint, hadolint) are
+# found by the tests through PATH, without activating the venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 PIP := $(BIN)/python -m pip
 # The CPU build of torch on this machine kind; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
