@@ -378,14 +378,17 @@ def _materialize_in_child(args: tuple[str, str, dict[str, str]]) -> str:
 def test_concurrent_workers_download_an_s3_object_once(
     moto: Emulator, s3_objects: dict[str, bytes], tmp_path: Path
 ) -> None:
+    # A key of its own: the module's servers load other S3 objects in the background meanwhile.
+    s3 = boto3.client("s3", endpoint_url=moto.env["AWS_ENDPOINT_URL"], **_aws_keys(moto))
+    s3.put_object(Bucket="models", Key="once/model.tar.gz", Body=s3_objects["sm/model.tar.gz"])
     requests_before = moto.log.read_text()
-    jobs = [("s3://models/sm/model.tar.gz", str(tmp_path), moto.env)] * 4
+    jobs = [("s3://models/once/model.tar.gz", str(tmp_path), moto.env)] * 4
     with multiprocessing.get_context("fork").Pool(4) as pool:
         results = pool.map(_materialize_in_child, jobs)
     assert len(set(results)) == 1
     assert (Path(results[0]) / "code" / "inference.py").is_file()
     new_log = moto.log.read_text()[len(requests_before) :]
-    assert len(re.findall(r'"GET /models/sm/model\.tar\.gz HTTP', new_log)) == 1, new_log
+    assert len(re.findall(r'"GET /models/once/model\.tar\.gz HTTP', new_log)) == 1, new_log
 
 
 def test_s3_errors_name_the_uri(
