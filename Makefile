@@ -25,7 +25,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.serving: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[serving]'
+	$(PIP) install -q -e '.[serving,onnx]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
