@@ -64,14 +64,15 @@ def sha256_of(path: Path) -> str:
     files all change it.
     """
     if path.is_file():
-        return _file_sha256(path)
+        return file_sha256(path)
     manifest = hashlib.sha256()
     for relative in sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()):
-        manifest.update(f"{_file_sha256(path / relative)}  {relative}\n".encode())
+        manifest.update(f"{file_sha256(path / relative)}  {relative}\n".encode())
     return manifest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of one file's bytes (what ``sha256sum`` prints)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -93,7 +94,7 @@ def _download(uri: str, cache_dir: Path) -> Path:
     """Fetch ``uri`` once into the cache; returns the single object, or the folder of objects."""
     target = cache_dir / f"download-{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
     marker = target.with_name(target.name + ".complete")  # holds "object" or "prefix"
-    with _locked(target.with_name(target.name + ".lock")):
+    with file_lock(target.with_name(target.name + ".lock")):
         if not marker.exists():
             _fresh_dir(target)
             fetch = _download_s3 if uri.startswith("s3://") else _download_gcs
@@ -116,7 +117,7 @@ def _unpack_if_archive(path: Path, cache_dir: Path) -> Path:
     key = hashlib.sha256(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     target = cache_dir / f"unpacked-{key.hexdigest()[:16]}"
     marker = target.with_name(target.name + ".complete")
-    with _locked(target.with_name(target.name + ".lock")):
+    with file_lock(target.with_name(target.name + ".lock")):
         if not marker.exists():
             _fresh_dir(target)
             try:
@@ -202,7 +203,8 @@ def _fresh_dir(path: Path) -> None:
 
 
 @contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing) across processes."""
     with lock_path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from serving.artifacts import ArtifactError, materialize
+from serving.artifacts import ArtifactError, file_lock, materialize
 from serving.batching import Batcher
 from serving.errors import BadRequest, Unavailable
 from serving.metrics import Metrics
@@ -260,14 +260,12 @@ def _checked_predict(predict: Callable[[np.ndarray], Prediction], rows: np.ndarr
 def _demo_model_dir(cache_dir: Path) -> Path:
     """The demo model's files, written once by a child process (keeps scikit-learn's training
     imports out of this worker when the model then runs on ONNX Runtime)."""
-    import fcntl
     import subprocess
     import sys
 
     target = cache_dir / "demo-model"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir / "demo-model.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(cache_dir / "demo-model.lock"):
         if not (target / "model.joblib").exists():
             subprocess.run(
                 [sys.executable, "-m", "serving", "demo-model", "--out", str(target)],

@@ -29,6 +29,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator
 
+from infra.clusters.kubeconfig import exec_kubeconfig
 from infra.clusters.node_pools import Frozen, Scaling
 from infra.clusters.nvidia import DEVICE_PLUGIN_VERSION, nvidia_device_plugin
 from infra.k8s.config import DNS_LABEL
@@ -129,44 +130,17 @@ def irsa_trust_policy(oidc_provider_arn: str, issuer_url: str, namespace: str, a
 
 def eks_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig that authenticates with ``aws eks get-token`` (no long-lived secret)."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {"server": endpoint, "certificate-authority-data": ca_data},
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": [
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                cluster_name,
-                                "--region",
-                                region,
-                                "--output",
-                                "json",
-                            ],
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        }
-    )
+    args = [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        cluster_name,
+        "--region",
+        region,
+        "--output",
+        "json",
+    ]
+    return exec_kubeconfig(cluster_name, endpoint, ca_data, {"command": "aws", "args": args})
 
 
 class EksCluster(pulumi.ComponentResource):

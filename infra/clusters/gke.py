@@ -19,7 +19,6 @@ and a GPU node pool, plus a Google service account the model server runs as.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 
 import pulumi
@@ -27,6 +26,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 from pydantic import Field, ValidationInfo, field_validator
 
+from infra.clusters.kubeconfig import exec_kubeconfig
 from infra.clusters.node_pools import REPLACEMENT_NOTE, Frozen
 from infra.k8s.config import DNS_LABEL
 from infra.k8s.gpu import GPU_NODE_LABELS, GPU_TAINT_KEY, GPU_TAINT_VALUE
@@ -86,38 +86,8 @@ class GkeClusterArgs(Frozen):
 
 def gke_kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
     """A kubeconfig that authenticates with ``gke-gcloud-auth-plugin`` (no static secret)."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {
-                        "server": f"https://{endpoint}",
-                        "certificate-authority-data": ca_certificate,
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "gke-gcloud-auth-plugin",
-                            "provideClusterInfo": True,
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        }
-    )
+    plugin = {"command": "gke-gcloud-auth-plugin", "provideClusterInfo": True}
+    return exec_kubeconfig(cluster_name, f"https://{endpoint}", ca_certificate, plugin)
 
 
 class GkeCluster(pulumi.ComponentResource):

@@ -11,7 +11,6 @@ pipelines, differing answers — keeps scikit-learn, and the reason is logged.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.artifacts import file_lock, file_sha256
 from serving.models.base import Prediction
 
 log = logging.getLogger("ml_endpoints.compiled")
@@ -51,14 +51,10 @@ def compile_cached(model_file: Path, cache_dir: Path, timeout: float = 300) -> P
         versions = "|".join(version(p) for p in ("scikit-learn", "skl2onnx", "onnxruntime"))
     except PackageNotFoundError:
         return None  # the onnx extra is not installed
-    digest = hashlib.sha256(versions.encode())
-    with model_file.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    out_dir = cache_dir / f"compiled-{digest.hexdigest()[:16]}"
+    key = hashlib.sha256(f"{versions}|{file_sha256(model_file)}".encode()).hexdigest()
+    out_dir = cache_dir / f"compiled-{key[:16]}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # several workers: one compiles, the others reuse
+    with file_lock(out_dir / ".lock"):  # several workers: one compiles, the others reuse
         if not (out_dir / DECISION_FILE).exists():
             done = subprocess.run(
                 [sys.executable, "-m", "serving.models.compiled", str(model_file), str(out_dir)],
