@@ -176,6 +176,11 @@ class ModelRuntime:
             self.batcher.close()
 
     @property
+    def feature_names(self) -> list[str] | None:
+        """The loaded model's feature names (for rows sent as objects), if it has them."""
+        return self.model.feature_names if self.model is not None else None
+
+    @property
     def live(self) -> bool:
         """The process can make progress (a failed load cannot recover by itself)."""
         return self.state is not State.FAILED

@@ -46,11 +46,10 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         single = isinstance(features, list | dict) and (
             isinstance(features, dict) or not features or not isinstance(features[0], list | dict)
         )
-        model = runtime.model
         rows = codecs.to_rows(
             [features] if isinstance(features, dict) else features,
             field="features",
-            feature_names=model.feature_names if model else None,
+            feature_names=runtime.feature_names,
         )
         answers = _answers(await runtime.predict(rows))
         return json_response(answers[0] if single else {"predictions": answers})

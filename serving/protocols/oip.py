@@ -17,6 +17,7 @@ from serving.errors import BadRequest, NotFound
 from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
 from serving.protocols.health import live, ready
+from serving.protocols.instances import read_instances
 from serving.runtime import ModelRuntime
 
 PROTOCOL_V2 = "v2"
@@ -89,18 +90,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     async def v1_predict(request: Request) -> Response:
         model_of(request)
-        codecs.check_content_type(
-            codecs.media_type(request.header(b"content-type")), (codecs.JSON,)
-        )
-        document = codecs.parse_json(request.body)
-        if not isinstance(document, dict) or "instances" not in document:
-            raise BadRequest("body must be a JSON object with 'instances': a list of rows")
-        model = runtime.model
-        rows = codecs.to_rows(
-            document["instances"],
-            field="instances",
-            feature_names=model.feature_names if model else None,
-        )
+        _, rows = read_instances(request, runtime)
         prediction = await runtime.predict(rows)
         return json_response(
             {"predictions": runtime.instance_outputs(prediction, runtime.settings.output)}

@@ -54,8 +54,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         if handler is not None and handler.overrides_invocations:
             return await _user_pipeline(runtime, request.body, content_type, accept)
         out_type = codecs.negotiate(accept, codecs.OUTPUT_TYPES)  # 406 before any work
-        model = runtime.model
-        rows = decode(request.body, content_type, model.feature_names if model else None)
+        rows = decode(request.body, content_type, runtime.feature_names)
         prediction = await runtime.predict(rows)
         body, out_type = codecs.encode_rows(
             runtime.instance_outputs(prediction, runtime.settings.output), out_type

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from serving import codecs
 from serving.errors import BadRequest
 from serving.http import Access, Request, Response, Route, json_response
 from serving.protocols.health import ready
+from serving.protocols.instances import read_instances
 from serving.runtime import ModelRuntime
 from serving.settings import OutputKind
 
@@ -23,12 +23,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return ready(runtime)
 
     async def predict(request: Request) -> Response:
-        codecs.check_content_type(
-            codecs.media_type(request.header(b"content-type")), (codecs.JSON,)
-        )
-        document = codecs.parse_json(request.body)
-        if not isinstance(document, dict) or "instances" not in document:
-            raise BadRequest("body must be a JSON object with 'instances': a list of rows")
+        document, rows = read_instances(request, runtime)
         output = settings.output
         parameters = document.get("parameters")
         if parameters is not None:
@@ -41,12 +36,6 @@ def routes(runtime: ModelRuntime) -> list[Route]:
                     raise BadRequest(
                         f"parameters.output {parameters['output']!r} is not one of {_OUTPUTS}"
                     ) from None
-        model = runtime.model
-        rows = codecs.to_rows(
-            document["instances"],
-            field="instances",
-            feature_names=model.feature_names if model else None,
-        )
         prediction = await runtime.predict(rows)
         return json_response({"predictions": runtime.instance_outputs(prediction, output)})
 
