@@ -2,8 +2,8 @@
 
 ``attach(app)`` registers one prediction observer that only appends to bounded buffers; background
 threads do the work. Drift monitoring starts once the model is ready, with the first profile
-found of: ``ML_ENDPOINTS_DRIFT_PROFILE``, ``drift_reference.json`` in the model directory, or (for
-the bundled demo model) one fitted on the demo data. ``GET /drift`` returns this worker's current
+found of: ``ML_ENDPOINTS_DRIFT_PROFILE`` or ``drift_reference.json`` in the model directory (the
+bundled demo model's directory has one). ``GET /drift`` returns this worker's current
 report; gauges carry every feature's statistic and p-value.
 
 With several workers (``PROMETHEUS_MULTIPROC_DIR``) each worker tests its own share of the
@@ -238,12 +238,6 @@ class Monitoring:
         if runtime.model_dir is not None and (runtime.model_dir / PROFILE_FILE).is_file():
             path = runtime.model_dir / PROFILE_FILE
             return DriftProfile.load(path), str(path)
-        if self._app.settings.model_source is None and runtime.model is not None:
-            from serving.demo import demo_data
-
-            rows, _, names = demo_data()
-            outputs = runtime.model.predict(rows).outputs
-            return DriftProfile.fit(rows, names, outputs=outputs), "demo data"
         return None, None
 
     def _drain(self) -> None:

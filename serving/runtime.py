@@ -271,7 +271,7 @@ def _demo_model_dir(cache_dir: Path) -> Path:
     target = cache_dir / "demo-model"
     cache_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(cache_dir / "demo-model.lock"):
-        if not (target / "model.joblib").exists():
+        if not (target / "drift_reference.json").exists():  # the last file the child writes
             subprocess.run(
                 [sys.executable, "-m", "serving", "demo-model", "--out", str(target)],
                 check=True,
