@@ -7,6 +7,7 @@ finish within ``graceful_timeout`` and the process exits 0.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -67,12 +68,22 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
         """A uvicorn server that drains before it stops listening and exits 0 on SIGTERM."""
 
         drain_until: float | None = None
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets)
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # A signal handler interrupts the main thread anywhere, possibly inside a metric
+            # update or a log call holding a non-reentrant lock: it only sets state and hands
+            # the real work (readiness, metrics, logging) to the event loop.
             if self.drain_until is None:
-                app.begin_drain()
                 self.drain_until = time.monotonic() + settings.drain_seconds
-                log.info("signal %d: draining for %.1f s", sig, settings.drain_seconds)
+                if self.loop is None:  # not serving yet: nothing to drain
+                    self.should_exit = True
+                else:
+                    self.loop.call_soon_threadsafe(_begin_drain, sig)
             elif self.should_exit:
                 self.force_exit = True
             else:
@@ -82,6 +93,10 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
             if self.drain_until is not None and time.monotonic() >= self.drain_until:
                 self.should_exit = True
             return await super().on_tick(counter)
+
+    def _begin_drain(sig: int) -> None:
+        app.begin_drain()
+        log.info("signal %d: draining for %.1f s", sig, settings.drain_seconds)
 
     from serving.protocol import GuardedHttpToolsProtocol
 
@@ -147,9 +162,8 @@ class Supervisor:
         return process
 
     def _on_signal(self, sig: int, _: FrameType | None) -> None:
-        if not self.stopping:
-            log.info("signal %d: stopping %d workers", sig, len(self.workers))
-            self.stopping = True
+        # No logging here (a handler may interrupt a log call); run() logs once it sees the flag.
+        self.stopping = True
         for process in self.workers:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
@@ -171,6 +185,7 @@ class Supervisor:
                 self._forget(process)
                 self._backoff()
                 self.workers[i] = self._spawn(replacement=True)
+        log.info("stopping %d workers", len(self.workers))
         deadline = (
             time.monotonic()
             + self.settings.drain_seconds
