@@ -23,7 +23,7 @@ from serving.errors import (
     Unavailable,
 )
 from serving.http import Access, Request, Response, Route, Router, json_response
-from serving.metrics import Metrics
+from serving.metrics import Metrics, RequestRecorder
 from serving.monitoring import attach
 from serving.protocols import all_routes
 from serving.runtime import ModelRuntime
@@ -47,7 +47,7 @@ class ServingApp:
         self.body_limit = settings.body_limit
         self.max_inflight = settings.max_inflight
         self.auth = Authenticator.from_settings(settings)
-        self._inflight = 0
+        self.recorder = RequestRecorder(self.metrics)
         self.load_before_serving = False  # True: lifespan startup waits for the model
         self.router = Router()
         for route in all_routes(self.runtime):
@@ -79,6 +79,7 @@ class ServingApp:
                 self.runtime.begin_drain()
                 self.runtime.close()
                 self.monitoring.close()  # flushes captured records
+                self.recorder.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -88,15 +89,34 @@ class ServingApp:
 
     # -- requests ---------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
         method: str = scope["method"]
-        path: str = scope["path"]
+        response = await self.respond(method, scope["path"], scope["headers"], receive)
+        await _send(send, response, method == "HEAD")
+
+    def direct(self, method: str, path: str) -> bool:
+        """Whether ``method path`` is a prediction route that ``serving.protocol`` may answer
+        without the ASGI layer (body read whole by the protocol, response written by it)."""
+        methods, _ = self.router.match(method, path)
+        route = None if methods is None else methods.get(method)
+        return route is not None and route.body and route.protocol is not None
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | Receive,
+    ) -> Response:
+        """Answer one request: route, admission, auth, body, handler, errors, metrics.
+
+        ``body`` is the request body already read (within ``body_limit``) or the ASGI
+        ``receive`` to read it from. Never raises: every failure becomes an error response."""
+        started = time.perf_counter()
         methods, params = self.router.match(method, path)
         route = None if methods is None else methods.get(method)
         if route is None and method == "HEAD" and methods is not None:
             route = methods.get("GET")
         protocol = route.protocol if route is not None else None
-        inflight = self.metrics.inflight_child if protocol is not None else None
         request_size = 0
         admitted = False
         try:
@@ -107,20 +127,22 @@ class ServingApp:
                 raise MethodNotAllowed(
                     f"{method} is not allowed on {path}; use {allowed}", headers={"allow": allowed}
                 )
-            if inflight is not None:
-                if self._inflight >= self.max_inflight:  # shed load before reading the body
+            if protocol is not None:
+                inflight = self.recorder.inflight
+                if inflight >= self.max_inflight:  # shed load before reading the body
                     raise Unavailable(
-                        f"server overloaded: {self._inflight} requests in flight "
+                        f"server overloaded: {inflight} requests in flight "
                         f"(limit {self.max_inflight}); retry shortly"
                     )
-                self._inflight += 1
-                inflight.inc()
+                self.recorder.begin()
                 admitted = True
-            request = Request(method, path, scope["headers"], b"", params)
+            request = Request(method, path, headers, b"", params)
             if self.auth is not None and route.access in self.auth.protected:
                 self.auth.check(request)
             if route.body:
-                request.body = await self._read_body(request, receive)
+                request.body = (
+                    body if isinstance(body, bytes) else await self._read_body(request, body)
+                )
                 request_size = len(request.body)
             response = await route.handler(request)
         except ServingError as exc:
@@ -128,22 +150,19 @@ class ServingApp:
         except Exception as exc:  # a real fault: log it, answer 500, keep serving
             log.exception("unhandled error on %s %s", method, path)
             response = json_response({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
-        await _send(send, response, method == "HEAD")
         if protocol is not None:
-            if admitted:
-                assert inflight is not None
-                self._inflight -= 1
-                inflight.dec()
-            pm = self.metrics.by_protocol[protocol]
-            pm.latency.observe(time.perf_counter() - started)
-            pm.request_bytes.observe(request_size)
-            pm.response_bytes.observe(len(response.body))
-            if response.status < 400:
-                pm.success.inc()
-            else:
-                self.metrics.error(protocol, response.status)
-                if response.status == 503 and self.runtime.ready:
-                    self.metrics.rejections_child.inc()
+            status = response.status
+            if status == 503 and self.runtime.ready:
+                self.metrics.rejections_child.inc()
+            self.recorder.end(
+                protocol,
+                time.perf_counter() - started,
+                request_size,
+                len(response.body),
+                status,
+                admitted,
+            )
+        return response
 
     async def _read_body(self, request: Request, receive: Receive) -> bytes:
         """Read the body, refusing it as soon as it passes the limit (never buffering past it)."""
@@ -178,6 +197,7 @@ class ServingApp:
         return b"".join(chunks)
 
     async def _metrics(self, _: Request) -> Response:
+        self.recorder.flush()
         return Response(self.metrics.exposition(), 200, metrics_mod.CONTENT_TYPE)
 
 

@@ -10,17 +10,40 @@ trickling headers or a body (slowloris) would hold a connection and its buffers 
 The common case (a request arriving complete in one read) arms no timer at all. Body size is
 enforced by the application while it reads (``serving.app``), so large bodies are refused
 without ever being buffered whole.
+
+Prediction requests take a direct route: uvicorn's ASGI machinery (scope, request cycle, receive
+and send messages, header re-validation) costs more per request than a small model's predict, so
+for a prediction route (``ServingApp.direct``) with a declared ``Content-Length`` within the body
+limit the protocol collects the body itself, calls ``ServingApp.respond`` (the very code the ASGI
+path runs: admission, auth, handler, errors, metrics) and writes the response. Everything else
+(probes, metrics, chunked or oversized bodies, ``Expect: 100-continue``, upgrades) goes through
+ASGI as before. Keep-alive, pipelining (responses in request order), graceful shutdown and
+client disconnects behave as on the ASGI path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import urllib.parse
+from collections.abc import Coroutine
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
+
+    from serving.app import ServingApp
+    from serving.http import Response
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_STATUS_LINES = {
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+    for status in HTTPStatus
+}
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -28,6 +51,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     read_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
+    serving_app: ServingApp | None = None  # set: prediction routes take the direct route
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -35,6 +59,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_request = False
         self._headers_done = False
         self._header_bytes = 0
+        self._reading: _DirectRequest | None = None  # a direct request whose body is arriving
+        self._answering: _DirectRequest | None = None  # a direct request being answered
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,12 +90,105 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
+        app = self.serving_app
+        if (
+            app is not None
+            and self._answering is None
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.expect_100_continue
+            and not self.parser.should_upgrade()
+        ):
+            method = self.parser.get_method().decode("ascii")
+            path = _path(self.url)
+            if path is not None and app.direct(method, path):
+                length = _content_length(self.headers)
+                if length is not None and length <= app.body_limit:
+                    self._reading = _DirectRequest(
+                        method,
+                        path,
+                        self.headers,
+                        self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive(),
+                    )
+                    return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._reading
+        if request is None:
+            super().on_body(body)
+            return
+        request.chunks.append(body)  # at most Content-Length <= body_limit bytes in all
 
     def on_message_complete(self) -> None:
         self._in_request = False
         self._disarm()
-        super().on_message_complete()
+        request = self._reading
+        if request is None:
+            super().on_message_complete()
+            return
+        self._reading = None
+        self._answering = request
+        app = self.serving_app
+        assert app is not None
+        body = request.chunks[0] if len(request.chunks) == 1 else b"".join(request.chunks)
+        self._step(request, app.respond(request.method, request.path, request.headers, body))
+
+    def _step(self, request: _DirectRequest, answer: Coroutine[Any, Any, Response]) -> None:
+        """Run ``answer`` until it waits on a future (resumed when that is done) or returns.
+
+        The coroutine is driven by hand rather than by an ``asyncio.Task``: a task per request
+        costs more than the rest of the direct route. Consequently code on the prediction path
+        may await futures but must not need ``asyncio.current_task()`` (``asyncio.timeout``,
+        ``asyncio.wait_for`` on Python >= 3.12)."""
+        try:
+            waiting = answer.send(None)
+        except StopIteration as done:
+            self._answering = None
+            self._write(request, done.value)
+            return
+        except BaseException:  # respond() answers every error; this is a bug or a cancellation
+            self._answering = None
+            self.logger.exception("direct route failed on %s %s", request.method, request.path)
+            self.transport.close()
+            return
+        if waiting is None:  # a bare yield: run again on the next loop iteration
+            self.loop.call_soon(self._step, request, answer)
+            return
+        waiting._asyncio_future_blocking = False
+        waiting.add_done_callback(lambda _: self._step(request, answer))
+
+    def _write(self, request: _DirectRequest, response: Response) -> None:
+        """Send the response, then carry on with the connection as uvicorn would."""
+        if self.transport.is_closing():  # the client left meanwhile
+            return
+        self.transport.write(
+            _encode(response, request.keep_alive, self.server_state.default_headers)
+        )
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/1.1" %d',
+                f"{self.client[0]}:{self.client[1]}" if self.client else "",
+                request.method,
+                request.path,
+                response.status,
+            )
+        if not request.keep_alive:
+            self.transport.close()
+        self.on_response_complete()  # counts it, resumes reading, starts a pipelined request
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if self._answering is not None:  # a pipelined request waits for the direct answer
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def shutdown(self) -> None:
+        request = self._answering or self._reading
+        if request is not None:
+            request.keep_alive = False  # close once it is answered
+            return
+        super().shutdown()
 
     def _arm(self) -> None:
         self._deadline = self.loop.call_later(self.read_timeout, self._expired)
@@ -98,3 +217,57 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
+
+
+class _DirectRequest:
+    __slots__ = ("chunks", "headers", "keep_alive", "method", "path")
+
+    def __init__(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.chunks: list[bytes] = []
+
+
+def _path(url: bytes) -> str | None:
+    """The decoded path of a request target, ``None`` when it is not plain ASCII."""
+    try:
+        if b"?" not in url and b"%" not in url and b"#" not in url:
+            return url.decode("ascii")
+        path = httptools.parse_url(url).path.decode("ascii")
+    except (UnicodeDecodeError, httptools.HttpParserInvalidURLError):
+        return None
+    return urllib.parse.unquote(path) if "%" in path else path
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The declared body length; ``None`` without one (chunked) or when it is not a number."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _encode(
+    response: Response, keep_alive: bool, default_headers: list[tuple[bytes, bytes]]
+) -> bytes:
+    """Status line, headers and body of ``response`` as HTTP/1.1 bytes."""
+    body = response.body
+    parts = [
+        _STATUS_LINES.get(response.status) or b"HTTP/1.1 %d \r\n" % response.status,
+        b"content-type: %s\r\ncontent-length: %d\r\n"
+        % (response.content_type.encode("latin-1"), len(body)),
+    ]
+    for name, value in default_headers:
+        parts.append(b"%s: %s\r\n" % (name, value))
+    if response.headers:
+        for key, text in response.headers.items():
+            parts.append(b"%s: %s\r\n" % (key.encode("latin-1"), text.encode("latin-1")))
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    parts.append(body)
+    return b"".join(parts)

@@ -17,7 +17,7 @@ import numpy as np
 
 from serving.artifacts import ArtifactError, file_lock, materialize
 from serving.batching import Batcher
-from serving.errors import BadRequest, Unavailable
+from serving.errors import BadRequest, DeadlineExceeded, Unavailable
 from serving.metrics import Metrics
 from serving.models.base import Model, Prediction
 from serving.models.examples import example_rows
@@ -205,6 +205,36 @@ class ModelRuntime:
         assert self.model is not None
         self.validate(rows)
         return batcher.submit(rows)
+
+    def call_in_thread(self, function: Callable[[], _T]) -> asyncio.Future[_T]:
+        """Run a blocking ``function`` (a user's pipeline) on a worker thread; the future fails
+        with 504 once the per-request deadline passes (the thread is not interrupted).
+
+        A plain future, not a task: prediction routes run without a current task
+        (``serving.protocol``)."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[_T] = loop.create_future()
+        timeout = self.settings.request_timeout
+
+        def expire() -> None:
+            if not answer.done():
+                answer.set_exception(
+                    DeadlineExceeded(f"prediction did not finish within the {timeout:g} s deadline")
+                )
+
+        def finish(work: asyncio.Future[_T]) -> None:
+            deadline.cancel()
+            if answer.done():
+                return
+            exc = work.exception()
+            if exc is not None:
+                answer.set_exception(exc)
+            else:
+                answer.set_result(work.result())
+
+        deadline = loop.call_later(timeout, expire)
+        loop.run_in_executor(None, function).add_done_callback(finish)
+        return answer
 
     def validate(self, rows: np.ndarray) -> None:
         """Raise 400 for a wrong width or values the model cannot take."""

@@ -103,7 +103,11 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
     protocol = type(
         "Protocol",
         (GuardedHttpToolsProtocol,),
-        {"read_timeout": settings.read_timeout, "max_header_bytes": settings.max_header_bytes},
+        {
+            "read_timeout": settings.read_timeout,
+            "max_header_bytes": settings.max_header_bytes,
+            "serving_app": app,
+        },
     )
     config = uvicorn.Config(
         app,

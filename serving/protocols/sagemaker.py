@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
@@ -123,7 +122,7 @@ async def _user_pipeline(
             produced = produced.encode()
         return Response(bytes(produced), 200, accept_out)
 
-    return await asyncio.wait_for(asyncio.to_thread(run), runtime.settings.request_timeout)
+    return await runtime.call_in_thread(run)
 
 
 def _plain(result: Any) -> list[Any]:

@@ -3,6 +3,7 @@ and counts that add up across worker processes whichever worker answers the scra
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import time
@@ -150,3 +151,42 @@ def test_gauges_and_labels(two_workers: ServerProcess) -> None:
     for sample in samples:
         if sample.name.startswith("model_"):
             assert LABELS.items() <= sample.labels.items(), sample
+
+
+@pytest.mark.parametrize("count", [0, 3, 500])
+def test_bulk_histogram_updates_equal_one_observe_per_value(count: int) -> None:
+    """The recorder publishes histograms in bulk; the exposition must be what ``observe`` gives
+    (values on, between and beyond the bucket bounds)."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from serving.metrics import LATENCY_BUCKETS, observe_many
+
+    rng = random.Random(count)
+    bounds = list(LATENCY_BUCKETS)
+    values = [
+        rng.choice([*bounds, rng.uniform(0, 0.02), rng.uniform(0, 100)]) for _ in range(count)
+    ]
+    expositions = []
+    for bulk in (False, True):
+        registry = CollectorRegistry()
+        histogram = Histogram("h", "h", ["p"], buckets=LATENCY_BUCKETS, registry=registry)
+        child = histogram.labels("x")
+        if bulk:
+            observe_many(child, values)
+        else:
+            for value in values:
+                child.observe(value)
+        expositions.append(generate_latest(registry).decode())
+    plain, bulk_text = expositions
+    assert _without_sum(bulk_text) == _without_sum(plain)
+    assert _sum(bulk_text) == pytest.approx(_sum(plain), rel=1e-12)
+
+
+def _without_sum(exposition: str) -> list[str]:
+    return [line for line in exposition.splitlines() if not line.startswith("h_sum")]
+
+
+def _sum(exposition: str) -> float:
+    return next(
+        float(line.split()[-1]) for line in exposition.splitlines() if line.startswith("h_sum")
+    )

@@ -115,3 +115,114 @@ def test_keep_alive_and_pipelined_requests_still_work(guarded: ServerProcess) ->
             assert chunk, f"connection closed early after {data!r}"
             data += chunk
     assert data.count(b"HTTP/1.1 200") == 4
+
+
+# -- the direct route: prediction requests answered by the protocol, without ASGI -----------
+
+
+def post(
+    path: str, body: bytes, content_type: bytes = b"application/json", extra: bytes = b""
+) -> bytes:
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        path.encode(),
+        content_type,
+        len(body),
+        extra,
+        body,
+    )
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read ``count`` responses (each with a Content-Length) off a keep-alive connection."""
+    sock.settimeout(10)
+    data = b""
+    responses = []
+    while len(responses) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+            length = int(headers["content-length"])
+            if len(rest) >= length:
+                responses.append((int(lines[0].split(" ")[1]), headers, rest[:length]))
+                data = rest[length:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {len(responses)} responses"
+        data += chunk
+    return responses
+
+
+def test_pipelined_predictions_and_probes_are_answered_in_order(
+    guarded: ServerProcess, demo_rows: list[list[float]]
+) -> None:
+    good = [json.dumps({"features": row}).encode() for row in demo_rows[:3]]
+    csv = ",".join(map(str, demo_rows[3])).encode()
+    requests = [
+        post("/predict", good[0]),
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n",
+        post("/predict", b'{"features": [1, 2]}'),  # wrong width: 400, only for itself
+        post("/invocations", csv, b"text/csv"),
+        post("/predict", good[1]),
+        post("/predict", good[2]),
+    ]
+    with connect(guarded) as sock:
+        sock.sendall(b"".join(requests))  # all at once: pipelined
+        responses = read_responses(sock, len(requests))
+    statuses = [status for status, _, _ in responses]
+    assert statuses == [200, 200, 400, 200, 200, 200]
+    answers = [json.loads(body) for _, _, body in responses]
+    assert "expected 30 features" in answers[2]["error"]
+    with connect(guarded) as sock:  # the same predictions asked one by one
+        for i, index in enumerate((0, 4, 5)):
+            sock.sendall(post("/predict", good[i]))
+            assert json.loads(read_responses(sock, 1)[0][2]) == answers[index]
+
+
+def test_http_1_0_prediction_is_answered_and_the_connection_closed(
+    guarded: ServerProcess, demo_rows: list[list[float]]
+) -> None:
+    body = json.dumps({"features": demo_rows[0]}).encode()
+    with connect(guarded) as sock:
+        sock.sendall(post("/predict", body).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        status, answer = read_response(sock)  # reads until the server closes
+    assert status == 200
+    assert set(json.loads(answer)) == {"prediction", "confidence"}
+
+
+@pytest.mark.parametrize("path", ["/%70redict", "/predict?trace=1"])
+def test_prediction_paths_are_decoded_like_any_other(
+    guarded: ServerProcess, demo_rows: list[list[float]], path: str
+) -> None:
+    body = json.dumps({"features": demo_rows[0]}).encode()
+    with connect(guarded) as sock:
+        sock.sendall(post(path, body))
+        [(status, headers, answer)] = read_responses(sock, 1)
+    assert status == 200, answer
+    assert headers["content-type"] == "application/json"
+    assert set(json.loads(answer)) == {"prediction", "confidence"}
+
+
+def test_expect_100_continue_is_honoured_on_prediction_routes(
+    guarded: ServerProcess, demo_rows: list[list[float]]
+) -> None:
+    body = json.dumps({"features": demo_rows[0]}).encode()
+    request = post("/predict", body, extra=b"Expect: 100-continue\r\n")
+    head, body = request[: -len(body)], request[-len(body) :]
+    with connect(guarded) as sock:
+        sock.sendall(head)
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        [(status, _, _)] = read_responses(sock, 1)
+    assert status == 200
+
+
+def test_oversized_prediction_body_is_refused_by_its_declared_length(
+    guarded: ServerProcess,
+) -> None:
+    with connect(guarded) as sock:
+        sock.sendall(post("/predict", b"{}")[:-2].replace(b"Length: 2", b"Length: 5000"))
+        [(status, _, answer)] = read_responses(sock, 1)
+    assert status == 413
+    assert "4096" in json.loads(answer)["error"]
