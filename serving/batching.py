@@ -3,7 +3,8 @@
 Requests queue while the model is busy; each flush takes everything queued (up to
 ``max_batch_size`` rows) in one call. Under light load a request runs alone at once; under heavy
 load batches grow by themselves. ``max_wait_us`` > 0 additionally holds a partial batch that long.
-A batch that fails is retried request by request so that one bad request fails only itself.
+Rows are validated once per batch (``validate``); a batch that fails validation or prediction
+is taken apart so that one bad request fails only itself.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from serving.models.base import Prediction
 log = logging.getLogger("ml_endpoints.batching")
 
 PredictFn = Callable[[np.ndarray], Prediction]
+ValidateFn = Callable[[np.ndarray], None]
 
 
 class _Pending:
@@ -52,8 +54,10 @@ class Batcher:
         timeout: float = 55.0,
         threaded: bool = False,
         on_batch: Callable[[np.ndarray, Prediction], None] | None = None,
+        validate: ValidateFn | None = None,
     ) -> None:
         self._predict = predict
+        self._validate = validate
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_us / 1e6
         self.max_queue = max_queue
@@ -159,10 +163,18 @@ class Batcher:
             self._loop.call_soon(self._flush)
 
     def _run(self, batch: list[_Pending]) -> list[Prediction | BaseException]:
-        """Predict a batch; on failure, isolate the culprit by predicting each request alone."""
+        """Validate and predict a batch; a request whose rows fail validation fails alone (the
+        others are predicted together), and on a model failure each request is retried alone."""
         if len(batch) == 1:
-            return [self._call(batch[0].rows)]
+            rows = batch[0].rows
+            failed = self._invalid(rows)
+            return [failed if failed is not None else self._call(rows)]
         rows = np.concatenate([item.rows for item in batch])
+        if self._invalid(rows) is not None:
+            failures = [self._invalid(item.rows) for item in batch]
+            valid = [item for item, failed in zip(batch, failures, strict=True) if failed is None]
+            answers = iter(self._run(valid) if valid else [])
+            return [next(answers) if failed is None else failed for failed in failures]
         merged = self._call(rows)
         if isinstance(merged, BaseException):
             return [self._call(item.rows) for item in batch]
@@ -173,6 +185,16 @@ class Batcher:
             out.append(merged.rows(start, stop))
             start = stop
         return out
+
+    def _invalid(self, rows: np.ndarray) -> ServingError | None:
+        """The validation error of ``rows``, if any."""
+        if self._validate is None:
+            return None
+        try:
+            self._validate(rows)
+        except ServingError as exc:
+            return exc
+        return None
 
     def _call(self, rows: np.ndarray) -> Prediction | BaseException:
         try:

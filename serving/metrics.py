@@ -267,7 +267,7 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
         for value in values:
             histogram.observe(value)
         return
-    bounds = histogram._upper_bounds
+    bounds = np.asarray(histogram._upper_bounds)
     slots = np.minimum(np.searchsorted(bounds, values), len(bounds) - 1)  # first bound >= value
     counts = np.bincount(slots, minlength=len(bounds))
     histogram._sum.inc(float(np.sum(values)))

@@ -86,7 +86,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_request = True
         self._headers_done = False
         self._header_bytes = 0
-        super().on_message_begin()
+        if self.serving_app is None:
+            super().on_message_begin()
+            return
+        # uvicorn builds the ASGI scope here; a direct request needs none: see _asgi_scope()
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -110,7 +116,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                         self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive(),
                     )
                     return
+        if self.serving_app is not None:
+            self._asgi_scope()
         super().on_headers_complete()
+
+    def _asgi_scope(self) -> None:
+        """Build the ASGI scope uvicorn's ``on_message_begin`` would have built, keeping the
+        URL and headers parsed since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
 
     def on_body(self, body: bytes) -> None:
         request = self._reading

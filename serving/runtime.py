@@ -100,6 +100,7 @@ class ModelRuntime:
             timeout=self.settings.request_timeout,
             threaded=threaded,
             on_batch=self._count_batch,
+            validate=self.validate,
         )
         elapsed = time.perf_counter() - started
         self.metrics.load_seconds.labels(*self.metrics.base).set(elapsed)
@@ -197,13 +198,18 @@ class ModelRuntime:
 
     # -- prediction -------------------------------------------------------------------------
     def predict(self, rows: np.ndarray) -> asyncio.Future[Prediction]:
-        """Validate ``rows`` for this model and queue them (batched with other requests);
-        await the returned future for the prediction."""
+        """Check the width of ``rows`` and queue them (batched with other requests); await the
+        returned future for the prediction. Values are validated once per batch
+        (:meth:`validate`, by the batcher); a request with bad values fails alone, with its own
+        row numbers."""
         batcher = self.batcher
         if batcher is None or self.state is State.LOADING or self.state is State.FAILED:
             raise Unavailable(self.reason, retry_after=5 if self.state is State.LOADING else 1)
-        assert self.model is not None
-        self.validate(rows)
+        model = self.model
+        assert model is not None
+        width = model.n_features
+        if width is not None and rows.shape[1] != width:
+            raise BadRequest(f"expected {width} features per row, got {rows.shape[1]}")
         return batcher.submit(rows)
 
     def call_in_thread(self, function: Callable[[], _T]) -> asyncio.Future[_T]:

@@ -66,7 +66,9 @@ def _answers(prediction: Prediction) -> list[dict[str, Any]]:
     labels = prediction.outputs.tolist()
     if prediction.probabilities is None:
         return [{"prediction": label} for label in labels]
-    confidence = prediction.probabilities.max(axis=1).tolist()
+    # Python's max over a few classes: a numpy reduction per request costs microseconds more
+    rows = prediction.probabilities.tolist()
     return [
-        {"prediction": label, "confidence": c} for label, c in zip(labels, confidence, strict=True)
+        {"prediction": label, "confidence": max(row)}
+        for label, row in zip(labels, rows, strict=True)
     ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from serving.batching import Batcher
-from serving.errors import DeadlineExceeded, ModelError, Unavailable
+from serving.errors import BadRequest, DeadlineExceeded, ModelError, Unavailable
 from serving.models.base import Prediction
 
 POISON = -999.0
@@ -70,6 +70,44 @@ def test_a_bad_request_fails_only_itself() -> None:
     assert isinstance(results[2], ModelError)
     assert "poisoned row" in results[2].message
     assert [float(r.outputs[0]) for r in results if isinstance(r, Prediction)] == [2.0, 4.0, 8.0]
+
+
+def reject_negatives(rows: np.ndarray) -> None:
+    if (rows < 0).any():
+        raise BadRequest(f"row {int(np.argwhere(rows < 0)[0, 0])} is negative")
+
+
+def test_invalid_rows_fail_only_their_request_and_the_rest_stay_one_batch() -> None:
+    model = RecordingModel()
+
+    async def scenario() -> list[Prediction | BaseException]:
+        batcher = Batcher(model.predict, validate=reject_negatives)
+        requests = [rows(1.0), np.array([[1.0, 1.0, 1.0], [2.0, -1.0, 2.0]]), rows(3.0, n=2)]
+        requests += [rows(-5.0), rows(4.0)]
+        return await asyncio.gather(*map(batcher.submit, requests), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert model.batches == [4], "the valid requests are still predicted together"
+    assert isinstance(results[1], BadRequest)
+    assert results[1].message == "row 1 is negative", "row numbers are the request's own"
+    assert isinstance(results[3], BadRequest)
+    assert results[3].message == "row 0 is negative"
+    outputs = [r.outputs.tolist() for r in results if isinstance(r, Prediction)]
+    assert outputs == [[2.0], [6.0, 6.0], [8.0]]
+
+
+def test_a_batch_with_only_invalid_requests_calls_no_model() -> None:
+    model = RecordingModel()
+
+    async def scenario() -> list[Prediction | BaseException]:
+        batcher = Batcher(model.predict, validate=reject_negatives)
+        return await asyncio.gather(
+            *(batcher.submit(rows(-1.0)) for _ in range(3)), return_exceptions=True
+        )
+
+    results = asyncio.run(scenario())
+    assert model.batches == []
+    assert all(isinstance(r, BadRequest) for r in results)
 
 
 def test_wrong_number_of_predictions_is_a_model_error() -> None:
