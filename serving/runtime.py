@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import gc
 import logging
 import threading
 import time
@@ -104,6 +105,9 @@ class ModelRuntime:
         )
         elapsed = time.perf_counter() - started
         self.metrics.load_seconds.labels(*self.metrics.base).set(elapsed)
+        # Everything alive now (model, libraries) lives as long as the worker: out of the garbage
+        # collector's sight, a full collection scans only what requests allocate (~20 ms -> ~0).
+        gc.freeze()
         if self.state is State.LOADING:
             self.state = State.READY
             self.reason = "ready"
