@@ -216,8 +216,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        if self.cycle is not None and self.cycle.response_started:
-            self.transport.close()
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # a response is under way: a status line can no longer be sent
             return
         self._reject(408, f"request not received within {self.read_timeout:g} s")
 

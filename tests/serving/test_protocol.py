@@ -226,3 +226,35 @@ def test_oversized_prediction_body_is_refused_by_its_declared_length(
         [(status, _, answer)] = read_responses(sock, 1)
     assert status == 413
     assert "4096" in json.loads(answer)["error"]
+
+
+def test_access_log_lists_direct_and_asgi_requests_alike(
+    start_server: Callable[..., ServerProcess], demo_rows: list[list[float]]
+) -> None:
+    server = start_server(env={"ML_ENDPOINTS_ACCESS_LOG": "true"})
+    body = json.dumps({"features": demo_rows[0]}).encode()
+    with connect(server) as sock:
+        sock.sendall(post("/predict", body) + b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [status for status, _, _ in read_responses(sock, 2)] == [200, 200]
+    log = server.log()
+    assert '"POST /predict HTTP/1.1" 200' in log
+    assert '"GET /health/live HTTP/1.1" 200' in log
+
+
+@pytest.mark.parametrize("first", ["/health/live", "/predict"])
+def test_slow_request_after_an_answered_one_still_gets_408(
+    guarded: ServerProcess, demo_rows: list[list[float]], first: str
+) -> None:
+    body = json.dumps({"features": demo_rows[0]}).encode()
+    request = (
+        post(first, body)
+        if first == "/predict"
+        else b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % first.encode()
+    )
+    with connect(guarded) as sock:
+        sock.sendall(request)
+        assert read_responses(sock, 1)[0][0] == 200
+        sock.sendall(post("/predict", body)[:-10])  # the body never ends
+        status, _, elapsed = timed(lambda: read_response(sock))
+    assert status == 408
+    assert elapsed < READ_TIMEOUT + 2
