@@ -216,9 +216,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        cycle = self.cycle
-        if cycle is not None and cycle.response_started and not cycle.response_complete:
-            self.transport.close()  # a response is under way: a status line can no longer be sent
+        # self.cycle is this request's only once its headers are in and it went the ASGI way;
+        # before that it is the previous request's, long answered
+        own_cycle = self._headers_done and self._reading is None
+        if own_cycle and self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # answered already (e.g. 413 early): no second status line
             return
         self._reject(408, f"request not received within {self.read_timeout:g} s")
 
