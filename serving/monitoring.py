@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -191,12 +192,17 @@ class Monitoring:
             self.status = f"off: {type(exc).__name__}: {exc}"
             log.error("drift monitoring %s", self.status)
             return
+        published = 0.0
         while not self._stop.is_set():
             self._wake.wait(self.settings.report_seconds)
             self._wake.clear()
             try:
                 self._drain()
-                self._publish()
+                # a report (~2 ms of statistics) once per report_seconds, however often the
+                # buffer wakes the thread
+                if time.monotonic() - published >= self.settings.report_seconds:
+                    published = time.monotonic()
+                    self._publish()
             except Exception:  # e.g. a handler's outputs that do not fit; keep monitoring
                 log.exception("drift monitor: could not process a batch")
 
