@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class Batcher:
                 continue
             if item.deadline <= now:
                 queue.popleft()
-                _expire(item.future, self.timeout)
+                expire(item.future, self.timeout)
                 continue
             if batch and rows + item.rows.shape[0] > self.max_batch_size:
                 break
@@ -143,7 +144,7 @@ class Batcher:
         now = self._loop.time()
         for item in (*batch, *self._queue):
             if item.deadline <= now:
-                _expire(item.future, self.timeout)
+                expire(item.future, self.timeout)
         pending = [item.deadline for item in (*batch, *self._queue) if not item.future.done()]
         if pending and self._busy:
             self._loop.call_at(min(pending), self._expire_overdue, batch)
@@ -165,17 +166,21 @@ class Batcher:
     def _run(self, batch: list[_Pending]) -> list[Prediction | BaseException]:
         """Validate and predict a batch; a request whose rows fail validation fails alone (the
         others are predicted together), and on a model failure each request is retried alone."""
+        rows = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
+        if self._invalid(rows) is None:
+            return self._predict_valid(batch, rows)
+        failures = [self._invalid(item.rows) for item in batch]
+        valid = [item for item, failed in zip(batch, failures, strict=True) if failed is None]
+        answers = iter(self._predict_valid(valid) if valid else [])
+        return [next(answers) if failed is None else failed for failed in failures]
+
+    def _predict_valid(
+        self, batch: list[_Pending], rows: np.ndarray | None = None
+    ) -> list[Prediction | BaseException]:
+        """Predict validated requests in one call (``rows``: theirs, merged, if at hand)."""
         if len(batch) == 1:
-            rows = batch[0].rows
-            failed = self._invalid(rows)
-            return [failed if failed is not None else self._call(rows)]
-        rows = np.concatenate([item.rows for item in batch])
-        if self._invalid(rows) is not None:
-            failures = [self._invalid(item.rows) for item in batch]
-            valid = [item for item, failed in zip(batch, failures, strict=True) if failed is None]
-            answers = iter(self._run(valid) if valid else [])
-            return [next(answers) if failed is None else failed for failed in failures]
-        merged = self._call(rows)
+            return [self._call(batch[0].rows)]
+        merged = self._call(np.concatenate([i.rows for i in batch]) if rows is None else rows)
         if isinstance(merged, BaseException):
             return [self._call(item.rows) for item in batch]
         out: list[Prediction | BaseException] = []
@@ -231,7 +236,8 @@ class Batcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _expire(future: asyncio.Future[Prediction], timeout: float) -> None:
+def expire(future: asyncio.Future[Any], timeout: float) -> None:
+    """Fail ``future`` with 504 for missing the ``timeout``-second deadline, unless it is done."""
     if not future.done():
         future.set_exception(
             DeadlineExceeded(f"prediction did not finish within the {timeout:g} s deadline")

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from serving.artifacts import ArtifactError, file_lock, materialize
-from serving.batching import Batcher
-from serving.errors import BadRequest, DeadlineExceeded, Unavailable
+from serving.batching import Batcher, expire
+from serving.errors import BadRequest, Unavailable
 from serving.metrics import Metrics
 from serving.models.base import Model, Prediction
 from serving.models.examples import example_rows
@@ -209,11 +209,7 @@ class ModelRuntime:
         batcher = self.batcher
         if batcher is None or self.state is State.LOADING or self.state is State.FAILED:
             raise Unavailable(self.reason, retry_after=5 if self.state is State.LOADING else 1)
-        model = self.model
-        assert model is not None
-        width = model.n_features
-        if width is not None and rows.shape[1] != width:
-            raise BadRequest(f"expected {width} features per row, got {rows.shape[1]}")
+        self.check_width(rows)
         return batcher.submit(rows)
 
     def call_in_thread(self, function: Callable[[], _T]) -> asyncio.Future[_T]:
@@ -224,13 +220,6 @@ class ModelRuntime:
         (``serving.protocol``)."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[_T] = loop.create_future()
-        timeout = self.settings.request_timeout
-
-        def expire() -> None:
-            if not answer.done():
-                answer.set_exception(
-                    DeadlineExceeded(f"prediction did not finish within the {timeout:g} s deadline")
-                )
 
         def finish(work: asyncio.Future[_T]) -> None:
             deadline.cancel()
@@ -242,17 +231,25 @@ class ModelRuntime:
             else:
                 answer.set_result(work.result())
 
-        deadline = loop.call_later(timeout, expire)
+        deadline = loop.call_later(
+            self.settings.request_timeout, expire, answer, self.settings.request_timeout
+        )
         loop.run_in_executor(None, function).add_done_callback(finish)
         return answer
 
-    def validate(self, rows: np.ndarray) -> None:
-        """Raise 400 for a wrong width or values the model cannot take."""
+    def check_width(self, rows: np.ndarray) -> None:
+        """Raise 400 unless ``rows`` have as many features as the model takes."""
         model = self.model
         assert model is not None
         width = model.n_features
         if width is not None and rows.shape[1] != width:
             raise BadRequest(f"expected {width} features per row, got {rows.shape[1]}")
+
+    def validate(self, rows: np.ndarray) -> None:
+        """Raise 400 for a wrong width or values the model cannot take."""
+        self.check_width(rows)
+        model = self.model
+        assert model is not None
         if not np.isfinite(rows).all():
             bad = np.argwhere(~np.isfinite(rows))[0]
             value = rows[bad[0], bad[1]]
