@@ -35,6 +35,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Resolved = tuple[dict[str, Route] | None, Route | None, dict[str, str]]
 
 
 class ServingApp:
@@ -93,12 +94,21 @@ class ServingApp:
         response = await self.respond(method, scope["path"], scope["headers"], receive)
         await _send(send, response, method == "HEAD")
 
-    def direct(self, method: str, path: str) -> bool:
-        """Whether ``method path`` is a prediction route that ``serving.protocol`` may answer
-        without the ASGI layer (body read whole by the protocol, response written by it)."""
-        methods, _ = self.router.match(method, path)
+    def resolve(self, method: str, path: str) -> Resolved:
+        """The routes of ``path`` by method (``None``: unknown path), the one for ``method``
+        (``HEAD`` falls back to ``GET``) and the path parameters."""
+        methods, params = self.router.match(method, path)
         route = None if methods is None else methods.get(method)
-        return route is not None and route.body and route.protocol is not None
+        if route is None and method == "HEAD" and methods is not None:
+            route = methods.get("GET")
+        return methods, route, params
+
+    def direct(self, method: str, path: str) -> Resolved | None:
+        """:meth:`resolve`, when ``method path`` is a prediction route that
+        ``serving.protocol`` may answer without the ASGI layer; else ``None``."""
+        resolved = self.resolve(method, path)
+        route = resolved[1]
+        return resolved if route is not None and route.body and route.protocol else None
 
     async def respond(
         self,
@@ -106,16 +116,15 @@ class ServingApp:
         path: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes | Receive,
+        resolved: Resolved | None = None,
     ) -> Response:
         """Answer one request: route, admission, auth, body, handler, errors, metrics.
 
         ``body`` is the request body already read (within ``body_limit``) or the ASGI
-        ``receive`` to read it from. Never raises: every failure becomes an error response."""
+        ``receive`` to read it from; ``resolved``: :meth:`resolve`'s answer, if at hand.
+        Never raises: every failure becomes an error response."""
         started = time.perf_counter()
-        methods, params = self.router.match(method, path)
-        route = None if methods is None else methods.get(method)
-        if route is None and method == "HEAD" and methods is not None:
-            route = methods.get("GET")
+        methods, route, params = resolved or self.resolve(method, path)
         protocol = route.protocol if route is not None else None
         request_size = 0
         admitted = False
@@ -201,19 +210,8 @@ class ServingApp:
         return Response(self.metrics.exposition(), 200, metrics_mod.CONTENT_TYPE)
 
 
-_CONTENT_TYPES = {t: t.encode() for t in ("application/json", "text/csv", "application/jsonlines")}
-
-
 async def _send(send: Send, response: Response, head_only: bool) -> None:
-    headers = [
-        (
-            b"content-type",
-            _CONTENT_TYPES.get(response.content_type) or response.content_type.encode(),
-        ),
-        (b"content-length", b"%d" % len(response.body)),
-    ]
-    if response.headers:
-        headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())
+    headers = response.wire_headers()
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else response.body})
 

@@ -24,10 +24,16 @@ class Request:
 
     def header(self, name: bytes) -> str | None:
         """A header's value by lower-case name, or ``None``."""
-        for key, value in self.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return None
+        value = raw_header(self.headers, name)
+        return None if value is None else value.decode("latin-1")
+
+
+def raw_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of the header ``name`` (lower case) in parsed headers, or ``None``."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 @dataclass(slots=True)
@@ -38,6 +44,19 @@ class Response:
     status: int = 200
     content_type: str = JSON
     headers: dict[str, str] | None = None
+
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """Content type, length and the extra headers, as the HTTP layer sends them."""
+        wire = [
+            (b"content-type", _CONTENT_TYPES.get(self.content_type) or self.content_type.encode()),
+            (b"content-length", b"%d" % len(self.body)),
+        ]
+        if self.headers:
+            wire.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items())
+        return wire
+
+
+_CONTENT_TYPES = {t: t.encode() for t in ("application/json", "text/csv", "application/jsonlines")}
 
 
 def json_response(

@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from serving.http import raw_header
+
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
 
-    from serving.app import ServingApp
+    from serving.app import Resolved, ServingApp
     from serving.http import Response
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -86,9 +88,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_request = True
         self._headers_done = False
         self._header_bytes = 0
-        if self.serving_app is None:
-            super().on_message_begin()
-            return
         # uvicorn builds the ASGI scope here; a direct request needs none: see _asgi_scope()
         self.url = b""
         self.expect_100_continue = False
@@ -106,18 +105,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ):
             method = self.parser.get_method().decode("ascii")
             path = _path(self.url)
-            if path is not None and app.direct(method, path):
-                length = _content_length(self.headers)
-                if length is not None and length <= app.body_limit:
-                    self._reading = _DirectRequest(
-                        method,
-                        path,
-                        self.headers,
-                        self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive(),
-                    )
-                    return
-        if self.serving_app is not None:
-            self._asgi_scope()
+            resolved = None if path is None else app.direct(method, path)
+            length = raw_header(self.headers, b"content-length")
+            if (
+                resolved is not None
+                and length is not None
+                and length.isdigit()  # else chunked, or not a number: ASGI says so
+                and int(length) <= app.body_limit
+            ):
+                assert path is not None
+                self._reading = _DirectRequest(
+                    method,
+                    path,
+                    self.headers,
+                    self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive(),
+                    resolved,
+                )
+                return
+        self._asgi_scope()
         super().on_headers_complete()
 
     def _asgi_scope(self) -> None:
@@ -147,7 +152,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         app = self.serving_app
         assert app is not None
         body = request.chunks[0] if len(request.chunks) == 1 else b"".join(request.chunks)
-        self._step(request, app.respond(request.method, request.path, request.headers, body))
+        self._step(
+            request,
+            app.respond(request.method, request.path, request.headers, body, request.resolved),
+        )
 
     def _step(self, request: _DirectRequest, answer: Coroutine[Any, Any, Response]) -> None:
         """Run ``answer`` until it waits on a future (resumed when that is done) or returns.
@@ -239,15 +247,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class _DirectRequest:
-    __slots__ = ("chunks", "headers", "keep_alive", "method", "path")
+    __slots__ = ("chunks", "headers", "keep_alive", "method", "path", "resolved")
 
     def __init__(
-        self, method: str, path: str, headers: list[tuple[bytes, bytes]], keep_alive: bool
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        resolved: Resolved,
     ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.keep_alive = keep_alive
+        self.resolved = resolved
         self.chunks: list[bytes] = []
 
 
@@ -262,31 +276,15 @@ def _path(url: bytes) -> str | None:
     return urllib.parse.unquote(path) if "%" in path else path
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The declared body length; ``None`` without one (chunked) or when it is not a number."""
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
 def _encode(
     response: Response, keep_alive: bool, default_headers: list[tuple[bytes, bytes]]
 ) -> bytes:
     """Status line, headers and body of ``response`` as HTTP/1.1 bytes."""
-    body = response.body
-    parts = [
-        _STATUS_LINES.get(response.status) or b"HTTP/1.1 %d \r\n" % response.status,
-        b"content-type: %s\r\ncontent-length: %d\r\n"
-        % (response.content_type.encode("latin-1"), len(body)),
-    ]
-    for name, value in default_headers:
+    parts = [_STATUS_LINES.get(response.status) or b"HTTP/1.1 %d \r\n" % response.status]
+    for name, value in (*response.wire_headers(), *default_headers):
         parts.append(b"%s: %s\r\n" % (name, value))
-    if response.headers:
-        for key, text in response.headers.items():
-            parts.append(b"%s: %s\r\n" % (key.encode("latin-1"), text.encode("latin-1")))
     if not keep_alive:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
-    parts.append(body)
+    parts.append(response.body)
     return b"".join(parts)
