@@ -153,7 +153,7 @@ def test_gauges_and_labels(two_workers: ServerProcess) -> None:
             assert LABELS.items() <= sample.labels.items(), sample
 
 
-@pytest.mark.parametrize("count", [0, 3, 500])
+@pytest.mark.parametrize("count", [8, 500])  # the bulk path (fewer go through observe)
 def test_bulk_histogram_updates_equal_one_observe_per_value(count: int) -> None:
     """The recorder publishes histograms in bulk; the exposition must be what ``observe`` gives
     (values on, between and beyond the bucket bounds)."""
