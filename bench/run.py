@@ -44,22 +44,31 @@ class Row:
 def measure(server: servers.Server, seconds: float, levels: tuple[int, ...], log_dir: Path,
             warmup: float) -> tuple[list[Row], float]:
     """Start ``server``, warm it up, run every level; returns rows and idle RSS (MB)."""
-    server.start(SERVER_CORE, log_dir)
     try:
+        _start_warm(server, log_dir, warmup)
         idle_rss = server.rss_mb()
-        run_wrk(server.url, server.path, server.body, connections=8, seconds=warmup,
-                core=LOAD_CORE)
         rows = []
         for connections in levels:
-            cpu_before = server.cpu_seconds()
-            result = run_wrk(server.url, server.path, server.body, connections=connections,
-                             seconds=seconds, core=LOAD_CORE)
-            cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
+            result, cpu_us = _level(server, connections, seconds)
             rows.append(Row(server.label, connections, result, server.rss_mb(), cpu_us))
             print(_format(rows[-1]), flush=True)
         return rows, idle_rss
     finally:
         server.stop()
+
+
+def _start_warm(server: servers.Server, log_dir: Path, warmup: float) -> None:
+    """Start ``server`` pinned to the server core and warm it up at 8 connections."""
+    server.start(SERVER_CORE, log_dir)
+    run_wrk(server.url, server.path, server.body, connections=8, seconds=warmup, core=LOAD_CORE)
+
+
+def _level(server: servers.Server, connections: int, seconds: float) -> tuple[LoadResult, float]:
+    """One load level: wrk's result and the server's CPU microseconds per request."""
+    cpu_before = server.cpu_seconds()
+    result = run_wrk(server.url, server.path, server.body, connections=connections,
+                     seconds=seconds, core=LOAD_CORE)
+    return result, (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
 
 
 def _format(row: Row) -> str:
@@ -137,18 +146,10 @@ def _interleaved(noop: servers.Server, ours: servers.Server, rounds: int, second
     ratios = []
     try:
         for server in (noop, ours):
-            server.start(SERVER_CORE, log_dir)
-            run_wrk(server.url, server.path, server.body, connections=8, seconds=warmup,
-                    core=LOAD_CORE)
+            _start_warm(server, log_dir, warmup)
         for round_ in range(1, rounds + 1):
-            measured = []
-            for server in (noop, ours):
-                cpu_before = server.cpu_seconds()
-                result = run_wrk(server.url, server.path, server.body, connections=64,
-                                 seconds=seconds, core=LOAD_CORE)
-                cpu = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
-                measured.append((result.rps, cpu))
-            (base_rps, base_cpu), (our_rps, our_cpu) = measured
+            (base, base_cpu), (mine, our_cpu) = (_level(s, 64, seconds) for s in (noop, ours))
+            base_rps, our_rps = base.rps, mine.rps
             ratios.append(our_rps / base_rps)
             print(f"| {round_} | {base_rps:,.0f} | {our_rps:,.0f} | {ratios[-1]:.2f}x | "
                   f"{base_cpu:.0f} | {our_cpu:.0f} |", flush=True)
