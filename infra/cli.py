@@ -1,4 +1,5 @@
-"""Infrastructure subcommands of ``ml-endpoints``, delegated to by :mod:`serving.cli`:
+"""Infrastructure subcommands of ``ml-endpoints``, registered through the ``ml_endpoints.commands``
+entry point (:func:`register`, see :mod:`serving.cli`):
 
 - ``verify --stack NAME``: check a deployed stack (each target contributes one verifier);
 - ``promote SRC DST`` / ``rollback DST``: move a release between stack files (a pull request);
@@ -25,7 +26,6 @@ VERIFIERS: dict[str, tuple[str, str]] = {
     "sagemaker": ("infra.aws.verify:verify_stack", "aws,infra"),
     "vertex": ("infra.gcp.verify:verify_stack", "gcp,infra"),
 }
-COMMANDS = frozenset({"verify", "promote", "rollback", "plan", "diff", "validate"})
 DEFAULT_STACKS = ("dev", "staging", "prod")
 
 
@@ -52,7 +52,7 @@ def _stacks_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_parsers(subparsers: Any) -> None:
+def register(subparsers: Any) -> None:
     """Add the infrastructure subcommands to ``ml-endpoints``' subparsers."""
     verify_ = subparsers.add_parser(
         "verify",
@@ -63,6 +63,7 @@ def add_parsers(subparsers: Any) -> None:
     )
     verify_.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     _stacks_dir(verify_)
+    verify_.set_defaults(func=lambda args: verify(args.stack, args.stacks_dir))
 
     promote_ = subparsers.add_parser(
         "promote",
@@ -75,6 +76,7 @@ def add_parsers(subparsers: Any) -> None:
     promote_.add_argument("dst", help="target stack (e.g. prod)")
     promote_.add_argument("--dry-run", action="store_true", help="print, do not write")
     _stacks_dir(promote_)
+    promote_.set_defaults(func=_guarded(_promotion))
 
     rollback_ = subparsers.add_parser(
         "rollback",
@@ -84,6 +86,7 @@ def add_parsers(subparsers: Any) -> None:
     rollback_.add_argument("dst", help="stack to roll back (e.g. prod)")
     rollback_.add_argument("--dry-run", action="store_true", help="print, do not write")
     _stacks_dir(rollback_)
+    rollback_.set_defaults(func=_guarded(_promotion))
 
     plan_ = subparsers.add_parser(
         "plan",
@@ -94,6 +97,9 @@ def add_parsers(subparsers: Any) -> None:
     plan_.add_argument("--stack", required=True)
     plan_.add_argument("--json", action="store_true", help="every input, as JSON")
     _stacks_dir(plan_)
+    plan_.set_defaults(
+        func=_guarded(lambda args: _plan(args.stack, args.stacks_dir, as_json=args.json))
+    )
 
     diff_ = subparsers.add_parser(
         "diff",
@@ -102,6 +108,7 @@ def add_parsers(subparsers: Any) -> None:
     diff_.add_argument("--stack", required=True)
     diff_.add_argument("--base", required=True, help="git revision to compare with")
     _stacks_dir(diff_)
+    diff_.set_defaults(func=_guarded(lambda args: _diff(args.stack, args.base, args.stacks_dir)))
 
     validate_ = subparsers.add_parser(
         "validate",
@@ -111,39 +118,38 @@ def add_parsers(subparsers: Any) -> None:
         "--stack", action="append", help="stack to check (repeatable; default: every stack)"
     )
     _stacks_dir(validate_)
+    validate_.set_defaults(
+        func=_guarded(
+            lambda args: validate_stacks(
+                args.stack or _stack_names(args.stacks_dir), args.stacks_dir
+            )
+        )
+    )
 
 
-def run(args: argparse.Namespace) -> int | None:
-    """Run a subcommand this module owns; None for any other command.
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` with the errors users cause turned into one line and an exit code:
+    0 ok, 1 checks failed or the program failed to plan, 2 invalid configuration or a refused
+    promotion."""
 
-    Exit codes: 0 ok, 1 checks failed or the program failed to plan, 2 invalid configuration
-    or a refused promotion.
-    """
-    if args.command not in COMMANDS:
-        return None
-    if args.command == "verify":
-        return verify(args.stack, args.stacks_dir)
-    from infra.plan import PlanError
-    from infra.plan_diff import RevisionError
-    from infra.promotion import PromotionError
+    def run(args: argparse.Namespace) -> int:
+        from infra.plan import PlanError
+        from infra.plan_diff import RevisionError
+        from infra.promotion import PromotionError
 
-    try:
-        if args.command in ("promote", "rollback"):
-            return _promotion(args)
-        if args.command == "plan":
-            return _plan(args.stack, args.stacks_dir, as_json=args.json)
-        if args.command == "diff":
-            return _diff(args.stack, args.base, args.stacks_dir)
-        return validate_stacks(args.stack or _stack_names(args.stacks_dir), args.stacks_dir)
-    except ConfigError as exc:
-        print(f"ml-endpoints {args.command}: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    except (PromotionError, RevisionError) as exc:
-        print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except PlanError as exc:
-        print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
-        return 1
+        try:
+            return command(args)
+        except ConfigError as exc:
+            print(f"ml-endpoints {args.command}: invalid configuration: {exc}", file=sys.stderr)
+            return 2
+        except (PromotionError, RevisionError) as exc:
+            print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
+            return 2
+        except PlanError as exc:
+            print(f"ml-endpoints {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _stack_names(stacks_dir: Path) -> list[str]:

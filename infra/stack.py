@@ -75,6 +75,7 @@ from infra.secret_scan import (
     secret_advice,
 )
 from infra.validation import ConfigError, key_path, validate
+from serving import contract
 
 NAMESPACE = "ml-endpoints"
 STACKS_DIR = Path("stacks")
@@ -83,8 +84,6 @@ SECRET_PLACEHOLDER = ENCRYPTED_PLACEHOLDER
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 _TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-_VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"
-_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _REPOSITORY = r"^[a-z0-9][a-z0-9.-]*(:\d+)?(/[a-z0-9][a-z0-9._-]*)+$"
 _ECR_REPOSITORY = r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(?P<name>[a-z0-9._/-]+)$"
 _S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$"
@@ -134,7 +133,7 @@ class ReleaseVariant(_Frozen):
     """One model behind the endpoints (``champion``, ``challenger``) and its share of traffic."""
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=20)]
-    model_version: Annotated[str, Field(pattern=_VERSION)]
+    model_version: Annotated[str, Field(pattern=contract.MODEL_VERSION_PATTERN)]
     weight: Annotated[int, Field(ge=0, le=100)]
     """Percent of requests, on every target; the variants' weights add up to 100."""
     s3_uri: Annotated[str, Field(pattern=_S3_OBJECT)] | None = None
@@ -146,7 +145,7 @@ class ReleaseVariant(_Frozen):
 class Release(_Frozen):
     """What ``ml-endpoints promote`` copies from one stack to the next."""
 
-    model_name: Annotated[str, Field(pattern=_MODEL_NAME)]
+    model_name: Annotated[str, Field(pattern=contract.MODEL_NAME_PATTERN)]
     image: ImageRef
     variants: Annotated[list[ReleaseVariant], Field(min_length=1, max_length=10)]
 

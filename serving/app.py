@@ -11,8 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from serving import contract, openapi
 from serving import metrics as metrics_mod
-from serving import openapi
 from serving.auth import Authenticator
 from serving.errors import (
     BadRequest,
@@ -53,7 +53,7 @@ class ServingApp:
         self.router = Router()
         for route in all_routes(self.runtime):
             self.router.add(route)
-        self.router.add(Route("GET", "/metrics", self._metrics, access=Access.METRICS))
+        self.router.add(Route("GET", contract.METRICS_PATH, self._metrics, access=Access.METRICS))
         self.router.add(openapi.route(self))  # GET /openapi.json, built from this router
         self.monitoring = attach(self)  # drift monitor, GET /drift, data capture
 

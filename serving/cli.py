@@ -1,4 +1,9 @@
-"""``ml-endpoints``: serve a model, write the demo model."""
+"""``ml-endpoints``: the serving commands, and every command group installed beside them.
+
+Each half registers its own subcommands with ``set_defaults(func=...)``; this module knows the
+serving half only. Others arrive through the :data:`COMMAND_GROUP` entry points, so the container
+(which has no ``infra``) runs the same script with the serving commands alone.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -28,14 +34,48 @@ SERVE_FLAGS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+COMMAND_GROUP = "ml_endpoints.commands"
+"""Entry-point group through which other halves of the package add commands: each entry is a
+``register(subparsers)`` function (``infra = "infra.cli:register"`` in pyproject.toml)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ml-endpoints`` parser: the serving commands, then every installed command group.
+
+    A group whose package is not installed (the image has no ``infra``) is left out; a group
+    that is installed but fails to import is reported on stderr, never hidden."""
     parser = argparse.ArgumentParser(
         prog="ml-endpoints",
         description="Serve ML models on SageMaker, Vertex AI and Kubernetes.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register(subparsers)
+    drift_cli.register(subparsers)
+    for entry in entry_points(group=COMMAND_GROUP):
+        try:
+            entry.load()(subparsers)
+        except ModuleNotFoundError as exc:
+            if exc.name == entry.value.partition(".")[0].partition(":")[0]:
+                continue  # that half of the package is not installed here
+            _report_broken(entry.name, exc)
+        except Exception as exc:
+            _report_broken(entry.name, exc)
+    return parser
 
-    serve = sub.add_parser("serve", help="serve a model over HTTP (all protocols on one port)")
+
+def _report_broken(group: str, exc: BaseException) -> None:
+    print(
+        f"ml-endpoints: the {group} commands are unavailable: they failed to load "
+        f"({type(exc).__name__}: {exc})",
+        file=sys.stderr,
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the serving commands: ``serve``, ``healthcheck``, ``demo-model``."""
+    serve = subparsers.add_parser(
+        "serve", help="serve a model over HTTP (all protocols on one port)"
+    )
     serve.add_argument(
         "--model",
         help="file, directory, .tar.gz, s3:// or gs:// URI "
@@ -57,22 +97,28 @@ def _parser() -> argparse.ArgumentParser:
         help="what instance-style protocols return per row (default label)",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
 
-    check = sub.add_parser("healthcheck", help="exit 0 if the local server answers /ping with 200")
+    check = subparsers.add_parser(
+        "healthcheck", help="exit 0 if the local server answers /ping with 200"
+    )
     check.add_argument("--port", type=int, help="default: as 'serve' resolves it")
     check.add_argument("--timeout", type=float, default=2.0)
+    check.set_defaults(func=lambda args: _healthcheck(args.port, args.timeout))
 
-    demo = sub.add_parser("demo-model", help="write the bundled demo model's artifacts")
+    demo = subparsers.add_parser("demo-model", help="write the bundled demo model's artifacts")
     demo.add_argument("--out", type=Path, required=True, help="directory to write into")
     demo.add_argument("--kind", choices=["logreg", "hgb"], default="logreg")
     demo.add_argument("--onnx", action="store_true", help="also write model.onnx (needs [onnx])")
-    drift_cli.add_parser(sub)
-    try:  # infrastructure commands (verify); absent where only serving/ is installed
-        from infra.cli import add_parsers
-    except ImportError:
-        return parser
-    add_parsers(sub)
-    return parser
+    demo.set_defaults(func=_demo_model)
+
+
+def _demo_model(args: argparse.Namespace) -> int:
+    from serving.demo import write_demo_artifacts
+
+    out = write_demo_artifacts(args.out, args.kind, onnx=args.onnx)
+    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -132,25 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # As PID 1 in a container, SIGTERM is ignored until a handler exists: stop cleanly even
     # if it arrives during start-up, before the server installs its draining handler.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "healthcheck":
-        return _healthcheck(args.port, args.timeout)
-    if args.command == "profile":
-        return drift_cli.run(args)
-    if args.command == "demo-model":
-        from serving.demo import write_demo_artifacts
-
-        out = write_demo_artifacts(args.out, args.kind, onnx=args.onnx)
-        print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
-        return 0
-    from infra.cli import run  # the command was registered by infra.cli.add_parsers
-
-    result = run(args)
-    if result is not None:
-        return result
-    raise AssertionError(args.command)  # pragma: no cover
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
 
 
 if __name__ == "__main__":

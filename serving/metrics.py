@@ -25,6 +25,8 @@ from prometheus_client import multiprocess as mp
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from serving import contract
+
 disable_created_metrics()  # *_created series double the exposition and nobody queries them
 
 LATENCY_BUCKETS = (
@@ -82,7 +84,7 @@ class Metrics:
         base = ["model", "version", "variant"]
         reg = self.registry
         self.predictions = Counter(
-            "model_predictions",
+            contract.PREDICTIONS_METRIC,
             "Prediction requests by protocol and outcome.",
             [*base, "protocol", "status"],
             registry=reg,
@@ -95,7 +97,7 @@ class Metrics:
         )
         self.rows = Counter("model_prediction_rows", "Rows predicted.", base, registry=reg)
         self.latency = Histogram(
-            "model_prediction_latency_seconds",
+            contract.LATENCY_METRIC,
             "Time from request received to response ready.",
             [*base, "protocol"],
             buckets=LATENCY_BUCKETS,
@@ -123,14 +125,14 @@ class Metrics:
             registry=reg,
         )
         self.inflight = Gauge(
-            "model_inflight_requests",
+            contract.INFLIGHT_METRIC,
             "Prediction requests being handled.",
             base,
             multiprocess_mode="livesum",
             registry=reg,
         )
         self.queue_rejections = Counter(
-            "model_queue_rejections",
+            contract.QUEUE_REJECTIONS_METRIC,
             "Requests refused with 503 because the queue was full.",
             base,
             registry=reg,
@@ -143,7 +145,7 @@ class Metrics:
             registry=reg,
         )
         self.ready = Gauge(
-            "model_ready",
+            contract.READY_METRIC,
             "1 when every live worker has its model loaded and warm.",
             base,
             multiprocess_mode="livemin",

@@ -27,6 +27,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving import contract
 from serving.capture import CaptureSettings, DataCapture
 from serving.errors import NotFound, Unavailable
 from serving.http import Request, Response, Route, json_response
@@ -73,7 +74,7 @@ class Monitoring:
         reg = app.metrics.registry
         base = app.metrics.base
         self._detected = Gauge(
-            "model_drift_detected",
+            contract.DRIFT_DETECTED_METRIC,
             "1 when the latest drift report found drift (family-wise level alpha).",
             base_labels,
             multiprocess_mode="livemostrecent",
@@ -315,7 +316,7 @@ def attach(app: ServingApp) -> Monitoring:
         log.error("data capture is off: %s", exc)
         monitoring = Monitoring(app, drift or _OFF_DRIFT, _OFF_CAPTURE)
     app.runtime.add_observer(monitoring.observe)
-    app.router.add(Route("GET", "/drift", monitoring.drift_route))
+    app.router.add(Route("GET", contract.DRIFT_PATH, monitoring.drift_route))
     return monitoring
 
 

@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving import contract
+
 MB = 1024 * 1024
 SAGEMAKER_MAX_BODY = 6 * MB
 VERTEX_MAX_BODY = 1536 * 1024
@@ -36,27 +38,27 @@ class Settings(BaseSettings):
 
     model_uri: str | None = Field(
         None,
-        validation_alias=_env("ML_ENDPOINTS_MODEL_URI", "MODEL_URI"),
+        validation_alias=_env("ML_ENDPOINTS_MODEL_URI", contract.MODEL_URI_ENV),
         description="Model file, directory, .tar.gz, s3:// or gs:// URI.",
     )
     model_name: str = Field(
         "model",
-        validation_alias=_env("ML_ENDPOINTS_MODEL_NAME", "MODEL_NAME"),
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        validation_alias=_env("ML_ENDPOINTS_MODEL_NAME", contract.MODEL_NAME_ENV),
+        pattern=contract.MODEL_NAME_PATTERN,
     )
     model_version: str = Field(
         "1",
-        validation_alias=_env("ML_ENDPOINTS_MODEL_VERSION", "MODEL_VERSION"),
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$",
+        validation_alias=_env("ML_ENDPOINTS_MODEL_VERSION", contract.MODEL_VERSION_ENV),
+        pattern=contract.MODEL_VERSION_PATTERN,
     )
     model_sha256: str | None = Field(
         None,
-        validation_alias=_env("ML_ENDPOINTS_MODEL_SHA256", "MODEL_SHA256"),
+        validation_alias=_env("ML_ENDPOINTS_MODEL_SHA256", contract.MODEL_SHA256_ENV),
         pattern=r"^[0-9a-fA-F]{64}$",
     )
     variant: str = Field(
         "default",
-        validation_alias=_env("ML_ENDPOINTS_VARIANT", "VARIANT_NAME"),
+        validation_alias=_env(contract.VARIANT_ENV, "VARIANT_NAME"),
         description="A/B variant label put on every metric.",
     )
     handler: str | None = Field(
@@ -146,7 +148,7 @@ class Settings(BaseSettings):
         for port in (self.port, self.sagemaker_bind_to_port, self.aip_http_port):
             if port is not None:
                 return port
-        return 8080
+        return contract.PORT
 
     @property
     def body_limit(self) -> int:

@@ -28,9 +28,10 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from infra.validation import key_path
+from serving import contract
 
 #: Environment variables the component sets on every model container itself.
-RESERVED_ENVIRONMENT = frozenset({"MODEL_NAME", "MODEL_VERSION", "ML_ENDPOINTS_VARIANT"})
+RESERVED_ENVIRONMENT = contract.MODEL_IDENTITY_ENV
 #: Longest wait SageMaker allows one blue/green deployment (MaximumExecutionTimeoutInSeconds).
 MAX_DEPLOYMENT_S = 28_800
 #: Margin on top of the baking waits for SageMaker's own deployment timeout.
@@ -47,7 +48,7 @@ ECR_IMAGE = re.compile(
 )
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-zA-Z0-9-]+$")
-_ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_ENV_KEY = re.compile(contract.ENV_NAME_PATTERN)
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _IMAGE_TAG = re.compile(r"^\w[\w.-]{0,127}$")
 

@@ -16,6 +16,7 @@ from infra.aws.ecr import EcrRepository
 from infra.aws.iam import ExecutionGrants, ExecutionRole, create_execution_role
 from infra.aws.naming import content_name
 from infra.validation import ConfigError, validate
+from serving import contract
 
 
 def capture_prefix(args: SageMakerEndpointArgs) -> str | None:
@@ -192,9 +193,9 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         role_arn = execution.role.arn
         environment = {
             **spec.environment,
-            "MODEL_NAME": spec.model_name,
-            "MODEL_VERSION": spec.model_version,
-            "ML_ENDPOINTS_VARIANT": variant.name,
+            contract.MODEL_NAME_ENV: spec.model_name,
+            contract.MODEL_VERSION_ENV: spec.model_version,
+            contract.VARIANT_ENV: variant.name,
         }
         vpc = (
             aws.sagemaker.ModelVpcConfigArgs(

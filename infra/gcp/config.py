@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from infra.validation import validate
+from serving import contract
 
 CONFIG_NAMESPACE = "ml-endpoints"
 VERTEX_KEY = "vertex"
@@ -86,8 +87,8 @@ _IMAGE = re.compile(
     r"(?P<ref>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
 )
 _GCS_URI = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s]*)?$"
-_SERVING_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # serving.settings: MODEL_NAME
-_SERVING_VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"  # serving.settings: MODEL_VERSION
+_SERVING_NAME = contract.MODEL_NAME_PATTERN
+_SERVING_VERSION = contract.MODEL_VERSION_PATTERN
 _BIGQUERY_TABLE = r"^bq://[a-z][a-z0-9-]{4,28}[a-z0-9](\.[A-Za-z0-9_]{1,1024}){1,2}$"
 _NETWORK = r"^projects/\d+/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$"
 
@@ -134,7 +135,7 @@ AcceleratorType = Literal[
     "NVIDIA_B200",
 ]
 # Set by the component from model_name, model_version and the variant name.
-RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "ML_ENDPOINTS_VARIANT"})
+RESERVED_ENV = contract.MODEL_IDENTITY_ENV
 
 
 def _shaped(regex: str, expected: str) -> AfterValidator:

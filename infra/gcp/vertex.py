@@ -11,6 +11,7 @@ import pulumi_gcp as gcp
 from infra.gcp.config import VariantArgs, VertexEndpointArgs
 from infra.gcp.service_account import ModelServiceAccount, account_id_for
 from infra.gcp.vertex_provider import VertexDeploymentProvider
+from serving import contract
 
 
 class VertexDeployment(pulumi.dynamic.Resource, module="ml-endpoints/gcp", name="VertexDeployment"):
@@ -43,9 +44,9 @@ def variant_props(
         "artifact_uri": variant.artifact_uri,
         "env": {
             **variant.env,
-            "MODEL_NAME": args.model_name,
-            "MODEL_VERSION": variant.model_version,
-            "ML_ENDPOINTS_VARIANT": variant.name,
+            contract.MODEL_NAME_ENV: args.model_name,
+            contract.MODEL_VERSION_ENV: variant.model_version,
+            contract.VARIANT_ENV: variant.name,
         },
         "labels": {**args.labels, "ml-endpoints-variant": variant.name},
         "machine_type": variant.machine_type,

@@ -30,14 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
+from serving import contract
+
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import EndpointServiceClient, ModelServiceClient
 
 # The serving container's contract with Vertex AI (the server reads AIP_* which Vertex derives
 # from these): routes no other protocol of the server uses, on port 8080.
-CONTAINER_PORT = 8080
-PREDICT_ROUTE = "/vertex/predict"
-HEALTH_ROUTE = "/vertex/health"
+CONTAINER_PORT = contract.PORT
+PREDICT_ROUTE = contract.VERTEX_PREDICT_ROUTE
+HEALTH_ROUTE = contract.VERTEX_HEALTH_ROUTE
 CPU_METRIC = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
 DUTY_CYCLE_METRIC = "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle"
 CALL_TIMEOUT_SECONDS = 60.0

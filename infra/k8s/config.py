@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from infra.k8s.gpu import GPU_NODE_LABELS
 from infra.validation import validate
+from serving import contract
 
 CONFIG_KEY = "kubernetes"
 
@@ -34,17 +35,12 @@ _SUFFIX: dict[str | None, Decimal] = {
     **{f"{s}i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
 }
 
-RESERVED_ENV = frozenset(
-    {
-        "MODEL_URI",
-        "MODEL_NAME",
-        "MODEL_VERSION",
-        "ML_ENDPOINTS_VARIANT",
-        "ML_ENDPOINTS_WORKERS",
-        "ML_ENDPOINTS_DRAIN_SECONDS",
-        "ML_ENDPOINTS_GRACEFUL_TIMEOUT",
-    }
-)
+RESERVED_ENV = contract.MODEL_IDENTITY_ENV | {
+    contract.MODEL_URI_ENV,
+    contract.WORKERS_ENV,
+    contract.DRAIN_SECONDS_ENV,
+    contract.GRACEFUL_TIMEOUT_ENV,
+}
 """Variables the component sets from typed args; ``env`` may not override them."""
 
 
@@ -196,8 +192,8 @@ class Variant(_Frozen):
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=20)]
     model_uri: Annotated[str, Field(pattern=r"^(s3://|gs://|file://|/)\S+$")]
-    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")] = "model"
-    model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$")] = "1"
+    model_name: Annotated[str, Field(pattern=contract.MODEL_NAME_PATTERN)] = "model"
+    model_version: Annotated[str, Field(pattern=contract.MODEL_VERSION_PATTERN)] = "1"
     weight: Annotated[int, Field(ge=0, le=100)] = 100
     image: Annotated[str, Field(pattern=r"^[^@\s]+$")] | None = None
     """Overrides the top-level ``image`` (for a challenger on a new server build)."""
@@ -270,7 +266,7 @@ class ModelDeploymentArgs(_Frozen):
                 raise ValueError(f"{key} is set from the typed args; set it there instead")
             if key.startswith(("AIP_", "SAGEMAKER_")):
                 raise ValueError(f"{key}: AIP_* and SAGEMAKER_* are set by those platforms only")
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            if not re.fullmatch(contract.ENV_NAME_PATTERN, key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
         return env
 

@@ -40,9 +40,9 @@ from infra.k8s.traffic import (
     http_route_spec,
     service_name,
 )
+from serving import contract
 
-INFLIGHT_METRIC = "model_inflight_requests"
-"""The server's Prometheus gauge of requests in progress (a Pods metric via an adapter)."""
+INFLIGHT_METRIC = contract.INFLIGHT_METRIC
 
 
 def _quantity(value: float) -> str:

@@ -27,16 +27,16 @@ import pulumi_kubernetes as k8s
 
 from infra.k8s.config import ModelDeploymentArgs, Shutdown, Variant
 from infra.k8s.gpu import GPU_RESOURCE, GPU_TAINT_KEY
+from serving import contract
 
 CONTAINER_NAME = "model-server"
-CONTAINER_PORT = 8080
+CONTAINER_PORT = contract.PORT
 PORT_NAME = "http"
-LIVENESS_PATH = "/health/live"
-READINESS_PATH = "/health/ready"
-METRICS_PATH = "/metrics"
+LIVENESS_PATH = contract.LIVENESS_PATH
+READINESS_PATH = contract.READINESS_PATH
+METRICS_PATH = contract.METRICS_PATH
 TEMP_DIR = "/tmp"
-RUN_AS_USER = 10001
-"""The image's numeric ``USER`` (serving/Dockerfile), so ``runAsNonRoot`` can be verified."""
+RUN_AS_USER = contract.RUN_AS_USER
 EXIT_MARGIN_SECONDS = 5
 ZONE_KEY = "topology.kubernetes.io/zone"
 HOST_KEY = "kubernetes.io/hostname"
@@ -72,13 +72,13 @@ def common_labels(args: ModelDeploymentArgs, variant: Variant | None = None) -> 
 
 def _env(args: ModelDeploymentArgs, variant: Variant) -> list[k8s.core.v1.EnvVarArgs]:
     values: Mapping[str, str] = {
-        "MODEL_URI": variant.model_uri,
-        "MODEL_NAME": variant.model_name,
-        "MODEL_VERSION": variant.model_version,
-        "ML_ENDPOINTS_VARIANT": variant.name,
-        "ML_ENDPOINTS_WORKERS": str(args.workers),
-        "ML_ENDPOINTS_DRAIN_SECONDS": str(args.shutdown.drain_seconds),
-        "ML_ENDPOINTS_GRACEFUL_TIMEOUT": str(args.shutdown.graceful_timeout_seconds),
+        contract.MODEL_URI_ENV: variant.model_uri,
+        contract.MODEL_NAME_ENV: variant.model_name,
+        contract.MODEL_VERSION_ENV: variant.model_version,
+        contract.VARIANT_ENV: variant.name,
+        contract.WORKERS_ENV: str(args.workers),
+        contract.DRAIN_SECONDS_ENV: str(args.shutdown.drain_seconds),
+        contract.GRACEFUL_TIMEOUT_ENV: str(args.shutdown.graceful_timeout_seconds),
         **args.env,
     }
     return [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]

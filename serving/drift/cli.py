@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # NumPy loads only when the command runs: `ml-endpoints serve
 SUFFIXES = (".csv", ".npy", ".parquet", ".pq")
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``profile`` subcommand."""
     parser = subparsers.add_parser(
         "profile",
@@ -33,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--model", type=Path, help="model file or directory: also profile its predictions"
     )
     parser.add_argument("--max-bins", type=int, help="quantile bins per feature (default 256)")
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

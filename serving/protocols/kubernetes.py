@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving import codecs
+from serving import codecs, contract
 from serving.errors import BadRequest
 from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
@@ -55,10 +55,10 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return json_response(answers[0] if single else {"predictions": answers})
 
     return [
-        Route("GET", "/health/live", health_live, access=Access.HEALTH),
-        Route("GET", "/health/ready", health_ready, access=Access.HEALTH),
-        Route("GET", "/health", health, access=Access.HEALTH),
-        Route("POST", "/predict", predict, protocol=PROTOCOL, body=True),
+        Route("GET", contract.LIVENESS_PATH, health_live, access=Access.HEALTH),
+        Route("GET", contract.READINESS_PATH, health_ready, access=Access.HEALTH),
+        Route("GET", contract.HEALTH_PATH, health, access=Access.HEALTH),
+        Route("POST", contract.PREDICT_PATH, predict, protocol=PROTOCOL, body=True),
     ]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from serving import codecs
+from serving import codecs, contract
 from serving.codecs import CSV, JSON, JSONLINES, NPY
 from serving.errors import BadRequest, ModelError, ServingError
 from serving.http import Access, Request, Response, Route
@@ -61,10 +61,10 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return Response(body, 200, out_type)
 
     return [
-        Route("GET", "/ping", ping, access=Access.PLATFORM),
+        Route("GET", contract.SAGEMAKER_PING_PATH, ping, access=Access.PLATFORM),
         Route(
             "POST",
-            "/invocations",
+            contract.SAGEMAKER_INVOCATIONS_PATH,
             invocations,
             protocol=PROTOCOL,
             body=True,

@@ -1,0 +1,63 @@
+"""The serving container's contract with whatever deploys it: names, patterns, port, paths.
+
+``infra/`` deploys the container on SageMaker, Vertex AI and Kubernetes and must set exactly what
+the server reads. Both halves import these names from here, so a rename is one edit and a
+mismatch cannot be written. Dependency-free on purpose: the Pulumi side imports it without
+pulling in the server (numpy, uvicorn, ...), and ``serving`` never imports ``infra``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- environment variables the deployer sets on the container ----------------------------------
+MODEL_URI_ENV: Final = "MODEL_URI"
+"""Where the model is: file, directory, ``.tar.gz``, ``s3://`` or ``gs://``."""
+MODEL_NAME_ENV: Final = "MODEL_NAME"
+"""Name in OIP/V1 routes and on every metric."""
+MODEL_VERSION_ENV: Final = "MODEL_VERSION"
+"""Version in OIP routes and on every metric."""
+MODEL_SHA256_ENV: Final = "MODEL_SHA256"
+"""Expected artifact digest: the server stays not-ready on a mismatch."""
+VARIANT_ENV: Final = "ML_ENDPOINTS_VARIANT"
+"""A/B variant label on every metric (``champion``, ``challenger``)."""
+WORKERS_ENV: Final = "ML_ENDPOINTS_WORKERS"
+DRAIN_SECONDS_ENV: Final = "ML_ENDPOINTS_DRAIN_SECONDS"
+GRACEFUL_TIMEOUT_ENV: Final = "ML_ENDPOINTS_GRACEFUL_TIMEOUT"
+
+MODEL_IDENTITY_ENV: Final = frozenset({MODEL_NAME_ENV, MODEL_VERSION_ENV, VARIANT_ENV})
+"""What every deployer sets from typed args; a stack's free-form ``env`` may not override it."""
+
+# -- values the server accepts -----------------------------------------------------------------
+MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+MODEL_VERSION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"
+ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# -- network -----------------------------------------------------------------------------------
+PORT: Final = 8080
+"""Default port (SageMaker's fixed port; Vertex AI's ``AIP_HTTP_PORT`` default)."""
+RUN_AS_USER: Final = 10001
+"""The image's numeric ``USER`` (``serving/Dockerfile``), so ``runAsNonRoot`` can be verified."""
+
+# -- routes ------------------------------------------------------------------------------------
+LIVENESS_PATH: Final = "/health/live"
+READINESS_PATH: Final = "/health/ready"
+HEALTH_PATH: Final = "/health"
+PREDICT_PATH: Final = "/predict"
+METRICS_PATH: Final = "/metrics"
+DRIFT_PATH: Final = "/drift"
+SAGEMAKER_PING_PATH: Final = "/ping"
+SAGEMAKER_INVOCATIONS_PATH: Final = "/invocations"
+VERTEX_PREDICT_ROUTE: Final = "/vertex/predict"
+"""``AIP_PREDICT_ROUTE`` the Vertex component declares: no other protocol of the server uses it."""
+VERTEX_HEALTH_ROUTE: Final = "/vertex/health"
+"""``AIP_HEALTH_ROUTE`` the Vertex component declares."""
+
+# -- Prometheus metrics others query (autoscalers, dashboards, alerts) -------------------------
+INFLIGHT_METRIC: Final = "model_inflight_requests"
+"""Gauge of prediction requests in progress per worker (HPA Pods metric via an adapter)."""
+READY_METRIC: Final = "model_ready"
+PREDICTIONS_METRIC: Final = "model_predictions"
+LATENCY_METRIC: Final = "model_prediction_latency_seconds"
+QUEUE_REJECTIONS_METRIC: Final = "model_queue_rejections"
+DRIFT_DETECTED_METRIC: Final = "model_drift_detected"
