@@ -6,10 +6,25 @@ display name, PATCH ``trafficSplit``, delete), ``:deployModel``, ``:undeployMode
 Long-running calls return operations that are already done, with the typed response the client
 unpacks. It enforces the rules the real service enforces on these calls and that our code relies
 on: traffic percentages sum to 100 and name deployed models; a model keeps its traffic until a
-split takes it away; a deployed model cannot be deleted; unknown names are 404s.
+split takes it away; a deployed model cannot be deleted; unknown names are 404s; endpoint IDs
+follow ``CreateEndpointRequest.endpoint_id``'s rules; a deployed-model ID is unique on its
+endpoint; a private (``network``) endpoint takes one deployed model
+(https://cloud.google.com/vertex-ai/docs/predictions/using-private-endpoints).
+
+The real failure modes, as test controls (each keeps driving the real client):
+
+- :meth:`FakeVertex.fail_next`: the next operation of a method ends in an error, nothing applied
+  (a deploy that fails midway: Vertex removes the half-started deployment);
+- :meth:`FakeVertex.hold_next`: the next operation stays running (``done: false``) until the test
+  finishes or fails it; only then does its effect appear, as when a client gave up waiting but
+  the service kept deploying (the SDK itself waits forever: ``aiplatform/models.py``
+  ``operation_future.result(timeout=None)``);
+- :meth:`FakeVertex.lose_next_response`: the service applies the call but the caller gets a 503,
+  e.g. a model deployed but never recorded by the caller;
+- ``console_*``: what a person does in the Cloud console (split, undeploy, scale, deploy by hand).
 
 Not modelled: IAM, quotas, replica start-up time, real container health checks, endpoint
-network/logging settings (stored, not acted on), pagination.
+logging settings (stored, not acted on), pagination.
 """
 
 from __future__ import annotations
@@ -30,6 +45,10 @@ import httpx
 _TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
 _LOCATION = r"projects/[^/]+/locations/[^/]+"
 _STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
+# CreateEndpointRequest.endpoint_id (python-aiplatform aiplatform_v1/types/endpoint_service.py):
+# a letter then up to 62 of [a-z0-9-] ending in a letter or digit, or up to 9 digits, no
+# leading zero.
+_ENDPOINT_ID = re.compile(r"[1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class ApiError(Exception):
@@ -55,7 +74,50 @@ class _Failure:
     method: str
     code: int
     message: str
-    stall: bool = False
+    hold: HeldOperation | None = None
+    lose_response: bool = False
+
+
+class HeldOperation:
+    """An operation the service keeps running until the test decides how it ends."""
+
+    def __init__(self, fake: FakeVertex, method: str) -> None:
+        self.fake = fake
+        self.method = method
+        self.name: str | None = None
+        self.model: str | None = None
+        self._reserved_id: str | None = None
+        self._effect: Callable[[], tuple[str, dict[str, Any]]] | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the call arrived (the operation exists)."""
+        return self.name is not None
+
+    def finish(self) -> None:
+        """The operation succeeds now: its effect appears and it reports its response."""
+        with self.fake._lock:
+            assert self.name is not None, "not started yet"
+            assert self._effect is not None, "already ended"
+            response_type, response = self._effect()
+            self.fake.operations[self.name].update(
+                done=True, response={"@type": response_type, **response}
+            )
+            self._effect = None
+
+    def fail(self, message: str, code: int = 13) -> None:
+        """The operation ends in an error; nothing is applied."""
+        with self.fake._lock:
+            assert self.name is not None, "not started yet"
+            self.fake.operations[self.name].update(
+                done=True, error={"code": code, "message": message}
+            )
+            self._effect = None
+
+    @property
+    def reserved_id(self) -> str | None:
+        """The deployed-model ID a held deployModel will take (IDs are reserved while it runs)."""
+        return self._reserved_id
 
 
 class FakeVertex:
@@ -69,6 +131,7 @@ class FakeVertex:
         # Image URI -> base URL of a running serving container to forward :predict to.
         self.backends: dict[str, str] = {}
         self._failures: list[_Failure] = []
+        self._held: list[HeldOperation] = []
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
         self._round_robin: dict[str, dict[str, int]] = {}
@@ -111,8 +174,16 @@ class FakeVertex:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- test controls --------------------------------------------------------------------------
-    def add_endpoint(self, project: str, region: str, display_name: str, endpoint_id: str) -> str:
-        """Create an endpoint directly (as pulumi-gcp's AiEndpoint would); returns its name."""
+    def add_endpoint(
+        self,
+        project: str,
+        region: str,
+        display_name: str,
+        endpoint_id: str,
+        network: str | None = None,
+    ) -> str:
+        """Create an endpoint directly (as pulumi-gcp's AiEndpoint would); returns its name.
+        With ``network`` it is a private (VPC-peered) endpoint."""
         name = f"projects/{project}/locations/{region}/endpoints/{endpoint_id}"
         self.endpoints[name] = {
             "name": name,
@@ -120,6 +191,8 @@ class FakeVertex:
             "deployedModels": [],
             "trafficSplit": {},
         }
+        if network is not None:
+            self.endpoints[name]["network"] = network
         return name
 
     def fail_next(self, method: str, message: str, code: int = 9) -> None:
@@ -129,7 +202,77 @@ class FakeVertex:
 
     def stall_next(self, method: str) -> None:
         """Make the next ``method`` operation never finish (to test timeouts)."""
-        self._failures.append(_Failure(method, 0, "", stall=True))
+        self.hold_next(method)
+
+    def hold_next(self, method: str) -> HeldOperation:
+        """Keep the next ``method`` operation running until ``finish()`` or ``fail()``."""
+        held = HeldOperation(self, method)
+        self._failures.append(_Failure(method, 0, "", hold=held))
+        return held
+
+    def lose_next_response(self, method: str) -> None:
+        """Apply the next ``method`` call, then answer it with HTTP 503 (response lost)."""
+        self._failures.append(_Failure(method, 14, "", lose_response=True))
+
+    # -- what a person does in the console ------------------------------------------------------
+    def console_split(self, endpoint: str, split_by_name: dict[str, int]) -> None:
+        """Set the traffic split by deployed-model display name."""
+        state = self.endpoints[endpoint]
+        ids = {d["displayName"]: d["id"] for d in state["deployedModels"]}
+        state["trafficSplit"] = {ids[n]: pct for n, pct in split_by_name.items() if pct}
+
+    def console_undeploy(self, endpoint: str, display_name: str) -> None:
+        """Undeploy a deployed model (its traffic is dropped, as the console requires)."""
+        state = self.endpoints[endpoint]
+        gone = next(d["id"] for d in state["deployedModels"] if d["displayName"] == display_name)
+        state["deployedModels"] = [d for d in state["deployedModels"] if d["id"] != gone]
+        state["trafficSplit"] = {k: v for k, v in state["trafficSplit"].items() if k != gone}
+
+    def console_scale(self, endpoint: str, display_name: str, low: int, high: int) -> None:
+        """Change a deployed model's replica bounds."""
+        deployed = self.deployed_by_name(endpoint)[display_name]
+        deployed["dedicatedResources"].update(minReplicaCount=low, maxReplicaCount=high)
+
+    def console_deploy(self, endpoint: str, model: str, display_name: str) -> str:
+        """Deploy ``model`` by hand with no traffic; returns the deployed-model ID."""
+        new_id = str(next(self._ids))
+        self.endpoints[endpoint]["deployedModels"].append(
+            {
+                "id": new_id,
+                "model": model,
+                "displayName": display_name,
+                "dedicatedResources": {
+                    "machineSpec": {"machineType": "n1-standard-2"},
+                    "minReplicaCount": 1,
+                    "maxReplicaCount": 1,
+                },
+            }
+        )
+        return new_id
+
+    def console_upload(self, parent: str, display_name: str, labels: dict[str, str]) -> str:
+        """Upload a model by hand; returns its name."""
+        name = f"{parent}/models/{next(self._ids)}"
+        self.models[name] = {
+            "name": name,
+            "versionId": "1",
+            "displayName": display_name,
+            "labels": dict(labels),
+            "containerSpec": {"imageUri": "r/i:1"},
+        }
+        return name
+
+    def restore(self, endpoints: dict[str, Any], models: dict[str, Any]) -> None:
+        """Put back a recorded cloud (``endpoints`` and ``models`` as this fake keeps them)."""
+        self.endpoints = copy.deepcopy(endpoints)
+        self.models = copy.deepcopy(models)
+        numbers = [int(n.rsplit("/", 1)[1]) for n in [*endpoints, *models] if n[-1].isdigit()]
+        numbers += [int(d["id"]) for e in endpoints.values() for d in e["deployedModels"]]
+        self._ids = itertools.count(max(numbers, default=1000) + 1)
+
+    def deployed_by_name(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        """The live deployed models of ``endpoint`` keyed by display name."""
+        return {d["displayName"]: d for d in self.endpoints[endpoint]["deployedModels"]}
 
     def methods(self, *names: str) -> list[str]:
         """The API methods called so far, in order, optionally only those in ``names``."""
@@ -157,10 +300,13 @@ class FakeVertex:
         ),
         ("POST", rf"^/v1/({_LOCATION}/endpoints/[^/:]+):predict$", "predict"),
         ("POST", rf"^/v1/({_LOCATION})/models:upload$", "uploadModel"),
+        ("GET", rf"^/v1/({_LOCATION})/models$", "listModels"),
         ("GET", rf"^/v1/({_LOCATION}/models/[^/:]+)$", "getModel"),
+        ("PATCH", rf"^/v1/({_LOCATION}/models/[^/:]+)$", "updateModel"),
         ("DELETE", rf"^/v1/({_LOCATION}/models/[^/:]+)$", "deleteModel"),
         # The client polls operations at /ui/{name} first (the service's primary HTTP binding).
         ("GET", rf"^/(?:v1|ui)/({_LOCATION}/(?:[^/]+/[^/]+/)?operations/[^/:]+)$", "getOperation"),
+        ("GET", rf"^/(?:v1|ui)/({_LOCATION}/endpoints/[^/:]+)/operations$", "listOperations"),
     )
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -213,30 +359,58 @@ class FakeVertex:
         return model
 
     def _operation(
-        self, method: str, parent: str, response_type: str, response: dict[str, Any]
+        self,
+        method: str,
+        target: str,
+        effect: Callable[[], tuple[str, dict[str, Any]]],
+        reserve: str | None = None,
     ) -> dict[str, Any]:
-        """A finished operation: the typed response, or an injected failure."""
-        location = "/".join(parent.split("/")[:4])
-        name = f"{location}/operations/{next(self._ids)}"
+        """Run ``effect`` (which applies the change and returns the typed response) as a
+        long-running operation named under ``target``, unless a test control says otherwise."""
+        parts = target.split("/")
+        owner = "/".join(parts[:6]) if len(parts) >= 6 else "/".join(parts[:4])
+        name = f"{owner}/operations/{next(self._ids)}"
         operation: dict[str, Any] = {
             "name": name,
             "done": True,
             "metadata": {"@type": _TYPE + "GenericOperationMetadata"},
         }
-        failure = next((f for f in self._failures if f.method == method), None)
-        if failure is not None:
-            self._failures.remove(failure)
-            if failure.stall:
-                operation["done"] = False
-            else:
-                operation["error"] = {"code": failure.code, "message": failure.message}
-        else:
-            operation["response"] = {"@type": response_type, **response}
         self.operations[name] = operation
+        failure = next((f for f in self._failures if f.method == method), None)
+        if failure is None:
+            response_type, response = effect()
+            operation["response"] = {"@type": response_type, **response}
+            return operation
+        self._failures.remove(failure)
+        if failure.hold is not None:
+            operation["done"] = False
+            failure.hold.name = name
+            failure.hold._effect = effect
+            failure.hold._reserved_id = reserve
+            self._held.append(failure.hold)
+            return operation
+        if failure.lose_response:
+            response_type, response = effect()
+            operation["response"] = {"@type": response_type, **response}
+            raise ApiError(503, "The service is currently unavailable.", "UNAVAILABLE")
+        operation["error"] = {"code": failure.code, "message": failure.message}
         return operation
 
-    def _failing(self, method: str) -> bool:
-        return any(f.method == method for f in self._failures)
+    def _lost(self, method: str) -> bool:
+        """Consume a lose-response control for a synchronous call."""
+        failure = next((f for f in self._failures if f.method == method and f.lose_response), None)
+        if failure is not None:
+            self._failures.remove(failure)
+        return failure is not None
+
+    def _running(self, endpoint: str) -> list[HeldOperation]:
+        return [
+            h
+            for h in self._held
+            if h.name is not None
+            and h.name.startswith(endpoint + "/")
+            and not self.operations[h.name]["done"]
+        ]
 
     @staticmethod
     def _check_split(split: dict[str, Any], ids: set[str], where: str) -> dict[str, int]:
@@ -255,12 +429,24 @@ class FakeVertex:
         self, parent: str, body: dict[str, Any], query: dict[str, str]
     ) -> dict[str, Any]:
         endpoint_id = query.get("endpointId") or str(next(self._ids))
+        if not _ENDPOINT_ID.fullmatch(endpoint_id):
+            raise ApiError(
+                400,
+                f"endpoint_id {endpoint_id!r}: up to 9 digits without a leading zero, or up to "
+                "63 characters [a-z0-9-] starting with a letter and ending with a letter or digit",
+            )
         name = f"{parent}/endpoints/{endpoint_id}"
         if name in self.endpoints:
             raise ApiError(409, f'Endpoint "{name}" already exists.')
         parts = parent.split("/")
-        self.add_endpoint(parts[1], parts[3], body.get("displayName", ""), endpoint_id)
-        return self._operation("createEndpoint", parent, _TYPE + "Endpoint", self.endpoints[name])
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            self.add_endpoint(
+                parts[1], parts[3], body.get("displayName", ""), endpoint_id, body.get("network")
+            )
+            return _TYPE + "Endpoint", self.endpoints[name]
+
+        return self._operation("createEndpoint", name, effect)
 
     def _listEndpoints(
         self, parent: str, body: dict[str, Any], query: dict[str, str]
@@ -290,6 +476,8 @@ class FakeVertex:
         ids = {d["id"] for d in endpoint["deployedModels"]}
         split = self._check_split(body.get("trafficSplit", {}), ids, "Endpoint.traffic_split")
         endpoint["trafficSplit"] = split
+        if self._lost("updateEndpoint"):
+            raise ApiError(503, "The service is currently unavailable.", "UNAVAILABLE")
         return endpoint
 
     def _deleteEndpoint(
@@ -298,10 +486,12 @@ class FakeVertex:
         endpoint = self._endpoint(name)
         if endpoint["deployedModels"]:
             raise ApiError(400, "Endpoint still has deployed models.", "FAILED_PRECONDITION")
-        del self.endpoints[name]
-        return self._operation(
-            "deleteEndpoint", name, "type.googleapis.com/google.protobuf.Empty", {}
-        )
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            del self.endpoints[name]
+            return "type.googleapis.com/google.protobuf.Empty", {}
+
+        return self._operation("deleteEndpoint", name, effect)
 
     def _deployModel(
         self, name: str, body: dict[str, Any], query: dict[str, str]
@@ -314,19 +504,40 @@ class FakeVertex:
             raise ApiError(400, "dedicatedResources.machineSpec.machineType is required")
         if int(resources.get("minReplicaCount", 0)) < 1:
             raise ApiError(400, "dedicatedResources.minReplicaCount must be >= 1")
-        new_id = str(next(self._ids))
+        taken = {d["id"] for d in endpoint["deployedModels"]}
+        taken |= {str(h.reserved_id) for h in self._running(name) if h.reserved_id}
+        new_id = str(deployed.get("id") or next(self._ids))
+        if not re.fullmatch(r"[0-9]{1,10}", new_id):
+            raise ApiError(400, f"DeployedModel.id {new_id!r} must be 1-10 digits")
+        if new_id in taken:
+            raise ApiError(409, f'DeployedModel "{new_id}" already exists in "{name}".')
+        if "network" in endpoint and (endpoint["deployedModels"] or self._running(name)):
+            raise ApiError(
+                400,
+                f"Endpoint {name} is a private endpoint: it serves only one model.",
+                "FAILED_PRECONDITION",
+            )
         ids = {d["id"] for d in endpoint["deployedModels"]} | {"0"}
         split = self._check_split(body.get("trafficSplit", {}), ids, "traffic_split")
-        if self._failing("deployModel"):  # the operation fails: nothing changes
-            return self._operation("deployModel", name, "", {})
-        deployed.update(id=new_id, modelVersionId=model["versionId"])
-        deployed.setdefault("displayName", model["displayName"])
-        endpoint["deployedModels"].append(deployed)
-        if split:
-            endpoint["trafficSplit"] = {(new_id if k == "0" else k): v for k, v in split.items()}
-        return self._operation(
-            "deployModel", name, _TYPE + "DeployModelResponse", {"deployedModel": deployed}
-        )
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            deployed.update(id=new_id, modelVersionId=model["versionId"])
+            deployed.setdefault("displayName", model["displayName"])
+            endpoint["deployedModels"].append(deployed)
+            if split:
+                live = {d["id"] for d in endpoint["deployedModels"]}
+                endpoint["trafficSplit"] = {
+                    (new_id if k == "0" else k): v
+                    for k, v in split.items()
+                    if k == "0" or k in live
+                }
+            return _TYPE + "DeployModelResponse", {"deployedModel": deployed}
+
+        operation = self._operation("deployModel", name, effect, reserve=new_id)
+        for held in self._held:
+            if held.name == operation["name"]:
+                held.model = model["name"]
+        return operation
 
     def _undeployModel(
         self, name: str, body: dict[str, Any], query: dict[str, str]
@@ -348,13 +559,19 @@ class FakeVertex:
                     "move it first or pass traffic_split.",
                     "FAILED_PRECONDITION",
                 )
-        if self._failing("undeployModel"):
-            return self._operation("undeployModel", name, "", {})
-        endpoint["deployedModels"] = remaining
-        endpoint["trafficSplit"] = (
-            {k: v for k, v in split.items() if k != target} if remaining else {}
-        )
-        return self._operation("undeployModel", name, _TYPE + "UndeployModelResponse", {})
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            endpoint["deployedModels"] = [
+                d for d in endpoint["deployedModels"] if d["id"] != target
+            ]
+            endpoint["trafficSplit"] = (
+                {k: v for k, v in split.items() if k != target}
+                if endpoint["deployedModels"]
+                else {}
+            )
+            return _TYPE + "UndeployModelResponse", {}
+
+        return self._operation("undeployModel", name, effect)
 
     def _mutateDeployedModel(
         self, name: str, body: dict[str, Any], query: dict[str, str]
@@ -373,21 +590,18 @@ class FakeVertex:
         bad = [p for p in paths if p not in allowed]
         if bad or not paths:
             raise ApiError(400, f"updateMask may only name {sorted(allowed)}, got {paths}")
-        if self._failing("mutateDeployedModel"):
-            return self._operation("mutateDeployedModel", name, "", {})
         source = change.get("dedicatedResources") or {}
-        for path in paths:
-            key = allowed[path]
-            if key in source:
-                target["dedicatedResources"][key] = source[key]
-            else:
-                target["dedicatedResources"].pop(key, None)
-        return self._operation(
-            "mutateDeployedModel",
-            name,
-            _TYPE + "MutateDeployedModelResponse",
-            {"deployedModel": target},
-        )
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            for path in paths:
+                key = allowed[path]
+                if key in source:
+                    target["dedicatedResources"][key] = source[key]
+                else:
+                    target["dedicatedResources"].pop(key, None)
+            return _TYPE + "MutateDeployedModelResponse", {"deployedModel": target}
+
+        return self._operation("mutateDeployedModel", name, effect)
 
     def _predict(self, name: str, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         endpoint = self._endpoint(name)
@@ -447,19 +661,41 @@ class FakeVertex:
         if not model.get("displayName"):
             raise ApiError(400, "model.displayName is required")
         name = f"{parent}/models/{next(self._ids)}"
-        if self._failing("uploadModel"):
-            return self._operation("uploadModel", parent, "", {})
-        model.update(name=name, versionId="1")
-        self.models[name] = model
-        return self._operation(
-            "uploadModel",
-            parent,
-            _TYPE + "UploadModelResponse",
-            {"model": name, "modelVersionId": "1"},
-        )
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            model.update(name=name, versionId="1")
+            self.models[name] = model
+            return _TYPE + "UploadModelResponse", {"model": name, "modelVersionId": "1"}
+
+        return self._operation("uploadModel", name, effect)
+
+    def _listModels(
+        self, parent: str, body: dict[str, Any], query: dict[str, str]
+    ) -> dict[str, Any]:
+        text = query.get("filter", "")
+        wanted = re.fullmatch(r'\s*labels\.([a-z0-9_-]+)\s*=\s*"?([a-z0-9_-]*)"?\s*', text)
+        if text and wanted is None:
+            raise ApiError(400, f"filter not supported by the fake: {text!r}")
+        found = [
+            m
+            for n, m in self.models.items()
+            if n.startswith(parent + "/")
+            and (wanted is None or (m.get("labels") or {}).get(wanted[1]) == wanted[2])
+        ]
+        return {"models": found}
 
     def _getModel(self, name: str, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         return self._model(name)
+
+    def _updateModel(
+        self, name: str, body: dict[str, Any], query: dict[str, str]
+    ) -> dict[str, Any]:
+        model = self._model(name)
+        mask = query.get("updateMask", "")
+        if mask != "labels":
+            raise ApiError(400, f"the fake only updates labels, updateMask={mask!r}")
+        model["labels"] = dict(body.get("labels") or {})
+        return model
 
     def _deleteModel(
         self, name: str, body: dict[str, Any], query: dict[str, str]
@@ -470,12 +706,23 @@ class FakeVertex:
             for e in self.endpoints.values()
             if any(d["model"].split("@")[0] == model["name"] for d in e["deployedModels"])
         ]
-        if users:
+        deploying = [
+            h.name
+            for h in self._held
+            if h.model == model["name"] and h.name and not self.operations[h.name]["done"]
+        ]
+        if users or deploying:
             raise ApiError(
-                400, f"Model {model['name']} is deployed to {users}.", "FAILED_PRECONDITION"
+                400,
+                f"Model {model['name']} is deployed to {users or deploying}.",
+                "FAILED_PRECONDITION",
             )
-        del self.models[model["name"]]
-        return self._operation("deleteModel", name, "type.googleapis.com/google.protobuf.Empty", {})
+
+        def effect() -> tuple[str, dict[str, Any]]:
+            del self.models[model["name"]]
+            return "type.googleapis.com/google.protobuf.Empty", {}
+
+        return self._operation("deleteModel", model["name"], effect)
 
     def _getOperation(
         self, name: str, body: dict[str, Any], query: dict[str, str]
@@ -484,3 +731,9 @@ class FakeVertex:
         if operation is None:
             raise ApiError(404, f'Operation "{name}" not found.')
         return operation
+
+    def _listOperations(
+        self, name: str, body: dict[str, Any], query: dict[str, str]
+    ) -> dict[str, Any]:
+        self._endpoint(name)
+        return {"operations": [o for n, o in self.operations.items() if n.startswith(name + "/")]}

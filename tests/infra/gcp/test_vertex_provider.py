@@ -314,7 +314,6 @@ def test_operation_that_never_finishes_times_out_clearly(
         engine.provider.create(news)
     assert "did not finish within 1 s" in str(error.value)
     assert "deploying variant 'champion'" in str(error.value)
-    assert fake_vertex.models == {}, "the uploaded model is rolled back"
 
 
 def test_failed_cleanup_is_kept_in_state_and_retried(
