@@ -413,6 +413,12 @@ class FakeVertex:
         ]
 
     @staticmethod
+    def _only_mask(query: dict[str, str], field: str) -> None:
+        mask = query.get("updateMask", "")
+        if mask != field:
+            raise ApiError(400, f"the fake only updates {field}, updateMask={mask!r}")
+
+    @staticmethod
     def _check_split(split: dict[str, Any], ids: set[str], where: str) -> dict[str, int]:
         unknown = sorted(set(split) - ids)
         if unknown:
@@ -470,9 +476,7 @@ class FakeVertex:
         self, name: str, body: dict[str, Any], query: dict[str, str]
     ) -> dict[str, Any]:
         endpoint = self._endpoint(name)
-        mask = query.get("updateMask", "")
-        if mask != "trafficSplit":
-            raise ApiError(400, f"the fake only updates trafficSplit, updateMask={mask!r}")
+        self._only_mask(query, "trafficSplit")
         ids = {d["id"] for d in endpoint["deployedModels"]}
         split = self._check_split(body.get("trafficSplit", {}), ids, "Endpoint.traffic_split")
         endpoint["trafficSplit"] = split
@@ -691,9 +695,7 @@ class FakeVertex:
         self, name: str, body: dict[str, Any], query: dict[str, str]
     ) -> dict[str, Any]:
         model = self._model(name)
-        mask = query.get("updateMask", "")
-        if mask != "labels":
-            raise ApiError(400, f"the fake only updates labels, updateMask={mask!r}")
+        self._only_mask(query, "labels")
         model["labels"] = dict(body.get("labels") or {})
         return model
 

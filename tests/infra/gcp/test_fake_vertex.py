@@ -15,12 +15,11 @@ from google.protobuf import field_mask_pb2
 from tests.infra.gcp.fake_vertex import FakeVertex
 
 PARENT = "projects/ml-project/locations/us-central1"
+Clients = tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient]
 
 
 @pytest.fixture
-def clients(
-    fake_vertex: FakeVertex,
-) -> tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient]:
+def clients(fake_vertex: FakeVertex) -> Clients:
     options = ClientOptions(api_endpoint=fake_vertex.url)
     credentials = AnonymousCredentials()
     return (
@@ -34,7 +33,7 @@ def clients(
 
 
 def deploy(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     endpoint: str,
     split: dict[str, int],
 ) -> tuple[str, str]:
@@ -65,7 +64,7 @@ def deploy(
 
 
 def test_a_model_with_traffic_cannot_be_undeployed(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     endpoint_name: str,
 ) -> None:
     _, first = deploy(clients, endpoint_name, {"0": 100})
@@ -75,7 +74,7 @@ def test_a_model_with_traffic_cannot_be_undeployed(
 
 
 def test_traffic_must_add_up_and_name_deployed_models(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     endpoint_name: str,
 ) -> None:
     _, first = deploy(clients, endpoint_name, {"0": 100})
@@ -89,7 +88,7 @@ def test_traffic_must_add_up_and_name_deployed_models(
 
 
 def test_a_deployed_model_cannot_be_deleted_and_unknown_names_are_404(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     endpoint_name: str,
 ) -> None:
     model, _ = deploy(clients, endpoint_name, {"0": 100})
@@ -122,7 +121,7 @@ def deployed_model(model: str, deployed_id: str = "") -> aiplatform_v1.DeployedM
 
 
 def test_a_held_deploy_keeps_running_after_the_client_gives_up(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     fake_vertex: FakeVertex,
     endpoint_name: str,
 ) -> None:
@@ -158,7 +157,7 @@ def test_a_held_deploy_keeps_running_after_the_client_gives_up(
 
 
 def test_a_held_deploy_can_fail_and_leaves_nothing(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     fake_vertex: FakeVertex,
     endpoint_name: str,
 ) -> None:
@@ -176,7 +175,7 @@ def test_a_held_deploy_can_fail_and_leaves_nothing(
 
 
 def test_a_lost_response_still_deploys(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     fake_vertex: FakeVertex,
     endpoint_name: str,
 ) -> None:
@@ -193,7 +192,7 @@ def test_a_lost_response_still_deploys(
 
 
 def test_a_private_endpoint_takes_one_deployed_model(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     fake_vertex: FakeVertex,
 ) -> None:
     """https://cloud.google.com/vertex-ai/docs/predictions/using-private-endpoints: "Only support
@@ -225,7 +224,7 @@ def test_a_private_endpoint_takes_one_deployed_model(
     ],
 )
 def test_endpoint_ids_follow_the_api_rules(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     endpoint_id: str,
     ok: bool,
 ) -> None:
@@ -252,7 +251,7 @@ def test_endpoint_ids_follow_the_api_rules(
 
 
 def test_models_are_found_by_label_and_relabelled_in_place(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
 ) -> None:
     _, models = clients
     ours = upload(models, {"ml-endpoints-owner": "abc"})
@@ -271,7 +270,7 @@ def test_models_are_found_by_label_and_relabelled_in_place(
 
 
 def test_console_changes_show_through_the_api(
-    clients: tuple[aiplatform_v1.EndpointServiceClient, aiplatform_v1.ModelServiceClient],
+    clients: Clients,
     fake_vertex: FakeVertex,
     endpoint_name: str,
 ) -> None:
