@@ -1,18 +1,21 @@
-"""The ASGI application: routing, body limits, errors as JSON, metrics, life cycle.
+"""The ASGI application: dispatch, admission, auth, body limits, errors as JSON, request metrics.
 
 Written against raw ASGI on purpose: the prediction routes are the hot path and a framework's
 per-request machinery would cost more than the model call for small models.
+
+The app is handed its parts (``serving.compose.create_app`` builds them): a router, a request
+recorder, an authenticator and life-cycle hooks. It knows routes, not protocols, models or
+monitoring, so that anything answering HTTP can be tested with it (``tests/serving/
+test_transport.py`` serves a router of its own).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from serving import contract, openapi
-from serving import metrics as metrics_mod
 from serving.auth import Authenticator
 from serving.errors import (
     BadRequest,
@@ -22,12 +25,8 @@ from serving.errors import (
     ServingError,
     Unavailable,
 )
-from serving.http import Access, Request, Response, Route, Router, json_response
-from serving.metrics import Metrics, RequestRecorder
-from serving.monitoring import attach
-from serving.protocols import all_routes
-from serving.runtime import ModelRuntime
-from serving.settings import Settings
+from serving.http import Request, Resolved, Response, Router, json_response
+from serving.metrics import RequestRecorder
 
 log = logging.getLogger("ml_endpoints.app")
 
@@ -35,27 +34,36 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Resolved = tuple[dict[str, Route] | None, Route | None, dict[str, str]]
+StartupHook = Callable[[], Awaitable[None]]
+Hook = Callable[[], None]
 
 
 class ServingApp:
-    """One model, every protocol, one port."""
+    """Every route on one port; :meth:`respond` answers every request, ASGI or direct."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.metrics = Metrics(settings.model_name, settings.model_version, settings.variant)
-        self.runtime = ModelRuntime(settings, self.metrics)
-        self.body_limit = settings.body_limit
-        self.max_inflight = settings.max_inflight
-        self.auth = Authenticator.from_settings(settings)
-        self.recorder = RequestRecorder(self.metrics)
-        self.load_before_serving = False  # True: lifespan startup waits for the model
-        self.router = Router()
-        for route in all_routes(self.runtime):
-            self.router.add(route)
-        self.router.add(Route("GET", contract.METRICS_PATH, self._metrics, access=Access.METRICS))
-        self.router.add(openapi.route(self))  # GET /openapi.json, built from this router
-        self.monitoring = attach(self)  # drift monitor, GET /drift, data capture
+    def __init__(
+        self,
+        router: Router,
+        recorder: RequestRecorder,
+        *,
+        body_limit: int,
+        max_inflight: int,
+        auth: Authenticator | None = None,
+        on_startup: Sequence[StartupHook] = (),
+        on_drain: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+    ) -> None:
+        """``on_startup`` runs at lifespan start-up (before the first request is accepted when
+        it awaits); ``on_drain`` when shutdown begins (SIGTERM: readiness turns false, requests
+        are still served); ``on_shutdown`` once serving has stopped, in order."""
+        self.router = router
+        self.recorder = recorder
+        self.body_limit = body_limit
+        self.max_inflight = max_inflight
+        self.auth = auth
+        self._on_startup = tuple(on_startup)
+        self._on_drain = tuple(on_drain)
+        self._on_shutdown = tuple(on_shutdown)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -69,24 +77,29 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                directory = metrics_mod.multiprocess_dir()
-                if directory is not None:
-                    metrics_mod.forget_dead_workers(directory)
-                self.runtime.start()
-                if self.load_before_serving:
-                    await self.runtime.wait_loaded()
+                await self.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.runtime.begin_drain()
-                self.runtime.close()
-                self.monitoring.close()  # flushes captured records
-                self.recorder.flush()
+                self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def start(self) -> None:
+        """Run the start-up hooks (the model starts loading in the background)."""
+        for hook in self._on_startup:
+            await hook()
+
     def begin_drain(self) -> None:
         """Called on SIGTERM: readiness turns false, requests are still served."""
-        self.runtime.begin_drain()
+        for hook in self._on_drain:
+            hook()
+
+    def close(self) -> None:
+        """Drain, run the shutdown hooks (model thread, drift, capture flush), publish metrics."""
+        self.begin_drain()
+        for hook in self._on_shutdown:
+            hook()
+        self.recorder.flush()
 
     # -- requests ---------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,19 +107,10 @@ class ServingApp:
         response = await self.respond(method, scope["path"], scope["headers"], receive)
         await _send(send, response, method == "HEAD")
 
-    def resolve(self, method: str, path: str) -> Resolved:
-        """The routes of ``path`` by method (``None``: unknown path), the one for ``method``
-        (``HEAD`` falls back to ``GET``) and the path parameters."""
-        methods, params = self.router.match(method, path)
-        route = None if methods is None else methods.get(method)
-        if route is None and method == "HEAD" and methods is not None:
-            route = methods.get("GET")
-        return methods, route, params
-
     def direct(self, method: str, path: str) -> Resolved | None:
-        """:meth:`resolve`, when ``method path`` is a prediction route that
-        ``serving.protocol`` may answer without the ASGI layer; else ``None``."""
-        resolved = self.resolve(method, path)
+        """The router's answer for ``method path`` when it is a prediction route that
+        ``serving.transport`` may answer without the ASGI layer; else ``None``."""
+        resolved = self.router.resolve(method, path)
         route = resolved[1]
         return resolved if route is not None and route.body and route.protocol else None
 
@@ -121,10 +125,10 @@ class ServingApp:
         """Answer one request: route, admission, auth, body, handler, errors, metrics.
 
         ``body`` is the request body already read (within ``body_limit``) or the ASGI
-        ``receive`` to read it from; ``resolved``: :meth:`resolve`'s answer, if at hand.
+        ``receive`` to read it from; ``resolved``: the router's answer, if at hand.
         Never raises: every failure becomes an error response."""
         started = time.perf_counter()
-        methods, route, params = resolved or self.resolve(method, path)
+        methods, route, params = resolved or self.router.resolve(method, path)
         protocol = route.protocol if route is not None else None
         request_size = 0
         admitted = False
@@ -139,6 +143,7 @@ class ServingApp:
             if protocol is not None:
                 inflight = self.recorder.inflight
                 if inflight >= self.max_inflight:  # shed load before reading the body
+                    self.recorder.reject()
                     raise Unavailable(
                         f"server overloaded: {inflight} requests in flight "
                         f"(limit {self.max_inflight}); retry shortly"
@@ -160,15 +165,12 @@ class ServingApp:
             log.exception("unhandled error on %s %s", method, path)
             response = json_response({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
         if protocol is not None:
-            status = response.status
-            if status == 503 and self.runtime.ready:
-                self.metrics.rejections_child.inc()
             self.recorder.end(
                 protocol,
                 time.perf_counter() - started,
                 request_size,
                 len(response.body),
-                status,
+                response.status,
                 admitted,
             )
         return response
@@ -205,17 +207,8 @@ class ServingApp:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _metrics(self, _: Request) -> Response:
-        self.recorder.flush()
-        return Response(self.metrics.exposition(), 200, metrics_mod.CONTENT_TYPE)
-
 
 async def _send(send: Send, response: Response, head_only: bool) -> None:
     headers = response.wire_headers()
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else response.body})
-
-
-def create_app(settings: Settings | None = None) -> ServingApp:
-    """Build the app from ``settings`` (default: from the environment)."""
-    return ServingApp(settings or Settings())

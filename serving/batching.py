@@ -56,6 +56,7 @@ class Batcher:
         threaded: bool = False,
         on_batch: Callable[[np.ndarray, Prediction], None] | None = None,
         validate: ValidateFn | None = None,
+        on_reject: Callable[[], None] | None = None,
     ) -> None:
         self._predict = predict
         self._validate = validate
@@ -68,6 +69,7 @@ class Batcher:
         self._busy = False
         self._executor = ThreadPoolExecutor(1, "predict") if threaded else None
         self._on_batch = on_batch
+        self._on_reject = on_reject
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -77,11 +79,13 @@ class Batcher:
 
     def submit(self, rows: np.ndarray) -> asyncio.Future[Prediction]:
         """Queue ``rows``; the future resolves to their prediction. Raises
-        :class:`Unavailable` at once when the queue is full.
+        :class:`Unavailable` at once when the queue is full (``on_reject`` counts it).
 
         A plain function returning the future (not a coroutine): the caller awaits the future
         directly, which saves a coroutine frame per request on the hot path."""
         if len(self._queue) >= self.max_queue:
+            if self._on_reject is not None:
+                self._on_reject()
             raise Unavailable(
                 f"server overloaded: {len(self._queue)} requests queued (limit {self.max_queue}); "
                 "retry shortly"

@@ -29,29 +29,48 @@ import uuid
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
 import numpy as np
 import orjson
-from prometheus_client import Counter
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from prometheus_client import CollectorRegistry, Counter
 
 from serving.models.base import Prediction
+from serving.settings import CaptureSettings
 
 log = logging.getLogger("ml_endpoints.capture")
 
 
-class CaptureSettings(BaseSettings):
-    """``ML_ENDPOINTS_CAPTURE_*`` variables; capture is off unless a destination is set."""
-
-    model_config = SettingsConfigDict(env_prefix="ML_ENDPOINTS_CAPTURE_")
-
-    destination: str | None = Field(None, description="Local directory or s3://bucket/prefix.")
-    sample_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
-    max_file_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
-    max_file_seconds: Annotated[float, Field(gt=0)] = 3600.0
-    buffer_records: Annotated[int, Field(ge=1)] = 100_000
+def create_capture(
+    settings: CaptureSettings,
+    *,
+    model: str,
+    variant: str,
+    registry: CollectorRegistry,
+    labels: tuple[str, str, str],
+) -> DataCapture | None:
+    """Data capture with its counters in ``registry`` (``labels``: model, version, variant), or
+    ``None`` when it is off (no destination, or an invalid setting: ``settings.off_reason``)."""
+    if not settings.active:
+        return None
+    names = ["model", "version", "variant"]
+    return DataCapture(
+        settings,
+        model=model,
+        variant=variant,
+        records=Counter(
+            "model_capture_records",
+            "Captured request/response records written.",
+            names,
+            registry=registry,
+        ).labels(*labels),
+        dropped=Counter(
+            "model_capture_dropped_records",
+            "Sampled records dropped because the capture buffer was full.",
+            names,
+            registry=registry,
+        ).labels(*labels),
+    )
 
 
 class DataCapture:
@@ -66,7 +85,7 @@ class DataCapture:
         records: Counter,
         dropped: Counter,
     ) -> None:
-        if settings.destination is None:
+        if not settings.destination:
             raise ValueError("capture needs a destination (ML_ENDPOINTS_CAPTURE_DESTINATION)")
         self.settings = settings
         self._fraction = settings.sample_percent / 100.0
@@ -176,18 +195,11 @@ class _Sink:
     def __init__(self, destination: str, prefix: str) -> None:
         self._s3: tuple[str, str] | None = None
         if destination.startswith("s3://"):
+            import boto3  # the [aws] extra (CaptureSettings checks that it is installed)
+
             bucket, _, key = destination.removeprefix("s3://").partition("/")
-            if not bucket:
-                raise ValueError(f"capture destination {destination!r} names no bucket")
             self._s3 = (bucket, "/".join(p for p in (key.strip("/"), prefix) if p))
             self._root = Path(tempfile.mkdtemp(prefix="ml-endpoints-capture-"))
-            try:
-                import boto3  # the [aws] extra
-            except ImportError:
-                raise ValueError(
-                    f"capture destination {destination} needs boto3: "
-                    "pip install 'ml-endpoints[aws]'"
-                ) from None
             self._client: Any = boto3.client("s3")
         else:
             self._root = Path(destination) / prefix

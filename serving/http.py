@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from serving.codecs import JSON, encode_json
+
+if TYPE_CHECKING:
+    from serving.openapi import Operation
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
@@ -77,7 +81,8 @@ class Access(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A route: method, path template, handler; ``protocol`` set for prediction routes."""
+    """A route: method, path template, handler; ``protocol`` set for prediction routes (it
+    labels their metrics); ``doc``: its OpenAPI description, written next to the handler."""
 
     method: str
     template: str
@@ -85,7 +90,11 @@ class Route:
     protocol: str | None = None
     body: bool = False
     access: Access = Access.API
+    doc: Operation | None = None
 
+
+Resolved = tuple[dict[str, Route] | None, Route | None, dict[str, str]]
+"""What :meth:`Router.resolve` finds for a request: its path's routes, its route, parameters."""
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -93,9 +102,11 @@ _PARAM = re.compile(r"\{(\w+)\}")
 class Router:
     """Exact paths are one dict lookup; templated paths (``{name}``) are tried in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._exact: dict[str, dict[str, Route]] = {}
         self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
+        for route in routes:
+            self.add(route)
 
     def add(self, route: Route) -> None:
         """Register a route; a path may carry several methods."""
@@ -120,6 +131,15 @@ class Router:
         """Every registered route, exact paths first, in registration order."""
         tables = [*self._exact.values(), *(methods for _, methods in self._patterns)]
         return [route for methods in tables for route in methods.values()]
+
+    def resolve(self, method: str, path: str) -> Resolved:
+        """The routes of ``path`` by method (``None``: unknown path), the one for ``method``
+        (``HEAD`` falls back to ``GET``; ``None``: not allowed) and the path parameters."""
+        methods, params = self.match(method, path)
+        route = None if methods is None else methods.get(method)
+        if route is None and method == "HEAD" and methods is not None:
+            route = methods.get("GET")
+        return methods, route, params
 
     def match(self, method: str, path: str) -> tuple[dict[str, Route] | None, dict[str, str]]:
         """Routes for ``path`` by method (``None``: unknown path) and the path parameters."""

@@ -26,6 +26,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from serving import contract
+from serving.http import Access, Request, Response, Route
+from serving.openapi import TEXT, Operation
 
 disable_created_metrics()  # *_created series double the exposition and nobody queries them
 
@@ -49,7 +51,6 @@ LATENCY_BUCKETS = (
 )
 SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 6291456)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-PROTOCOLS = ("sagemaker", "vertex", "v2", "v1", "kubernetes")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -133,7 +134,8 @@ class Metrics:
         )
         self.queue_rejections = Counter(
             contract.QUEUE_REJECTIONS_METRIC,
-            "Requests refused with 503 because the queue was full.",
+            "Prediction requests refused with 503 because the worker was full (in-flight limit "
+            "or batch queue).",
             base,
             registry=reg,
         )
@@ -165,12 +167,6 @@ class Metrics:
         self.rejections_child = self.queue_rejections.labels(*self.base)
         self.workers.labels(*self.base).set(1)
         self.ready_child.set(0)
-        self.by_protocol = {p: ProtocolMetrics(self, p) for p in PROTOCOLS}
-
-    def error(self, protocol: str, code: int) -> None:
-        """Count one failed prediction request."""
-        self.by_protocol[protocol].errors.inc()
-        self.errors.labels(*self.base, protocol, str(code)).inc()
 
     def exposition(self) -> bytes:
         """The text exposition: this process's registry, or all workers' shared files."""
@@ -192,11 +188,21 @@ class RequestRecorder:
     :data:`FLUSH_SECONDS`. Failures (counted by status code) are published at once.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, protocols: Iterable[str]) -> None:
         self.metrics = metrics
         self.inflight = 0
-        self._pending = {protocol: _Recorded() for protocol in metrics.by_protocol}
+        self._published = {protocol: ProtocolMetrics(metrics, protocol) for protocol in protocols}
+        self._pending = {protocol: _Recorded() for protocol in self._published}
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def protocols(self) -> list[str]:
+        """The protocols whose requests are recorded (every series exists from the start)."""
+        return list(self._published)
+
+    def reject(self) -> None:
+        """A prediction request was refused because the worker is full: counted at once."""
+        self.metrics.rejections_child.inc()
 
     def begin(self) -> None:
         """A prediction request was admitted."""
@@ -221,7 +227,8 @@ class RequestRecorder:
         if status < 400:
             recorded.successes += 1
         else:
-            self.metrics.error(protocol, status)
+            self._published[protocol].errors.inc()
+            self.metrics.errors.labels(*self.metrics.base, protocol, str(status)).inc()
         if admitted:
             self.inflight -= 1
         if self.inflight == 0:
@@ -238,7 +245,7 @@ class RequestRecorder:
         for protocol, recorded in self._pending.items():
             if not recorded.latency:
                 continue
-            published = self.metrics.by_protocol[protocol]
+            published = self._published[protocol]
             observe_many(published.latency, recorded.latency)
             observe_many(published.request_bytes, recorded.request_bytes)
             observe_many(published.response_bytes, recorded.response_bytes)
@@ -248,6 +255,20 @@ class RequestRecorder:
 
     def _arm(self) -> None:
         self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def route(self) -> Route:
+        """``GET /metrics``: everything recorded so far is published before the exposition."""
+
+        async def exposition(_: Request) -> Response:
+            self.flush()
+            return Response(self.metrics.exposition(), 200, CONTENT_TYPE)
+
+        return Route(
+            "GET", contract.METRICS_PATH, exposition, access=Access.METRICS, doc=EXPOSITION_DOC
+        )
+
+
+EXPOSITION_DOC = Operation("Prometheus metrics (text exposition).", {TEXT: {"type": "string"}})
 
 
 class _Recorded:

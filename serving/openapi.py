@@ -2,23 +2,23 @@
 
 Paths and methods come from the app's router at the time of the first request, so the document
 lists exactly the routes that answer (Vertex AI's ``AIP_*`` routes as configured, ``/drift``,
-this route itself). Each route's bodies are described by its handler (module and function name);
-a route without a description is still listed, with :data:`UNDOCUMENTED` in its summary, and the
-tests fail on it.
+this route itself). Each route carries its own :class:`Operation` (``Route.doc``), written next to
+its handler; a route without one is still listed, with :data:`UNDOCUMENTED` in its summary, and
+the tests fail on it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from serving import __version__
-from serving.codecs import CSV, JSON, JSONLINES, NPY
+from serving.codecs import JSON
 from serving.http import Access, Request, Response, Route, json_response
 
-if TYPE_CHECKING:
-    from serving.app import ServingApp
+__all__ = ["JSON", "OCTET", "TEXT", "Operation", "describe", "ref", "route"]
 
 OPENAPI_VERSION = "3.1.0"
 UNDOCUMENTED = "undocumented route"
@@ -30,6 +30,13 @@ Schema = dict[str, Any]
 
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def ref(name: str) -> Schema:
+    """A reference to the shared schema ``name`` of :data:`SCHEMAS` (``KeyError`` if unknown)."""
+    if name not in SCHEMAS:
+        raise KeyError(f"no schema {name!r} in serving.openapi.SCHEMAS")
+    return _ref(name)
 
 
 _NUMBER = {"type": ["number", "boolean", "null"]}
@@ -166,8 +173,8 @@ _ERROR_STATUSES = {
 
 
 @dataclass(frozen=True)
-class _Op:
-    """How one handler's request and 200 response look, and which errors it answers."""
+class Operation:
+    """How one route's request and 200 response look, and which errors it answers."""
 
     summary: str
     ok: dict[str, Schema]  # media type -> schema of the 200 body
@@ -176,82 +183,15 @@ class _Op:
     ok_on_503: str | None = None  # a schema answered with 503 instead of an Error
 
 
-_PREDICT_ERRORS = (400, 406, 413, 415, 500, 503, 504)
-_JSON_PREDICT_ERRORS = (400, 413, 415, 500, 503, 504)
-_READY = _Op("Ready: model loaded, warm, not shutting down.", {JSON: _ref("Status")}, errors=(503,))
-_STRING = {"type": "string"}
-_V2_INFER = _Op(
-    "Open Inference Protocol (V2) inference; binary tensor extension supported.",
-    {JSON: _ref("InferenceResponse"), OCTET: {"type": "string", "format": "binary"}},
-    {JSON: _ref("InferenceRequest"), OCTET: {"type": "string", "format": "binary"}},
-    errors=(400, 404, 413, 500, 503, 504),
-)
-#: Descriptions by handler: (last part of its module, function name).
-OPERATIONS: dict[tuple[str, str], _Op] = {
-    ("sagemaker", "ping"): _READY,
-    ("sagemaker", "invocations"): _Op(
-        "SageMaker inference: JSON, CSV, .npy or JSON Lines in; JSON, CSV or JSON Lines out.",
-        {JSON: _ref("Predictions"), CSV: _STRING, JSONLINES: _STRING},
-        {
-            JSON: _ref("SageMakerJson"),
-            CSV: _STRING,
-            NPY: {"type": "string", "format": "binary"},
-            JSONLINES: _STRING,
-        },
-        errors=_PREDICT_ERRORS,
-    ),
-    ("vertex", "health"): _READY,
-    ("vertex", "predict"): _Op(
-        "Vertex AI prediction.",
-        {JSON: _ref("Predictions")},
-        {JSON: _ref("InstancesRequest")},
-        errors=_JSON_PREDICT_ERRORS,
-    ),
-    ("oip", "server_metadata"): _Op("V2 server metadata.", {JSON: _ref("ServerMetadata")}),
-    ("oip", "server_live"): _Op("V2 liveness.", {JSON: _ref("Status")}, errors=(503,)),
-    ("oip", "server_ready"): _READY,
-    ("oip", "model_metadata"): _Op(
-        "V2 model metadata.", {JSON: _ref("ModelMetadata")}, errors=(404, 503)
-    ),
-    ("oip", "model_ready"): _Op(
-        "V2 model readiness.", {JSON: _ref("ModelReady")}, errors=(404, 503)
-    ),
-    ("oip", "infer"): _V2_INFER,
-    ("oip", "v1_status"): _Op("KServe V1 model status.", {JSON: _ref("ModelReady")}, errors=(404,)),
-    ("oip", "v1_predict"): _Op(
-        "KServe V1 prediction.",
-        {JSON: _ref("Predictions")},
-        {JSON: _ref("InstancesRequest")},
-        errors=(404, *_JSON_PREDICT_ERRORS),
-    ),
-    ("kubernetes", "health_live"): _Op("Liveness.", {JSON: _ref("Status")}, errors=(503,)),
-    ("kubernetes", "health_ready"): _READY,
-    ("kubernetes", "health"): _Op(
-        "Health summary (503 while not ready).", {JSON: _ref("Health")}, ok_on_503="Health"
-    ),
-    ("kubernetes", "predict"): _Op(
-        "Predict one row ('features': a row) or several ('features': rows).",
-        {JSON: _ref("FeaturesResponse")},
-        {JSON: _ref("FeaturesRequest")},
-        errors=_JSON_PREDICT_ERRORS,
-    ),
-    ("app", "_metrics"): _Op("Prometheus metrics (text exposition).", {TEXT: _STRING}),
-    ("monitoring", "drift_route"): _Op(
-        "This worker's current drift report.", {JSON: _ref("DriftReport")}, errors=(404, 503)
-    ),
-    ("openapi", "openapi_json"): _Op("This document.", {JSON: _ref("OpenAPI")}),
-}
+PREDICT_ERRORS = (400, 406, 413, 415, 500, 503, 504)
+"""What a prediction route with content negotiation answers besides 200."""
+JSON_PREDICT_ERRORS = (400, 413, 415, 500, 503, 504)
+"""What a JSON-only prediction route answers besides 200."""
+STRING: Schema = {"type": "string"}
+BINARY: Schema = {"type": "string", "format": "binary"}
 
 _PARAM = re.compile(r"\{(\w+)\}")
 _PATH_VALUE = {"type": "string", "pattern": "^[^/:]+$"}  # what serving.http.Router matches
-
-
-def operation_key(route: Route) -> tuple[str, str]:
-    """The key of ``route``'s description in :data:`OPERATIONS`."""
-    handler = route.handler
-    module = getattr(handler, "__module__", "") or ""
-    name = getattr(handler, "__name__", "") or ""
-    return module.rsplit(".", 1)[-1], name
 
 
 def describe(routes: list[Route], protected: frozenset[Access] = frozenset()) -> dict[str, Any]:
@@ -276,9 +216,9 @@ def describe(routes: list[Route], protected: frozenset[Access] = frozenset()) ->
 
 
 def _operation(route: Route, needs_token: bool) -> dict[str, Any]:
-    op = OPERATIONS.get(operation_key(route))
+    op = route.doc
     if op is None:
-        op = _Op(f"{UNDOCUMENTED}: {route.method} {route.template}", {JSON: {}})
+        op = Operation(f"{UNDOCUMENTED}: {route.method} {route.template}", {JSON: {}})
     ok_content = {media: {"schema": schema} for media, schema in op.ok.items()}
     responses: dict[str, Any] = {"200": {"description": "OK", "content": ok_content}}
     error = {"content": {JSON: {"schema": _ref("Error")}}}
@@ -315,14 +255,18 @@ def _operation(route: Route, needs_token: bool) -> dict[str, Any]:
     return operation
 
 
-def route(app: ServingApp) -> Route:
-    """``GET /openapi.json`` for ``app``: built on first request, from the app's router."""
+def route(routes: Callable[[], list[Route]], protected: frozenset[Access] = frozenset()) -> Route:
+    """``GET /openapi.json``: the document of ``routes()`` (the app's router, called on the first
+    request, so that it lists this route too); ``protected`` as for :func:`describe`."""
     cached: list[Response] = []
 
     async def openapi_json(_: Request) -> Response:
         if not cached:
-            protected = app.auth.protected if app.auth is not None else frozenset()
-            cached.append(json_response(describe(app.router.routes(), protected)))
+            cached.append(json_response(describe(routes(), protected)))
         return cached[0]
 
-    return Route("GET", "/openapi.json", openapi_json, access=Access.HEALTH)
+    return Route("GET", OPENAPI_PATH, openapi_json, access=Access.HEALTH, doc=_DOC)
+
+
+OPENAPI_PATH = "/openapi.json"
+_DOC = Operation("This document.", {JSON: _ref("OpenAPI")})

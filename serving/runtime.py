@@ -9,7 +9,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,11 @@ from serving.settings import OutputKind, Settings
 log = logging.getLogger("ml_endpoints.runtime")
 
 Observer = Callable[[np.ndarray, Prediction], None]
+"""Called with the rows and the prediction of every successful model call."""
+ReadyHook = Callable[[Model, Path | None], None]
+"""Called once the model is loaded and warm, with the model and its directory."""
+FailedHook = Callable[[str], None]
+"""Called once the model failed to load for good, with the reason."""
 
 #: Warm-up predictions slower than this run on a background thread, faster ones inline.
 THREAD_THRESHOLD_SECONDS = 0.002
@@ -45,7 +50,20 @@ class State(StrEnum):
 class ModelRuntime:
     """Owns the model, its readiness and the batcher every protocol predicts through."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        observers: Sequence[Observer] = (),
+        on_ready: Sequence[ReadyHook] = (),
+        on_failed: Sequence[FailedHook] = (),
+    ) -> None:
+        """``observers`` see every successful model call: they run inside the batch loop (the
+        event loop's thread, or the model thread for slow models), so they must only enqueue
+        (O(1), thread-safe, never block, never raise) and do their real work elsewhere.
+        ``on_ready`` and ``on_failed`` hooks run once on the event loop when the load ends; the
+        same rules apply."""
         self.settings = settings
         self.metrics = metrics
         self.name = settings.model_name
@@ -57,16 +75,9 @@ class ModelRuntime:
         self.model_dir: Path | None = None
         self.batcher: Batcher | None = None
         self._task: asyncio.Task[None] | None = None
-        self._observers: list[Observer] = []
-
-    def add_observer(self, observer: Observer) -> None:
-        """Call ``observer(rows, prediction)`` after every successful model call.
-
-        Observers run inside the batch loop (the event loop's thread, or the model thread for
-        slow models): they must only enqueue (O(1), thread-safe, never block, never raise) and
-        do their real work elsewhere.
-        """
-        self._observers.append(observer)
+        self._observers = tuple(observers)
+        self._on_ready = tuple(on_ready)
+        self._on_failed = tuple(on_failed)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -90,6 +101,7 @@ class ModelRuntime:
                 self.reason,
                 exc_info=not isinstance(exc, FileNotFoundError | ValueError | ArtifactError),
             )
+            _announce(self._on_failed, self.reason)
             return
         self.model, self.handler, self.model_dir = model, handler, model_dir
         threaded = warm_seconds > THREAD_THRESHOLD_SECONDS
@@ -102,6 +114,7 @@ class ModelRuntime:
             threaded=threaded,
             on_batch=self._count_batch,
             validate=self.validate,
+            on_reject=self.metrics.rejections_child.inc,
         )
         elapsed = time.perf_counter() - started
         self.metrics.load_seconds.labels(*self.metrics.base).set(elapsed)
@@ -121,6 +134,7 @@ class ModelRuntime:
             warm_seconds * 1e3,
             "model thread" if threaded else "inline",
         )
+        _announce(self._on_ready, model, model_dir)
 
     def _load_blocking(self) -> tuple[Model, Handler | None, Path | None, float]:
         from serving.models.loader import find_model_file, load_model
@@ -217,7 +231,7 @@ class ModelRuntime:
         with 504 once the per-request deadline passes (the thread is not interrupted).
 
         A plain future, not a task: prediction routes run without a current task
-        (``serving.protocol``)."""
+        (``serving.transport``)."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[_T] = loop.create_future()
 
@@ -281,6 +295,15 @@ class ModelRuntime:
                 observer(rows, prediction)
             except Exception:  # an observer must never fail a prediction
                 log.exception("prediction observer %r failed", observer)
+
+
+def _announce(hooks: Sequence[Callable[..., None]], *args: Any) -> None:
+    """Call every hook; one that fails is logged and never stops the others or the worker."""
+    for hook in hooks:
+        try:
+            hook(*args)
+        except Exception:
+            log.exception("model hook %r failed", hook)
 
 
 def _checked_predict(predict: Callable[[np.ndarray], Prediction], rows: np.ndarray) -> Prediction:

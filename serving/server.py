@@ -98,21 +98,14 @@ def _make_server(settings: Settings, app: ServingApp) -> uvicorn.Server:
         app.begin_drain()
         log.info("signal %d: draining for %.1f s", sig, settings.drain_seconds)
 
-    from serving.protocol import GuardedHttpToolsProtocol
+    from serving.transport import http_protocol
 
-    protocol = type(
-        "Protocol",
-        (GuardedHttpToolsProtocol,),
-        {
-            "read_timeout": settings.read_timeout,
-            "max_header_bytes": settings.max_header_bytes,
-            "serving_app": app,
-        },
-    )
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=protocol,
+        http=http_protocol(
+            app, read_timeout=settings.read_timeout, max_header_bytes=settings.max_header_bytes
+        ),
         lifespan="on",
         access_log=settings.access_log,
         log_level=settings.log_level,
@@ -136,11 +129,9 @@ def run_worker(settings_json: str, sock: socket.socket, load_first: bool = False
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(settings.model_threads))  # before numpy loads
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-    from serving.app import ServingApp
+    from serving.compose import create_app
 
-    app = ServingApp(settings)
-    app.load_before_serving = load_first
-    server = _make_server(settings, app)
+    server = _make_server(settings, create_app(settings, load_before_serving=load_first))
     server.run(sockets=[sock])
 
 

@@ -2,14 +2,30 @@
 
 Platform variables (``AIP_*`` on Vertex AI, ``SAGEMAKER_*`` on SageMaker) are read, never required:
 the same image runs unchanged everywhere.
+
+Optional features nest inside :class:`Settings` (``drift``: ``ML_ENDPOINTS_DRIFT_*``,
+``capture``: ``ML_ENDPOINTS_CAPTURE_*``) under one failure policy: an invalid value of an optional
+feature turns that feature off and never stops the server; ``off_reason`` then names the variable,
+the value and what is allowed, and the server logs it at start-up and answers it on the feature's
+route. An invalid core setting (everything else) refuses to start (``ml-endpoints serve`` exits 2
+naming it).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving import contract
@@ -31,10 +47,81 @@ class OutputKind(StrEnum):
     PROBABILITIES = "probabilities"
 
 
+PROFILE_FILE = "drift_reference.json"
+"""The drift profile the server looks for next to the model."""
+
+
+class DriftSettings(BaseModel):
+    """``ML_ENDPOINTS_DRIFT_*``: the streaming drift monitor (``serving.monitoring``)."""
+
+    enabled: bool = True
+    profile: str | None = Field(None, description=f"Profile path (default: {PROFILE_FILE}).")
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    window_rows: Annotated[int, Field(ge=10)] = 1000
+    window_seconds: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Roll windows by time instead of by rows."
+    )
+    buffer_rows: Annotated[int, Field(ge=1)] = 100_000
+    report_seconds: Annotated[float, Field(gt=0)] = 1.0
+    off_reason: str | None = Field(
+        None, description="Set by validation: the invalid setting that turned the monitor off."
+    )
+
+    @property
+    def active(self) -> bool:
+        """Turned on and validly configured."""
+        return self.enabled and self.off_reason is None
+
+
+class CaptureSettings(BaseModel):
+    """``ML_ENDPOINTS_CAPTURE_*``: data capture (``serving.capture``); off without a destination."""
+
+    destination: str | None = Field(None, description="Local directory or s3://bucket/prefix.")
+    sample_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
+    max_file_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    max_file_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    buffer_records: Annotated[int, Field(ge=1)] = 100_000
+    off_reason: str | None = Field(
+        None, description="Set by validation: the invalid setting that turned capture off."
+    )
+
+    @field_validator("destination")
+    @classmethod
+    def _writable_kind(cls, value: str | None) -> str | None:
+        if value is None or not value.startswith("s3://"):
+            return value
+        if not value.removeprefix("s3://").partition("/")[0]:
+            raise ValueError(f"capture destination {value!r} names no bucket")
+        if importlib.util.find_spec("boto3") is None:
+            raise ValueError(
+                f"capture destination {value} needs boto3: pip install 'ml-endpoints[aws]'"
+            )
+        return value
+
+    @property
+    def active(self) -> bool:
+        """A destination is set and every setting is valid."""
+        return bool(self.destination) and self.off_reason is None
+
+
+#: Optional features by ``Settings`` field: their settings and their variables' prefix.
+_FEATURES: dict[str, tuple[type[DriftSettings | CaptureSettings], str]] = {
+    "drift": (DriftSettings, "ML_ENDPOINTS_DRIFT_"),
+    "capture": (CaptureSettings, "ML_ENDPOINTS_CAPTURE_"),
+}
+
+
 class Settings(BaseSettings):
     """Everything the server reads at start-up. Field docs name the variables."""
 
-    model_config = SettingsConfigDict(env_prefix="ML_ENDPOINTS_", populate_by_name=True)
+    # ML_ENDPOINTS_DRIFT_ALPHA -> drift.alpha: split once after the prefix, so that field names
+    # keep their underscores (ML_ENDPOINTS_DRIFT_WINDOW_ROWS -> drift.window_rows)
+    model_config = SettingsConfigDict(
+        env_prefix="ML_ENDPOINTS_",
+        populate_by_name=True,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+    )
 
     model_uri: str | None = Field(
         None,
@@ -134,6 +221,28 @@ class Settings(BaseSettings):
     aip_health_route: str | None = Field(None, validation_alias=_env("AIP_HEALTH_ROUTE"))
     aip_predict_route: str | None = Field(None, validation_alias=_env("AIP_PREDICT_ROUTE"))
     aip_storage_uri: str | None = Field(None, validation_alias=_env("AIP_STORAGE_URI"))
+
+    drift: DriftSettings = DriftSettings()
+    capture: CaptureSettings = CaptureSettings()
+
+    @field_validator("drift", "capture", mode="wrap")
+    @classmethod
+    def _optional_feature(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> DriftSettings | CaptureSettings:
+        """The failure policy of optional features: invalid -> off, saying why."""
+        try:
+            feature: DriftSettings | CaptureSettings = handler(value)
+        except ValidationError as exc:
+            assert info.field_name is not None
+            kind, prefix = _FEATURES[info.field_name]
+            reasons = []
+            for error in exc.errors():
+                key = "_".join(str(part) for part in error["loc"]).upper()
+                variable = prefix + key if key else prefix.rstrip("_")
+                reasons.append(f"invalid {variable}={error.get('input')!r}: {error['msg']}")
+            return kind(off_reason="; ".join(reasons))
+        return feature
 
     @field_validator("aip_health_route", "aip_predict_route")
     @classmethod

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from serving.errors import Unavailable
 from serving.http import Response, json_response
+from serving.openapi import JSON, Operation, ref
 from serving.runtime import ModelRuntime
+
+READY_DOC = Operation(
+    "Ready: model loaded, warm, not shutting down.", {JSON: ref("Status")}, errors=(503,)
+)
+LIVE_DOC = Operation("Liveness.", {JSON: ref("Status")}, errors=(503,))
 
 _READY = json_response({"status": "ready"})
 _ALIVE = json_response({"status": "alive"})

@@ -8,10 +8,20 @@ from serving import codecs, contract
 from serving.errors import BadRequest
 from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
-from serving.protocols.health import live, ready
+from serving.openapi import JSON, JSON_PREDICT_ERRORS, Operation, ref
+from serving.protocols.health import LIVE_DOC, READY_DOC, live, ready
 from serving.runtime import ModelRuntime
 
 PROTOCOL = "kubernetes"
+HEALTH_DOC = Operation(
+    "Health summary (503 while not ready).", {JSON: ref("Health")}, ok_on_503="Health"
+)
+PREDICT_DOC = Operation(
+    "Predict one row ('features': a row) or several ('features': rows).",
+    {JSON: ref("FeaturesResponse")},
+    {JSON: ref("FeaturesRequest")},
+    errors=JSON_PREDICT_ERRORS,
+)
 
 
 def routes(runtime: ModelRuntime) -> list[Route]:
@@ -55,10 +65,12 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return json_response(answers[0] if single else {"predictions": answers})
 
     return [
-        Route("GET", contract.LIVENESS_PATH, health_live, access=Access.HEALTH),
-        Route("GET", contract.READINESS_PATH, health_ready, access=Access.HEALTH),
-        Route("GET", contract.HEALTH_PATH, health, access=Access.HEALTH),
-        Route("POST", contract.PREDICT_PATH, predict, protocol=PROTOCOL, body=True),
+        Route("GET", contract.LIVENESS_PATH, health_live, access=Access.HEALTH, doc=LIVE_DOC),
+        Route("GET", contract.READINESS_PATH, health_ready, access=Access.HEALTH, doc=READY_DOC),
+        Route("GET", contract.HEALTH_PATH, health, access=Access.HEALTH, doc=HEALTH_DOC),
+        Route(
+            "POST", contract.PREDICT_PATH, predict, protocol=PROTOCOL, body=True, doc=PREDICT_DOC
+        ),
     ]
 
 

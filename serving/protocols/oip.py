@@ -16,13 +16,34 @@ from serving import __version__, codecs
 from serving.errors import BadRequest, NotFound
 from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
-from serving.protocols.health import live, ready
+from serving.openapi import BINARY, JSON, JSON_PREDICT_ERRORS, OCTET, Operation, ref
+from serving.protocols.health import READY_DOC, live, ready
 from serving.protocols.instances import read_instances
 from serving.runtime import ModelRuntime
 
 PROTOCOL_V2 = "v2"
 PROTOCOL_V1 = "v1"
 BINARY_HEADER = b"inference-header-content-length"
+
+SERVER_METADATA_DOC = Operation("V2 server metadata.", {JSON: ref("ServerMetadata")})
+SERVER_LIVE_DOC = Operation("V2 liveness.", {JSON: ref("Status")}, errors=(503,))
+MODEL_METADATA_DOC = Operation(
+    "V2 model metadata.", {JSON: ref("ModelMetadata")}, errors=(404, 503)
+)
+MODEL_READY_DOC = Operation("V2 model readiness.", {JSON: ref("ModelReady")}, errors=(404, 503))
+INFER_DOC = Operation(
+    "Open Inference Protocol (V2) inference; binary tensor extension supported.",
+    {JSON: ref("InferenceResponse"), OCTET: BINARY},
+    {JSON: ref("InferenceRequest"), OCTET: BINARY},
+    errors=(400, 404, 413, 500, 503, 504),
+)
+V1_STATUS_DOC = Operation("KServe V1 model status.", {JSON: ref("ModelReady")}, errors=(404,))
+V1_PREDICT_DOC = Operation(
+    "KServe V1 prediction.",
+    {JSON: ref("Predictions")},
+    {JSON: ref("InstancesRequest")},
+    errors=(404, *JSON_PREDICT_ERRORS),
+)
 
 DTYPES: dict[str, Any] = {
     "BOOL": np.bool_,
@@ -97,17 +118,24 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         )
 
     routes_: list[Route] = [
-        Route("GET", "/v2", server_metadata),
-        Route("GET", "/v2/health/live", server_live, access=Access.HEALTH),
-        Route("GET", "/v2/health/ready", server_ready, access=Access.HEALTH),
-        Route("GET", "/v1/models/{model}", v1_status),
-        Route("POST", "/v1/models/{model}:predict", v1_predict, protocol=PROTOCOL_V1, body=True),
+        Route("GET", "/v2", server_metadata, doc=SERVER_METADATA_DOC),
+        Route("GET", "/v2/health/live", server_live, access=Access.HEALTH, doc=SERVER_LIVE_DOC),
+        Route("GET", "/v2/health/ready", server_ready, access=Access.HEALTH, doc=READY_DOC),
+        Route("GET", "/v1/models/{model}", v1_status, doc=V1_STATUS_DOC),
+        Route(
+            "POST",
+            "/v1/models/{model}:predict",
+            v1_predict,
+            protocol=PROTOCOL_V1,
+            body=True,
+            doc=V1_PREDICT_DOC,
+        ),
     ]
     for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         routes_ += [
-            Route("GET", prefix, model_metadata),
-            Route("GET", prefix + "/ready", model_ready),
-            Route("POST", prefix + "/infer", infer, protocol=PROTOCOL_V2, body=True),
+            Route("GET", prefix, model_metadata, doc=MODEL_METADATA_DOC),
+            Route("GET", prefix + "/ready", model_ready, doc=MODEL_READY_DOC),
+            Route("POST", prefix + "/infer", infer, protocol=PROTOCOL_V2, body=True, doc=INFER_DOC),
         ]
     return routes_
 

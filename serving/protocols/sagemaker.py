@@ -11,10 +11,17 @@ from serving.codecs import CSV, JSON, JSONLINES, NPY
 from serving.errors import BadRequest, ModelError, ServingError
 from serving.http import Access, Request, Response, Route
 from serving.models.handler import HandlerModel
-from serving.protocols.health import ready
+from serving.openapi import BINARY, PREDICT_ERRORS, STRING, Operation, ref
+from serving.protocols.health import READY_DOC, ready
 from serving.runtime import ModelRuntime
 
 PROTOCOL = "sagemaker"
+INVOCATIONS_DOC = Operation(
+    "SageMaker inference: JSON, CSV, .npy or JSON Lines in; JSON, CSV or JSON Lines out.",
+    {JSON: ref("Predictions"), CSV: STRING, JSONLINES: STRING},
+    {JSON: ref("SageMakerJson"), CSV: STRING, NPY: BINARY, JSONLINES: STRING},
+    errors=PREDICT_ERRORS,
+)
 
 
 def decode(body: bytes, content_type: str, feature_names: list[str] | None) -> np.ndarray:
@@ -61,7 +68,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return Response(body, 200, out_type)
 
     return [
-        Route("GET", contract.SAGEMAKER_PING_PATH, ping, access=Access.PLATFORM),
+        Route("GET", contract.SAGEMAKER_PING_PATH, ping, access=Access.PLATFORM, doc=READY_DOC),
         Route(
             "POST",
             contract.SAGEMAKER_INVOCATIONS_PATH,
@@ -69,6 +76,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
             protocol=PROTOCOL,
             body=True,
             access=Access.PLATFORM,
+            doc=INVOCATIONS_DOC,
         ),
     ]
 

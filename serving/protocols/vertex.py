@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from serving.errors import BadRequest
 from serving.http import Access, Request, Response, Route, json_response
-from serving.protocols.health import ready
+from serving.openapi import JSON, JSON_PREDICT_ERRORS, Operation, ref
+from serving.protocols.health import READY_DOC, ready
 from serving.protocols.instances import read_instances
 from serving.runtime import ModelRuntime
 from serving.settings import OutputKind
@@ -13,6 +14,12 @@ PROTOCOL = "vertex"
 DEFAULT_HEALTH = "/v1/endpoints/{endpoint}/deployedModels/{deployed_model}"
 DEFAULT_PREDICT = DEFAULT_HEALTH + ":predict"
 _OUTPUTS = ", ".join(repr(k.value) for k in OutputKind)
+PREDICT_DOC = Operation(
+    "Vertex AI prediction.",
+    {JSON: ref("Predictions")},
+    {JSON: ref("InstancesRequest")},
+    errors=JSON_PREDICT_ERRORS,
+)
 
 
 def routes(runtime: ModelRuntime) -> list[Route]:
@@ -40,7 +47,13 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return json_response({"predictions": runtime.instance_outputs(prediction, output)})
 
     return [
-        Route("GET", settings.aip_health_route or DEFAULT_HEALTH, health, access=Access.PLATFORM),
+        Route(
+            "GET",
+            settings.aip_health_route or DEFAULT_HEALTH,
+            health,
+            access=Access.PLATFORM,
+            doc=READY_DOC,
+        ),
         Route(
             "POST",
             settings.aip_predict_route or DEFAULT_PREDICT,
@@ -48,5 +61,6 @@ def routes(runtime: ModelRuntime) -> list[Route]:
             protocol=PROTOCOL,
             body=True,
             access=Access.PLATFORM,
+            doc=PREDICT_DOC,
         ),
     ]

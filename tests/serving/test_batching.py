@@ -141,6 +141,33 @@ def test_full_queue_answers_503_at_once() -> None:
     asyncio.run(scenario())
 
 
+def test_each_request_refused_for_a_full_queue_is_counted_where_it_is_refused() -> None:
+    release = threading.Event()
+    refused: list[int] = []
+
+    def slow(r: np.ndarray) -> Prediction:
+        release.wait(5)
+        return Prediction(r[:, 0])
+
+    async def scenario() -> None:
+        batcher = Batcher(
+            slow, max_queue=1, threaded=True, on_reject=lambda: refused.append(batcher.queued)
+        )
+        first = asyncio.ensure_future(batcher.submit(rows(1.0)))
+        await asyncio.sleep(0.05)  # running on the model thread: the queue is empty again
+        queued = asyncio.ensure_future(batcher.submit(rows(2.0)))
+        for _ in range(3):
+            with pytest.raises(Unavailable):
+                batcher.submit(rows(3.0))
+        release.set()
+        await asyncio.gather(first, queued)
+        await batcher.submit(rows(4.0))  # room again: accepted, not counted
+        batcher.close()
+
+    asyncio.run(scenario())
+    assert refused == [1, 1, 1]
+
+
 def test_a_stuck_model_cannot_hold_requests_past_their_deadline() -> None:
     release = threading.Event()
 

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from serving.capture import CaptureSettings, DataCapture
+from serving.capture import DataCapture
 from serving.models.base import Prediction
+from serving.settings import CaptureSettings
 from tests.conftest import free_port
 
 

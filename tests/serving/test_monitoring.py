@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -155,15 +156,23 @@ def test_the_demo_model_is_monitored_out_of_the_box(demo_server: ServerProcess) 
 def test_bad_settings_turn_the_feature_off_and_say_why(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from serving.app import ServingApp
+    from serving.compose import create_app
     from serving.settings import Settings
 
     monkeypatch.setenv("ML_ENDPOINTS_DRIFT_ALPHA", "2")
     monkeypatch.setenv("ML_ENDPOINTS_CAPTURE_DESTINATION", "/tmp/unused")
     monkeypatch.setenv("ML_ENDPOINTS_CAPTURE_SAMPLE_PERCENT", "150")
-    app = ServingApp(Settings())
-    assert app.monitoring.settings.enabled is False
-    assert app.monitoring.capture is None
+    app = create_app(Settings())
+
+    async def drift_and_metrics() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # scopes as dict
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.get("/drift"), await client.get("/metrics")
+
+    drift, metrics = asyncio.run(drift_and_metrics())
+    assert drift.status_code == 404  # drift monitoring is off, and says why
+    assert "ML_ENDPOINTS_DRIFT_ALPHA='2'" in drift.json()["error"]
+    assert "model_capture_records" not in metrics.text  # data capture is off
     assert "ML_ENDPOINTS_DRIFT_ALPHA='2': Input should be less than 1" in caplog.text
     assert "ML_ENDPOINTS_CAPTURE_SAMPLE_PERCENT='150'" in caplog.text
-    app.monitoring.close()
+    app.close()

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from serving.app import ServingApp
+from serving.compose import create_app
 from serving.settings import Settings
 from tests.conftest import ServerProcess
 from tests.serving.reliability.observe import status
@@ -180,25 +180,23 @@ class Trap:
 def post(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Post]:
     """POST to the ASGI app on one long-lived event loop, its model loaded."""
     cache = tmp_path_factory.mktemp("fuzz-cache")
-    app = ServingApp(Settings(model_uri=str(demo_model_dir), cache_dir=str(cache), compile=False))
+    app = create_app(
+        Settings(model_uri=str(demo_model_dir), cache_dir=str(cache), compile=False),
+        load_before_serving=True,
+    )
     runner = asyncio.Runner()
-
-    async def load() -> None:
-        app.runtime.start()
-        await app.runtime.wait_loaded()
-
-    runner.run(load())
-    assert app.runtime.ready, app.runtime.reason
+    runner.run(app.start())  # returns once the model is loaded
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # scopes typed as dict
     client = httpx.AsyncClient(transport=transport, base_url="http://fuzz")
+    ready = runner.run(client.get("/ping"))
+    assert ready.status_code == 200, ready.text
 
     def send(path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         return runner.run(client.post(path, content=body, headers=headers))
 
     yield send
     runner.run(client.aclose())
-    app.runtime.close()
-    app.monitoring.close()
+    app.close()
     runner.close()
 
 

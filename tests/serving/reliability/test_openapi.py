@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from serving.app import ServingApp
+from serving.compose import create_app
 from serving.openapi import UNDOCUMENTED, describe
 from serving.settings import Settings
 from tests.conftest import ServerProcess
@@ -36,11 +36,11 @@ CHECKS = [
 
 
 def documented(settings: Settings) -> dict[str, object]:
-    app = ServingApp(settings)
+    app = create_app(settings)
     try:
         return describe(app.router.routes(), app.auth.protected if app.auth else frozenset())
     finally:
-        app.monitoring.close()
+        app.close()
 
 
 def operations(document: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -50,12 +50,12 @@ def operations(document: dict[str, object]) -> dict[str, dict[str, object]]:
 
 
 def test_every_route_is_described() -> None:
-    app = ServingApp(Settings())
+    app = create_app(Settings())
     try:
         routes = {f"{r.method} {r.template}" for r in app.router.routes()}
         described = operations(describe(app.router.routes()))
     finally:
-        app.monitoring.close()
+        app.close()
     assert set(described) == routes
     assert "GET /openapi.json" in described
     assert "POST /v2/models/{model}/versions/{version}/infer" in described
@@ -100,11 +100,11 @@ def live_schema(demo_server: ServerProcess) -> OpenApiSchema:
 
 def operation_keys() -> list[tuple[str, str]]:
     """(method, path) of every documented operation, for parametrization."""
-    app = ServingApp(Settings())
+    app = create_app(Settings())
     try:
         return sorted((r.method, r.template) for r in app.router.routes())
     finally:
-        app.monitoring.close()
+        app.close()
 
 
 @pytest.mark.parametrize(("method", "path"), operation_keys())

@@ -1,4 +1,5 @@
-"""Slow and oversized clients are cut off while reading (slowloris, huge headers, slow bodies)."""
+"""The HTTP/1.1 transport over real sockets: slow and oversized clients are cut off while reading
+(slowloris, huge headers, slow bodies) and the direct route keeps HTTP semantics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with the limits it lacks, enforced while reading.
+"""The HTTP/1.1 transport: uvicorn's httptools protocol with the limits it lacks, enforced while
+reading, and a direct route for prediction requests.
 
 uvicorn bounds idle keep-alive connections but not a request that arrives slowly: a client
 trickling headers or a body (slowloris) would hold a connection and its buffers for ever. Here:
@@ -13,12 +14,18 @@ without ever being buffered whole.
 
 Prediction requests take a direct route: uvicorn's ASGI machinery (scope, request cycle, receive
 and send messages, header re-validation) costs more per request than a small model's predict, so
-for a prediction route (``ServingApp.direct``) with a declared ``Content-Length`` within the body
-limit the protocol collects the body itself, calls ``ServingApp.respond`` (the very code the ASGI
-path runs: admission, auth, handler, errors, metrics) and writes the response. Everything else
+for a prediction route (:meth:`DirectApp.direct`) with a declared ``Content-Length`` within the
+body limit the protocol collects the body itself, calls :meth:`DirectApp.respond` (the very code
+the ASGI path runs: admission, auth, handler, errors, metrics) and writes the response. Everything
+else
 (probes, metrics, chunked or oversized bodies, ``Expect: 100-continue``, upgrades) goes through
 ASGI as before. Keep-alive, pipelining (responses in request order), graceful shutdown and
 client disconnects behave as on the ASGI path.
+
+This module builds on uvicorn's protocol internals (its parser callbacks, ``cycle``,
+``pipeline``, ``flow``, ``_start_asgi_task``): ``tests/serving/test_transport.py`` drives it with a
+fake transport and checks every extension point in about a second, so a uvicorn upgrade is
+checked before it is trusted.
 """
 
 from __future__ import annotations
@@ -28,17 +35,16 @@ import json
 import urllib.parse
 from collections.abc import Coroutine
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from serving.http import raw_header
+from serving.http import Resolved, raw_header
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
 
-    from serving.app import Resolved, ServingApp
     from serving.http import Response
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -48,12 +54,43 @@ _STATUS_LINES = {
 }
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """HTTP/1.1 protocol with a whole-request read deadline and a header size limit."""
+class DirectApp(Protocol):
+    """What the direct route needs from the app (``serving.app.ServingApp`` is one)."""
+
+    body_limit: int
+
+    def direct(self, method: str, path: str) -> Resolved | None:
+        """The route of a prediction request the transport may answer itself, else ``None``."""
+
+    def respond(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        resolved: Resolved,
+    ) -> Coroutine[Any, Any, Response]:
+        """Answer the request; never raises."""
+
+
+def http_protocol(
+    app: DirectApp | None, *, read_timeout: float, max_header_bytes: int
+) -> type[HttpProtocol]:
+    """The protocol class to give uvicorn (``Config(http=...)``): these limits, and the direct
+    route to ``app`` (``None``: every request goes through ASGI)."""
+    return type(
+        "HttpProtocol",
+        (HttpProtocol,),
+        {"read_timeout": read_timeout, "max_header_bytes": max_header_bytes, "direct_app": app},
+    )
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """HTTP/1.1 with a whole-request read deadline, a header size limit and the direct route."""
 
     read_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
-    serving_app: ServingApp | None = None  # set: prediction routes take the direct route
+    direct_app: DirectApp | None = None  # set: prediction routes take the direct route
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,7 +132,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
-        app = self.serving_app
+        app = self.direct_app
         if (
             app is not None
             and self._answering is None
@@ -149,7 +186,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._reading = None
         self._answering = request
-        app = self.serving_app
+        app = self.direct_app
         assert app is not None
         body = request.chunks[0] if len(request.chunks) == 1 else b"".join(request.chunks)
         self._step(
