@@ -15,12 +15,10 @@ import operator
 import os
 import re
 import signal
-import subprocess
 import tarfile
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,9 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from serving.artifacts import ArtifactError, materialize
 from serving.demo import build_demo_model, demo_data, write_demo_artifacts
-from tests.conftest import ServerProcess, free_port
+from tests import emulators
+from tests.conftest import ServerProcess
+from tests.emulators import Emulator
 
 ARCHIVE_HANDLER = """
 def predict_fn(data, model):
@@ -47,66 +47,16 @@ VERTEX_HEALTH = "/v1/endpoints/42/deployedModels/7"
 VERTEX_PREDICT = VERTEX_HEALTH + ":predict"
 
 
-@dataclass(frozen=True)
-class Emulator:
-    """A storage emulator process and the environment that points clients at it."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-    env: dict[str, str]
-
-
-def _start_emulator(command: list[str], port: int, log: Path, env: dict[str, str]) -> Emulator:
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return Emulator(process, log, env)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.terminate()
-    raise TimeoutError(f"{command[0]} did not listen on {port} within 30 s:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """``moto_server`` on 127.0.0.1 and the AWS variables boto3 needs to use it."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    emulator = _start_emulator(["moto_server", "-H", "127.0.0.1", "-p", str(port)], port, log, env)
-    yield emulator
-    _stop(emulator.process)
+    with emulators.moto(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """``gcp-storage-emulator`` (in memory) on 127.0.0.1; google-cloud-storage follows
-    ``STORAGE_EMULATOR_HOST``."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gcs") / "gcs.log"
-    command = ["gcp-storage-emulator", "start", "--host", "127.0.0.1", "--port", str(port)]
-    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
-    emulator = _start_emulator([*command, "--in-memory"], port, log, env)
-    yield emulator
-    _stop(emulator.process)
+    with emulators.gcs(tmp_path_factory.mktemp("gcs")) as server:
+        yield server
 
 
 def _constant_model(label: str) -> bytes:

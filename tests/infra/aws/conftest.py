@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pulumi
 import pytest
 
-from tests.conftest import free_port
+from tests import emulators
 from tests.infra.conftest import Declared, RecordingMocks, install_mocks
 
 ACCOUNT = "123456789012"
@@ -71,53 +66,22 @@ def declare(build: Callable[[], pulumi.ComponentResource]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One ``moto_server`` on 127.0.0.1 for the session (stopped in the finalizer)."""
-    port = free_port()
-    log = Path(tmp_path_factory.mktemp("moto")) / "moto.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited with {process.returncode}: {log.read_text()}")
-            try:
-                if httpx.get(f"{url}/moto-api/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server not ready within 30 s: {log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulators.Emulator]:
+    """One ``moto_server`` on 127.0.0.1 for the session."""
+    with emulators.moto(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_url(moto: emulators.Emulator) -> str:
+    return moto.url
 
 
 @pytest.fixture
-def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def aws_env(moto: emulators.Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean moto account; boto3's default clients (as the CLI builds them) point at it."""
-    httpx.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
-    for key, value in {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(key, raising=False)
-    return moto_url
+    emulators.use_moto(moto, monkeypatch)
+    return moto.url
 
 
 @pytest.fixture
