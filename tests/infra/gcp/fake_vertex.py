@@ -31,42 +31,21 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import re
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import httpx
 
+from tests.infra.gcp.fake_google_api import ApiError, FakeGoogleApi
+
 _TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
 _LOCATION = r"projects/[^/]+/locations/[^/]+"
-_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
 # CreateEndpointRequest.endpoint_id (python-aiplatform aiplatform_v1/types/endpoint_service.py):
 # a letter then up to 62 of [a-z0-9-] ending in a letter or digit, or up to 9 digits, no
 # leading zero.
 _ENDPOINT_ID = re.compile(r"[1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, canonical status name and message."""
-
-    def __init__(self, http: int, message: str, status: str | None = None) -> None:
-        super().__init__(message)
-        self.http = http
-        self.status = status or _STATUS.get(http, "UNKNOWN")
-
-
-@dataclass
-class Call:
-    """One API method the fake served, in order (``method`` as in the REST reference)."""
-
-    method: str
-    target: str
-    body: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,58 +99,20 @@ class HeldOperation:
         return self._reserved_id
 
 
-class FakeVertex:
+class FakeVertex(FakeGoogleApi):
     """Start with :meth:`start`, point the client at :attr:`url`, stop with :meth:`stop`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
-        self.calls: list[Call] = []
         # Image URI -> base URL of a running serving container to forward :predict to.
         self.backends: dict[str, str] = {}
         self._failures: list[_Failure] = []
         self._held: list[HeldOperation] = []
         self._ids = itertools.count(1001)
-        self._lock = threading.Lock()
         self._round_robin: dict[str, dict[str, int]] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle -----------------------------------------------------------------------------
-    def start(self) -> FakeVertex:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _serve(self) -> None:
-                fake._handle(self)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _serve  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- test controls --------------------------------------------------------------------------
     def add_endpoint(
@@ -274,10 +215,6 @@ class FakeVertex:
         """The live deployed models of ``endpoint`` keyed by display name."""
         return {d["displayName"]: d for d in self.endpoints[endpoint]["deployedModels"]}
 
-    def methods(self, *names: str) -> list[str]:
-        """The API methods called so far, in order, optionally only those in ``names``."""
-        return [c.method for c in self.calls if not names or c.method in names]
-
     def split_by_name(self, endpoint: str) -> dict[str, int]:
         """The live traffic split of ``endpoint`` keyed by deployed model display name."""
         state = self.endpoints[endpoint]
@@ -285,7 +222,7 @@ class FakeVertex:
         return {names[i]: pct for i, pct in state["trafficSplit"].items()}
 
     # -- HTTP -----------------------------------------------------------------------------------
-    _ROUTES: tuple[tuple[str, str, str], ...] = (
+    ROUTES: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("POST", rf"^/v1/({_LOCATION})/endpoints$", "createEndpoint"),
         ("GET", rf"^/v1/({_LOCATION})/endpoints$", "listEndpoints"),
         ("GET", rf"^/v1/({_LOCATION}/endpoints/[^/:]+)$", "getEndpoint"),
@@ -308,42 +245,6 @@ class FakeVertex:
         ("GET", rf"^/(?:v1|ui)/({_LOCATION}/(?:[^/]+/[^/]+/)?operations/[^/:]+)$", "getOperation"),
         ("GET", rf"^/(?:v1|ui)/({_LOCATION}/endpoints/[^/:]+)/operations$", "listOperations"),
     )
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        url = urlsplit(request.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        length = int(request.headers.get("content-length") or 0)
-        raw = request.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else {}
-            for method, pattern, name in self._ROUTES:
-                found = re.match(pattern, url.path)
-                if found and request.command == method:
-                    handler: Callable[[str, dict[str, Any], dict[str, str]], dict[str, Any]]
-                    handler = getattr(self, "_" + name)
-                    with self._lock:
-                        self.calls.append(Call(name, found.group(1), copy.deepcopy(body)))
-                        answer = handler(found.group(1), body, query)
-                    self._send(request, 200, answer)
-                    return
-            raise ApiError(404, f"no such method: {request.command} {url.path}")
-        except ApiError as exc:
-            self._send(
-                request,
-                exc.http,
-                {"error": {"code": exc.http, "message": str(exc), "status": exc.status}},
-            )
-        except json.JSONDecodeError as exc:
-            self._send(request, 400, {"error": {"code": 400, "message": f"bad JSON: {exc}"}})
-
-    @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        request.send_response(status)
-        request.send_header("content-type", "application/json; charset=UTF-8")
-        request.send_header("content-length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
 
     # -- helpers --------------------------------------------------------------------------------
     def _endpoint(self, name: str) -> dict[str, Any]:
