@@ -30,7 +30,7 @@ $(VENV)/.serving: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q '$(TORCH_PIN)'
-	$(PIP) install -q -e '.[serving,onnx,torch,aws,gcp,drift,skops,infra,dev]'
+	$(PIP) install -q -e '.[serving,onnx,torch,aws,gcp,drift,skops,infra,preflight,dev]'
 	touch $@
 
 serve: $(VENV)/.serving ## serve the bundled demo model on :8080 (ARGS="--model PATH" for yours)
