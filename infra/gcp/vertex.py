@@ -10,6 +10,7 @@ import pulumi_gcp as gcp
 
 from infra.gcp.config import VariantArgs, VertexEndpointArgs
 from infra.gcp.service_account import ModelServiceAccount, account_id_for
+from infra.gcp.vertex_deployments import owner_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
 from serving import contract
 
@@ -18,7 +19,7 @@ class VertexDeployment(pulumi.dynamic.Resource, module="ml-endpoints/gcp", name=
     """The models uploaded and deployed to one endpoint (see :mod:`infra.gcp.vertex_provider`)."""
 
     deployed: pulumi.Output[dict[str, Any]]
-    """Per variant: ``model``, ``deployed_model_id``, ``release``, ``scaling``."""
+    """Per variant: ``model``, ``deployed_model_id``, ``release``, ``scaling``, ``labels``."""
     cleanup_pending: pulumi.Output[list[dict[str, Any]]]
     """Retired deployments whose removal failed; retried on the next update."""
 
@@ -72,6 +73,8 @@ def deployment_props(
         "timeout_seconds": args.operation_timeout_seconds,
         "variants": [variant_props(args, v, service_account) for v in args.variants],
         "traffic": args.split,
+        # One deployed model at a time on a VPC-peered endpoint.
+        "private": args.network is not None,
     }
 
 
@@ -125,9 +128,10 @@ class VertexEndpoint(pulumi.ComponentResource):
         self.endpoint_name = pulumi.Output.concat(
             "projects/", args.project, "/locations/", args.region, "/endpoints/", self.endpoint.name
         )
+        owner = owner_of(pulumi.get_project(), pulumi.get_stack(), f"{name}-deployment")
         self.deployment = VertexDeployment(
             f"{name}-deployment",
-            deployment_props(args, self.endpoint_name, account.email),
+            {**deployment_props(args, self.endpoint_name, account.email), "owner": owner},
             # The models must be able to read their artifacts the moment they start.
             pulumi.ResourceOptions(parent=self, depends_on=account.grants),
         )

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ RELEASE_LABEL = "ml-endpoints-release"
 VARIANT_LABEL = "ml-endpoints-variant"
 """Set by the component among the variant's own labels (``infra.gcp.vertex.variant_props``)."""
 _OWN_LABELS = (OWNER_LABEL, RELEASE_LABEL)
+_MODEL_NAME = re.compile(r"projects/[^/]+/locations/[^/]+/models/[^/@]+")
 
 # Inputs whose change means a different endpoint: replace the whole resource.
 REPLACE_KEYS = ("project", "region", "endpoint")
@@ -250,7 +252,7 @@ class VertexApi:
             token = ""
             while True:
                 page = self.call(
-                    f"listing the operations of {self.endpoint_name}",
+                    f"reading endpoint {self.endpoint_name} (its running operations)",
                     self.endpoints.list_operations,
                     request=operations_pb2.ListOperationsRequest(
                         name=self.endpoint_name, page_token=token
@@ -292,14 +294,14 @@ class VertexApi:
             models = {m.name: m for m in listed}
         for deployed in endpoint.deployed_models:
             base = deployed.model.split("@")[0]
-            if base not in models:
-                try:
-                    models[base] = self.call(
-                        f"reading model {base}", self.models.get_model, name=base
-                    )
-                except VertexDeploymentError as exc:
-                    if not isinstance(exc.__cause__, exceptions.NotFound):
-                        raise
+            if base in models or not _MODEL_NAME.fullmatch(base):
+                continue
+            try:
+                models[base] = self.call(f"reading model {base}", self.models.get_model, name=base)
+            except VertexDeploymentError as exc:
+                # Someone else's model (gone, or in a project we cannot read): not ours.
+                if not isinstance(exc.__cause__, exceptions.NotFound | exceptions.Forbidden):
+                    raise
         return Live(
             deployed={d.id: d for d in endpoint.deployed_models},
             split={k: int(v) for k, v in endpoint.traffic_split.items()},

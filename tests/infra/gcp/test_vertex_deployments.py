@@ -19,6 +19,7 @@ import pytest
 from infra.gcp import vertex_deployments as vd
 from infra.gcp.config import VertexEndpointArgs
 from infra.gcp.vertex import deployment_props
+from infra.gcp.vertex_provider import VertexDeploymentProvider
 from tests.infra.gcp.conftest import (
     IMAGE_V2,
     PROJECT,
@@ -41,26 +42,44 @@ def props_for(
 
 
 class Engine:
-    """create, then update; state only from successful returns."""
+    """Drives :class:`VertexDeploymentProvider` as Pulumi does: create, then diff and update;
+    state only from successful returns; refresh through ``read``."""
 
     def __init__(self, endpoint: str, private: bool = False) -> None:
+        self.provider = VertexDeploymentProvider()
         self.endpoint = endpoint
         self.private = private
+        self.id: str | None = None
         self.state: dict[str, Any] | None = None
 
     def up(self, args: VertexEndpointArgs, **overrides: Any) -> None:
         news = props_for(args, self.endpoint, self.private, **overrides)
-        outs = vd.reconcile(news, self.state or {})
-        self.state = dict(on_the_wire(outs))
+        if self.id is None or self.state is None:
+            created = self.provider.create(news)
+            self.id, self.state = created.id, dict(on_the_wire(created.outs or {}))
+            return
+        if self.provider.diff(self.id, self.state, news).changes:
+            updated = self.provider.update(self.id, self.state, news)
+            self.state = dict(on_the_wire(updated.outs or {}))
 
     def refresh(self) -> None:
+        assert self.id is not None
         assert self.state is not None
-        refreshed = vd.refresh(self.state)
-        self.state = None if refreshed is None else dict(on_the_wire(refreshed))
+        refreshed = self.provider.read(self.id, self.state)
+        self.state = dict(on_the_wire(refreshed.outs or {})) if refreshed.id else None
 
     def destroy(self) -> None:
+        assert self.id is not None
         assert self.state is not None
-        vd.teardown(self.state)
+        self.provider.delete(self.id, self.state)
+
+
+def private_endpoint(fake: FakeVertex) -> tuple[str, dict[str, Any]]:
+    """A VPC-peered endpoint and a one-variant config."""
+    endpoint = fake.add_endpoint(PROJECT, REGION, "p", "77", network="projects/1/global/networks/n")
+    config = vertex_config(traffic={"champion": 100})
+    config["variants"] = config["variants"][:1]
+    return endpoint, config
 
 
 def deployments(fake: FakeVertex, endpoint: str) -> dict[str, list[str]]:
@@ -298,11 +317,7 @@ def test_labels_alone_change_in_place(fake_vertex: FakeVertex, endpoint_name: st
 def test_a_private_endpoint_replaces_its_one_deployment(fake_vertex: FakeVertex) -> None:
     """https://cloud.google.com/vertex-ai/docs/predictions/using-private-endpoints: "Only support
     one model per private endpoint"; the fake refuses a second deployed model like the service."""
-    endpoint = fake_vertex.add_endpoint(
-        PROJECT, REGION, "p", "77", network="projects/1/global/networks/n"
-    )
-    config = vertex_config(traffic={"champion": 100})
-    config["variants"] = config["variants"][:1]
+    endpoint, config = private_endpoint(fake_vertex)
     engine = Engine(endpoint, private=True)
     engine.up(vertex_args(fake_vertex, **config))
     config["variants"][0]["image"] = IMAGE_V2
@@ -315,11 +330,7 @@ def test_a_private_endpoint_replaces_its_one_deployment(fake_vertex: FakeVertex)
 
 
 def test_a_failed_private_redeploy_restores_the_old_release(fake_vertex: FakeVertex) -> None:
-    endpoint = fake_vertex.add_endpoint(
-        PROJECT, REGION, "p", "77", network="projects/1/global/networks/n"
-    )
-    config = vertex_config(traffic={"champion": 100})
-    config["variants"] = config["variants"][:1]
+    endpoint, config = private_endpoint(fake_vertex)
     engine = Engine(endpoint, private=True)
     engine.up(vertex_args(fake_vertex, **config))
     assert engine.state is not None
@@ -342,7 +353,7 @@ def test_an_accelerator_the_client_lacks_fails_clearly_before_any_upload(
     props = props_for(args, endpoint_name)
     props["variants"][1]["accelerator_type"] = "NVIDIA_B300"
     with pytest.raises(vd.VertexDeploymentError, match="'NVIDIA_B300' is not known") as error:
-        vd.reconcile(props, {})
+        VertexDeploymentProvider().create(props)
     assert "google-cloud-aiplatform" in str(error.value)
     assert "NVIDIA_TESLA_T4" in str(error.value)
     assert fake_vertex.methods("uploadModel") == []
