@@ -186,22 +186,17 @@ def test_any_exception_rolls_back_not_only_api_errors(
     assert fake_vertex.models == {}
 
 
-def _create_in_a_child(url: str, endpoint: str) -> None:
-    args = vertex_args(None, api_endpoint=url, traffic={"champion": 100, "challenger": 0})
-    vd.reconcile(props_for(args, endpoint), {})
-
-
 def test_a_killed_process_leaves_nothing_the_next_up_does_not_find(
     fake_vertex: FakeVertex, endpoint_name: str
 ) -> None:
     """SIGKILL runs no handler: whatever the run started is found by its owner label."""
     held = fake_vertex.hold_next("deployModel")
-    child = multiprocessing.get_context("spawn").Process(
-        target=_create_in_a_child, args=(fake_vertex.url, endpoint_name)
-    )
+    props = props_for(weights(fake_vertex, 100, 0), endpoint_name)
+    # The child imports only the reconciler module (spawn pickles the target by reference).
+    child = multiprocessing.get_context("spawn").Process(target=vd.reconcile, args=(props, {}))
     child.start()
     try:
-        wait_for(lambda: held.started)
+        wait_for(lambda: held.started, seconds=120)
         assert child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
     finally:
