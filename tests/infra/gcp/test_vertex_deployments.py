@@ -90,6 +90,11 @@ def deployments(fake: FakeVertex, endpoint: str) -> dict[str, list[str]]:
     return found
 
 
+def copies(fake: FakeVertex, endpoint: str) -> dict[str, int]:
+    """How many live deployments each variant has (1 each, or a copy was made)."""
+    return {name: len(ids) for name, ids in deployments(fake, endpoint).items()}
+
+
 def weights(fake: FakeVertex, champion: int, challenger: int) -> VertexEndpointArgs:
     return vertex_args(fake, traffic={"champion": champion, "challenger": challenger})
 
@@ -206,10 +211,7 @@ def test_a_killed_process_leaves_nothing_the_next_up_does_not_find(
     engine = Engine(endpoint_name)
     engine.up(weights(fake_vertex, 100, 0))
 
-    assert {k: len(v) for k, v in deployments(fake_vertex, endpoint_name).items()} == {
-        "champion": 1,
-        "challenger": 1,
-    }
+    assert copies(fake_vertex, endpoint_name) == {"champion": 1, "challenger": 1}
     assert len(fake_vertex.models) == 2
     assert fake_vertex.split_by_name(endpoint_name) == {"champion": 100, "challenger": 0}
 
@@ -226,19 +228,13 @@ def test_an_interrupted_release_change_is_adopted_not_deployed_twice(
     fake_vertex.lose_next_response("updateEndpoint")
     with pytest.raises(vd.VertexDeploymentError, match="next `pulumi up` adopts or removes"):
         engine.up(vertex_args(fake_vertex, **config))
-    assert {k: len(v) for k, v in deployments(fake_vertex, endpoint_name).items()} == {
-        "champion": 1,
-        "challenger": 2,
-    }
+    assert copies(fake_vertex, endpoint_name) == {"champion": 1, "challenger": 2}
     mark = len(fake_vertex.calls)
 
     engine.up(vertex_args(fake_vertex, **config))
 
     assert [c.method for c in fake_vertex.calls[mark:] if c.method == "deployModel"] == []
-    assert {k: len(v) for k, v in deployments(fake_vertex, endpoint_name).items()} == {
-        "champion": 1,
-        "challenger": 1,
-    }
+    assert copies(fake_vertex, endpoint_name) == {"champion": 1, "challenger": 1}
     assert engine.state is not None
     image = fake_vertex.models[engine.state["deployed"]["challenger"]["model"]]["containerSpec"]
     assert image["imageUri"] == IMAGE_V2
@@ -319,7 +315,7 @@ def test_a_private_endpoint_replaces_its_one_deployment(fake_vertex: FakeVertex)
 
     engine.up(vertex_args(fake_vertex, **config))
 
-    assert {k: len(v) for k, v in deployments(fake_vertex, endpoint).items()} == {"champion": 1}
+    assert copies(fake_vertex, endpoint) == {"champion": 1}
     assert fake_vertex.split_by_name(endpoint) == {"champion": 100}
     assert len(fake_vertex.models) == 1
 
