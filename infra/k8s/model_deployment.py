@@ -43,6 +43,19 @@ from infra.k8s.traffic import (
 from serving import contract
 
 INFLIGHT_METRIC = contract.INFLIGHT_METRIC
+IMAGE_PULL_BUDGET_SECONDS = 900
+"""Time a new node may take to pull the serving image (GPU images are several GB) and the pod
+to download its model, before the startup probe's own window starts."""
+ROLLOUT_MARGIN_SECONDS = 120
+
+
+def rollout_seconds(args: ModelDeploymentArgs) -> int:
+    """How long a rollout may take: image pull and model download, then the startup probe's
+    whole window, plus a margin. pulumi-kubernetes waits 10 minutes for a Deployment unless
+    ``customTimeouts`` say otherwise (``provider/pkg/await/deployment.go``
+    ``DefaultDeploymentTimeoutMins``; ``provider/pkg/metadata/overrides.go``
+    ``TimeoutDuration``), shorter than the startup probe's default 600 s alone."""
+    return IMAGE_PULL_BUDGET_SECONDS + args.probes.startup_timeout_seconds + ROLLOUT_MARGIN_SECONDS
 
 
 def _quantity(value: float) -> str:
@@ -199,10 +212,19 @@ class ModelDeployment(pulumi.ComponentResource):
                     ),
                 ),
                 revision_history_limit=5,
-                progress_deadline_seconds=max(600, args.probes.startup_timeout_seconds + 120),
+                # The controller marks the rollout failed after this without progress; the
+                # awaiter then fails too (ProgressDeadlineExceeded): same budget as the wait.
+                progress_deadline_seconds=rollout_seconds(args),
                 template=pod_template(args, variant),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=f"{rollout_seconds(args)}s", update=f"{rollout_seconds(args)}s"
+                    )
+                ),
+            ),
         )
         self.deployment_names[variant.name] = deployment.metadata.apply(lambda m: str(m.name))
         service = k8s.core.v1.Service(
