@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--model", type=Path, help="model file or directory: also profile its predictions"
     )
     parser.add_argument("--max-bins", type=int, help="quantile bins per feature (default 256)")
+    parser.add_argument(
+        "--no-joint",
+        action="store_true",
+        help="leave out the joint test's reference (how the numeric features move together)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -54,13 +59,23 @@ def run(args: argparse.Namespace) -> int:
             _split(args.categorical),
             outputs=outputs,
             max_bins=args.max_bins or MAX_BINS,
+            joint=not args.no_joint,
         )
     except (OSError, ValueError) as exc:
         print(f"ml-endpoints profile: {exc}", file=sys.stderr)
         return 2
     profile.save(args.out)
     what = " and the model's outputs" if profile.output is not None else ""
-    print(f"profiled {profile.rows} rows x {profile.n_features} features{what} -> {args.out}")
+    joint = (
+        f"; joint test on {len(profile.joint.columns)} numeric features "
+        f"(PCA fitted on {profile.joint.fitted_rows} rows, calibrated on the other "
+        f"{profile.rows - profile.joint.fitted_rows})"
+        if profile.joint is not None
+        else "; no joint test"
+    )
+    print(
+        f"profiled {profile.rows} rows x {profile.n_features} features{what}{joint} -> {args.out}"
+    )
     return 0
 
 

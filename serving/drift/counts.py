@@ -17,7 +17,7 @@ from serving.drift.profile import DriftProfile, FeatureProfile
 class WindowCounts:
     """``matrix[t, 0]`` = missing values of tested distribution ``t``, ``matrix[t, 1 + b]`` =
     values in bin ``b``; ``rows`` = rows counted. Tested distributions are the profile's features
-    in order, then its output if profiled."""
+    in order, then its output if profiled, then the joint test's statistics if profiled."""
 
     matrix: np.ndarray
     rows: int = 0
@@ -43,20 +43,26 @@ class WindowCounts:
 class Binner:
     """Turns batches of rows (and outputs) into :class:`WindowCounts` for one profile.
 
-    Numeric features are binned together in one vectorised comparison against an edge matrix
-    padded with +inf; categorical ones by a sorted lookup each.
+    Numeric features and the joint test's per-row statistics are binned together in one binary
+    search; categorical features by a sorted lookup each.
     """
 
     def __init__(self, profile: DriftProfile) -> None:
         self.profile = profile
-        tested = profile.tested
-        self.width = 1 + max(f.bins for f in tested)
-        self.shape = (len(tested), self.width)
+        self._joint = profile.joint
+        joint = self._joint.statistics if self._joint is not None else ()
+        rows = (*profile.tested, *joint)
+        self.width = 1 + max(f.bins for f in rows)
+        self.shape = (len(rows), self.width)
         numeric = [j for j, f in enumerate(profile.features) if f.kind == "numeric"]
         self._numeric = np.asarray(numeric, dtype=np.intp)
         self._all_numeric = len(numeric) == profile.n_features
-        self._search = _GlobalSearch([profile.features[j].edges for j in numeric])
-        self._numeric_offsets = self._numeric * self.width
+        self._search = _GlobalSearch(
+            [profile.features[j].edges for j in numeric] + [s.edges for s in joint]
+        )
+        first_joint = len(profile.tested)
+        slots = np.concatenate([self._numeric, first_joint + np.arange(len(joint))])
+        self._numeric_offsets = slots.astype(np.intp) * self.width
         self._categorical = [
             (j, np.asarray(f.categories, dtype=np.float64))
             for j, f in enumerate(profile.features)
@@ -73,9 +79,11 @@ class Binner:
         )
 
     def reference(self) -> WindowCounts:
-        """The profile's own counts, in the same layout."""
+        """The profile's own counts, in the same layout (the joint statistics' rows hold their
+        held-out reference counts)."""
         matrix = np.zeros(self.shape, dtype=np.int64)
-        for t, f in enumerate(self.profile.tested):
+        joint = self._joint.statistics if self._joint is not None else ()
+        for t, f in enumerate((*self.profile.tested, *joint)):
             matrix[t, 0] = f.missing
             matrix[t, 1 : 1 + f.bins] = f.counts
         return WindowCounts(matrix, self.profile.rows)
@@ -92,22 +100,44 @@ class Binner:
 
     def add(self, counts: WindowCounts, X: np.ndarray, outputs: np.ndarray | None = None) -> None:
         """Add the rows of ``X`` (and their outputs) to ``counts`` in place."""
+        self.add_slots(counts, self.slots(X), outputs)
+
+    def slots(self, X: np.ndarray) -> np.ndarray:
+        """Where each row of ``X`` (2-D float, NaN = missing) counts: ``(rows, k)`` positions in
+        a flattened count matrix, one per numeric feature, categorical feature and joint
+        statistic. Needs no counts, so it can run outside a lock and once for a batch that
+        spans several blocks."""
         rows = np.asarray(X, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.profile.n_features:
             raise ValueError(
                 f"expected rows with {self.profile.n_features} features, got shape {rows.shape}"
             )
-        flat = counts.matrix.reshape(-1)
-        if self._numeric.size:
-            values = rows if self._all_numeric else rows[:, self._numeric]
+        parts = []
+        if self._numeric_offsets.size:
+            if self._joint is None:
+                values = rows if self._all_numeric else rows[:, self._numeric]
+            else:
+                values = np.empty((rows.shape[0], self._numeric_offsets.size))
+                values[:, : self._numeric.size] = (
+                    rows if self._all_numeric else rows[:, self._numeric]
+                )
+                self._joint.compute(rows, out=values[:, self._numeric.size :])
             slot = 1 + self._search.bins(values)
             slot[np.isnan(values)] = 0
-            _accumulate(flat, (slot + self._numeric_offsets).ravel())
+            parts.append(slot + self._numeric_offsets)
         for j, categories in self._categorical:
-            _accumulate(flat, j * self.width + _category_slots(rows[:, j], categories))
+            parts.append((j * self.width + _category_slots(rows[:, j], categories))[:, None])
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+    def add_slots(
+        self, counts: WindowCounts, slots: np.ndarray, outputs: np.ndarray | None = None
+    ) -> None:
+        """Add rows given by their :meth:`slots` (and their outputs) to ``counts`` in place."""
+        _accumulate(counts.matrix.reshape(-1), slots.ravel())
         if self._output is not None and outputs is not None:
-            self._count_output(counts.matrix[-1], self._output, np.asarray(outputs))
-        counts.rows += rows.shape[0]
+            target = counts.matrix[self.profile.n_features]
+            self._count_output(target, self._output, np.asarray(outputs))
+        counts.rows += slots.shape[0]
 
     def _count_output(
         self, target: np.ndarray, profile: FeatureProfile, values: np.ndarray

@@ -70,18 +70,19 @@ class DriftMonitor:
         rows = np.asarray(X, dtype=np.float64)
         if rows.ndim == 1:
             rows = rows.reshape(1, -1)
+        slots = self._binner.slots(rows)  # the costly part, once per batch and outside the lock
         with self._lock:
             if self._block_seconds:
                 self._roll_by_time()
                 if self._current.rows + rows.shape[0] > MAX_BLOCK_ROWS:
                     self._rotate()  # keeps int32 block counts from overflowing
-                self._binner.add(self._current, rows, outputs)
+                self._binner.add_slots(self._current, slots, outputs)
                 return
             start = 0
             while start < rows.shape[0]:
                 take = min(rows.shape[0] - start, self._block_rows - self._current.rows)
                 part = None if outputs is None else outputs[start : start + take]
-                self._binner.add(self._current, rows[start : start + take], part)
+                self._binner.add_slots(self._current, slots[start : start + take], part)
                 start += take
                 if self._current.rows >= self._block_rows:
                     self._rotate()

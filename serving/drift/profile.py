@@ -5,8 +5,11 @@ maximum (so values outside the training range fall in bins of their own), and th
 per bin.
 Per categorical feature: the reference categories and their counts, plus an "unseen" bucket.
 Per feature: the number of missing (NaN) values. Optionally the same for the model's outputs.
+Jointly over the numeric features: the transform and held-out reference distributions of the joint
+test (:mod:`serving.drift.joint`).
 Saved as JSON; counts (not just proportions) are kept because the tests are two-sample tests that
-account for the reference being a finite sample.
+account for the reference being a finite sample. Files written before the joint test existed
+have no ``joint`` entry; they load, and the monitor runs without the joint test.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from serving.drift.joint import JointProfile
 
 FORMAT = "ml-endpoints/drift-profile"
 FORMAT_VERSION = 1
@@ -55,7 +60,11 @@ class DriftProfile:
     """Reference distributions of every feature (and optionally of the model's outputs)."""
 
     def __init__(
-        self, features: Sequence[FeatureProfile], rows: int, output: FeatureProfile | None = None
+        self,
+        features: Sequence[FeatureProfile],
+        rows: int,
+        output: FeatureProfile | None = None,
+        joint: JointProfile | None = None,
     ) -> None:
         if not features:
             raise ValueError("a drift profile needs at least one feature")
@@ -65,6 +74,7 @@ class DriftProfile:
         self.features = tuple(features)
         self.rows = rows
         self.output = output
+        self.joint = joint
 
     @property
     def feature_names(self) -> list[str]:
@@ -91,11 +101,13 @@ class DriftProfile:
         *,
         outputs: Any = None,
         max_bins: int = MAX_BINS,
+        joint: bool = True,
     ) -> DriftProfile:
         """Profile the reference rows ``X`` (2-D, numbers, NaN = missing).
 
         ``categorical`` names the categorical columns by index or name; ``outputs`` are the
-        model's predictions for ``X`` (labels are profiled as categories, numbers as numeric).
+        model's predictions for ``X`` (labels are profiled as categories, numbers as numeric);
+        ``joint=False`` leaves out the joint test's reference.
         """
         rows = np.asarray(X, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[0] == 0:
@@ -107,7 +119,7 @@ class DriftProfile:
         features = [
             _fit_categorical(name, rows[:, j])
             if j in chosen
-            else _fit_numeric(name, rows[:, j], max_bins)
+            else fit_numeric(name, rows[:, j], max_bins)
             for j, name in enumerate(names)
         ]
         output = None
@@ -121,11 +133,13 @@ class DriftProfile:
                     f"got shape {values.shape}"
                 )
             output = (
-                _fit_numeric(OUTPUT_NAME, values.astype(np.float64), max_bins)
+                fit_numeric(OUTPUT_NAME, values.astype(np.float64), max_bins)
                 if np.issubdtype(values.dtype, np.floating)
                 else _fit_categorical(OUTPUT_NAME, values)
             )
-        return cls(features, rows.shape[0], output)
+        numeric = [j for j in range(rows.shape[1]) if j not in chosen]
+        fitted = JointProfile.fit(rows, numeric, max_bins) if joint else None
+        return cls(features, rows.shape[0], output, fitted)
 
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -134,8 +148,9 @@ class DriftProfile:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "rows": self.rows,
-            "features": [_feature_dict(f) for f in self.features],
-            "output": None if self.output is None else _feature_dict(self.output),
+            "features": [feature_dict(f) for f in self.features],
+            "output": None if self.output is None else feature_dict(self.output),
+            "joint": None if self.joint is None else self.joint.to_dict(),
         }
 
     @classmethod
@@ -147,9 +162,15 @@ class DriftProfile:
                 f"got {document.get('format')!r} version {document.get('version')!r}"
             )
         try:
-            features = [_feature_from(d) for d in document["features"]]
+            features = [feature_from(d) for d in document["features"]]
             output = document.get("output")
-            return cls(features, int(document["rows"]), _feature_from(output) if output else None)
+            joint = document.get("joint")  # absent from files written before the joint test
+            return cls(
+                features,
+                int(document["rows"]),
+                feature_from(output) if output else None,
+                JointProfile.from_dict(joint, len(features)) if joint else None,
+            )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed drift profile: {type(exc).__name__}: {exc}") from None
 
@@ -195,7 +216,7 @@ def _categorical_indices(categorical: Sequence[int | str] | None, names: list[st
     return chosen
 
 
-def _fit_numeric(name: str, column: np.ndarray, max_bins: int) -> FeatureProfile:
+def fit_numeric(name: str, column: np.ndarray, max_bins: int) -> FeatureProfile:
     present = column[~np.isnan(column)]
     missing = int(column.shape[0] - present.shape[0])
     if present.shape[0] == 0:
@@ -238,7 +259,7 @@ def _fit_categorical(name: str, column: np.ndarray) -> FeatureProfile:
     )
 
 
-def _feature_dict(f: FeatureProfile) -> dict[str, Any]:
+def feature_dict(f: FeatureProfile) -> dict[str, Any]:
     document: dict[str, Any] = {
         "name": f.name,
         "kind": f.kind,
@@ -252,7 +273,7 @@ def _feature_dict(f: FeatureProfile) -> dict[str, Any]:
     return document
 
 
-def _feature_from(d: dict[str, Any]) -> FeatureProfile:
+def feature_from(d: dict[str, Any]) -> FeatureProfile:
     kind = d["kind"]
     counts = tuple(int(c) for c in d["counts"])
     if kind == "numeric":

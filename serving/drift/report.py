@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from serving.drift.counts import WindowCounts
+from serving.drift.joint import JOINT_NAME
 from serving.drift.profile import OUTPUT_NAME, DriftProfile
 from serving.drift.stats import fisher_exact, ks_from_counts, tarone_threshold
 
@@ -19,8 +20,11 @@ class TestResult:
     ``test`` is ``ks`` (numeric: binned two-sample Kolmogorov-Smirnov; statistic = largest CDF
     gap, effect size = mean CDF gap in quantile units), ``categories`` (exact per-category tests
     incl. an unseen bucket; statistic = largest change of a category's share, effect size = total
-    variation distance) or ``missing`` (exact test of the missing rate; statistic = the window's
-    missing rate, effect size = its change from the reference).
+    variation distance), ``missing`` (exact test of the missing rate; statistic = the window's
+    missing rate, effect size = its change from the reference) or ``joint`` (feature
+    ``__joint__``: how the numeric features move together, :mod:`serving.drift.joint`; statistic
+    and effect size are those of the KS test of its most significant per-row statistic, the
+    p-value is Bonferroni over its statistics, listed in :attr:`DriftReport.joint_parts`).
     """
 
     feature: str
@@ -42,11 +46,21 @@ class DriftReport:
     alpha: float
     threshold: float
     tests: tuple[TestResult, ...]
+    #: The joint test's statistics (``test`` = ``distance``, ``relation1``, ...) with their own
+    #: KS p-values; ``drifted`` marks the one that flagged the joint entry. Not in the family:
+    #: the ``__joint__`` entry of :attr:`tests` stands for them.
+    joint_parts: tuple[TestResult, ...] = ()
 
     @property
     def features(self) -> dict[str, TestResult]:
-        """Each feature's distribution test (``ks`` or ``categories``) by feature name."""
+        """Each feature's distribution test (``ks`` or ``categories``) by feature name, and the
+        joint test as ``__joint__`` when the profile has one."""
         return {t.feature: t for t in self.tests if t.test != "missing"}
+
+    @property
+    def joint(self) -> TestResult | None:
+        """The joint test, if the profile has one."""
+        return next((t for t in self.tests if t.test == "joint"), None)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -62,6 +76,7 @@ class DriftReport:
             "threshold": self.threshold,
             "drifted_features": self.drifted_features,
             "tests": [asdict(t) for t in self.tests],
+            "joint_parts": [asdict(t) for t in self.joint_parts],
         }
 
 
@@ -76,7 +91,7 @@ def evaluate(
     p_values: list[np.ndarray] = []
     min_ps: list[np.ndarray] = []
     effects: list[np.ndarray] = []
-    w, r = window.matrix, reference.matrix
+    w, r = window.matrix[: len(tested)], reference.matrix[: len(tested)]
 
     numeric = [t for t, f in enumerate(tested) if f.kind == "numeric"]
     if numeric:
@@ -123,6 +138,20 @@ def evaluate(
     min_ps.append(min_m)
     effects.append(np.where(totals_w > 0, rate_w - rate_r, 0.0))
 
+    parts: list[tuple[str, float, float, float]] = []
+    if profile.joint is not None:
+        joint = profile.joint.statistics
+        wj, rj = window.matrix[len(tested) :, 1:], reference.matrix[len(tested) :, 1:]
+        d, p, effect = ks_from_counts(wj, rj, np.asarray([s.bins for s in joint]))
+        parts = list(zip(profile.joint.names, d.tolist(), p.tolist(), effect.tolist(), strict=True))
+        best = int(np.argmin(p))
+        names.append(JOINT_NAME)
+        kinds.append("joint")
+        stats.append(d[best : best + 1])
+        p_values.append(np.array([min(1.0, len(parts) * float(p[best]))]))
+        min_ps.append(np.array([0.0 if wj[best].sum() > 0 else 1.0]))
+        effects.append(effect[best : best + 1])
+
     p_all = np.concatenate(p_values)
     threshold = tarone_threshold(np.concatenate(min_ps), alpha)
     flagged = p_all <= threshold
@@ -138,7 +167,11 @@ def evaluate(
             strict=True,
         )
     )
-    return DriftReport(bool(flagged.any()), window.rows, alpha, threshold, results)
+    joint_parts = tuple(
+        TestResult(JOINT_NAME, name, d, p, e, len(parts) * p <= threshold)
+        for name, d, p, e in parts
+    )
+    return DriftReport(bool(flagged.any()), window.rows, alpha, threshold, results, joint_parts)
 
 
-__all__ = ["OUTPUT_NAME", "DriftReport", "TestResult", "evaluate"]
+__all__ = ["JOINT_NAME", "OUTPUT_NAME", "DriftReport", "TestResult", "evaluate"]

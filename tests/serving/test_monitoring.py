@@ -95,7 +95,8 @@ def test_drift_report_gauges_log_and_capture_flush(
     assert report["drifted_features"] == []
     assert report["profile"].endswith("drift_reference.json")
     tests = {(t["feature"], t["test"]): t for t in report["tests"]}
-    assert len(tests) == 2 * 31  # 30 features + the prediction, each with its missing test
+    # 30 features + the prediction, each with its missing test, and the joint test
+    assert len(tests) == 2 * 31 + 1
     assert set(tests["mean radius", "ks"]) >= {"statistic", "p_value", "effect_size", "drifted"}
     gauges = _until(
         lambda: (g := _gauges(server))[("model_drift_window_rows", "", "")] == 200 and g,
@@ -106,6 +107,12 @@ def test_drift_report_gauges_log_and_capture_flush(
         tests["mean radius", "ks"]["p_value"]
     )
     assert ("model_drift_statistic", "__prediction__", "categories") in gauges
+    assert gauges[("model_drift_p_value", "__joint__", "joint")] == pytest.approx(
+        tests["__joint__", "joint"]["p_value"]
+    )
+    assert gauges[("model_drift_statistic", "__joint__", "joint")] == pytest.approx(
+        tests["__joint__", "joint"]["statistic"]
+    )
 
     _predict(server, clean * 1.5)  # every feature rescaled: unmistakable drift
     report = _until(

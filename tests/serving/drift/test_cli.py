@@ -64,6 +64,25 @@ def test_parquet(tmp_path: Path, rows: np.ndarray) -> None:
     _check(out, rows, NAMES)
 
 
+def test_joint_reference_is_profiled_unless_left_out(
+    tmp_path: Path, rows: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "train.npy"
+    np.save(data, rows)
+    out = tmp_path / "p.json"
+    assert main(["profile", str(data), "--out", str(out), "--categorical", "2"]) == 0
+    joint = DriftProfile.load(out).joint
+    assert joint is not None
+    assert joint.columns == (0, 1)  # the numeric features; the categorical one takes no part
+    assert (
+        "joint test on 2 numeric features (PCA fitted on 100 rows, calibrated on the other "
+        "100)" in capsys.readouterr().out
+    )
+    assert main(["profile", str(data), "--out", str(out), "--no-joint"]) == 0
+    assert DriftProfile.load(out).joint is None
+    assert "; no joint test ->" in capsys.readouterr().out
+
+
 def test_model_outputs_are_profiled(tmp_path: Path, demo_model_dir: Path) -> None:
     from serving.demo import demo_data
 

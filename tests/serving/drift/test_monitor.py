@@ -196,7 +196,9 @@ def test_report_serialises_to_json() -> None:
     document = json.loads(json.dumps(monitor.report().to_dict()))
     assert document["window_rows"] == 40
     assert document["alpha"] == ALPHA
-    assert {t["test"] for t in document["tests"]} == {"ks", "categories", "missing"}
+    assert {t["test"] for t in document["tests"]} == {"ks", "categories", "missing", "joint"}
+    # 4 numeric features: the principal subspace leaves room for one tight relation
+    assert [t["test"] for t in document["joint_parts"]] == ["distance", "relation1"]
     assert set(document["tests"][0]) == {
         "feature",
         "test",

@@ -45,8 +45,13 @@ def test_counting_the_reference_reproduces_its_counts() -> None:
     X = _mixed(np.random.default_rng(1), 500)
     profile = DriftProfile.fit(X, categorical=[2])
     binner = Binner(profile)
-    counted = binner.count(X)
-    np.testing.assert_array_equal(counted.matrix, binner.reference().matrix)
+    counted, reference = binner.count(X).matrix, binner.reference().matrix
+    features = len(profile.tested)
+    np.testing.assert_array_equal(counted[:features], reference[:features])
+    # the joint statistics' reference comes from the rows the PCA was not fitted on
+    assert profile.joint is not None
+    assert (reference[features:].sum(axis=1) == 500 - profile.joint.fitted_rows).all()
+    assert (counted[features:].sum(axis=1) == 500).all()
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
