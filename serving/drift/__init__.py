@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from serving.drift.counts import WindowCounts
+    from serving.drift.joint import JointProfile
     from serving.drift.monitor import DriftMonitor
     from serving.drift.profile import DriftProfile, FeatureProfile
     from serving.drift.report import DriftReport, TestResult
@@ -21,6 +22,7 @@ _EXPORTS = {
     "DriftProfile": "serving.drift.profile",
     "DriftReport": "serving.drift.report",
     "FeatureProfile": "serving.drift.profile",
+    "JointProfile": "serving.drift.joint",
     "TestResult": "serving.drift.report",
     "WindowCounts": "serving.drift.counts",
 }
@@ -29,6 +31,7 @@ __all__ = [
     "DriftProfile",
     "DriftReport",
     "FeatureProfile",
+    "JointProfile",
     "TestResult",
     "WindowCounts",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from serving.drift.counts import WindowCounts
-from serving.drift.joint import JOINT_NAME
+from serving.drift.joint import JOINT_NAME, JointProfile
 from serving.drift.profile import OUTPUT_NAME, DriftProfile
 from serving.drift.stats import fisher_exact, ks_from_counts, tarone_threshold
 
@@ -140,17 +140,16 @@ def evaluate(
 
     parts: list[tuple[str, float, float, float]] = []
     if profile.joint is not None:
-        joint = profile.joint.statistics
-        wj, rj = window.matrix[len(tested) :, 1:], reference.matrix[len(tested) :, 1:]
-        d, p, effect = ks_from_counts(wj, rj, np.asarray([s.bins for s in joint]))
-        parts = list(zip(profile.joint.names, d.tolist(), p.tolist(), effect.tolist(), strict=True))
-        best = int(np.argmin(p))
+        parts = _joint_parts(
+            profile.joint, window.matrix[len(tested) :], reference.matrix[len(tested) :]
+        )
+        _, d, p, effect = min(parts, key=lambda part: part[2])
         names.append(JOINT_NAME)
         kinds.append("joint")
-        stats.append(d[best : best + 1])
-        p_values.append(np.array([min(1.0, len(parts) * float(p[best]))]))
-        min_ps.append(np.array([0.0 if wj[best].sum() > 0 else 1.0]))
-        effects.append(effect[best : best + 1])
+        stats.append(np.array([d]))
+        p_values.append(np.array([min(1.0, len(parts) * p)]))  # Bonferroni inside the entry
+        min_ps.append(np.array([0.0 if window.rows else 1.0]))
+        effects.append(np.array([effect]))
 
     p_all = np.concatenate(p_values)
     threshold = tarone_threshold(np.concatenate(min_ps), alpha)
@@ -172,6 +171,15 @@ def evaluate(
         for name, d, p, e in parts
     )
     return DriftReport(bool(flagged.any()), window.rows, alpha, threshold, results, joint_parts)
+
+
+def _joint_parts(
+    joint: JointProfile, window: np.ndarray, reference: np.ndarray
+) -> list[tuple[str, float, float, float]]:
+    """Name, KS statistic, p-value and effect size of each of the joint test's statistics."""
+    bins = np.asarray([s.bins for s in joint.statistics])
+    d, p, effect = ks_from_counts(window[:, 1:], reference[:, 1:], bins)
+    return list(zip(joint.names, d.tolist(), p.tolist(), effect.tolist(), strict=True))
 
 
 __all__ = ["JOINT_NAME", "OUTPUT_NAME", "DriftReport", "TestResult", "evaluate"]
