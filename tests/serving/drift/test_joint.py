@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from serving.drift import DriftMonitor, DriftProfile, DriftReport
 from serving.drift.joint import JOINT_NAME, MIN_ROWS
+from tests.serving.drift.calibration import upper_tolerance
 
 ALPHA = 0.05
 #: Loadings of three hidden factors on 12 features: every feature is well predicted by the others.
@@ -27,11 +27,6 @@ def _report(profile: DriftProfile, window: np.ndarray) -> DriftReport:
     return monitor.report()
 
 
-def _upper_tolerance(trials: int, rate: float = ALPHA) -> float:
-    """The false alarm rate a correct monitor exceeds with probability < 0.001."""
-    return float(stats.binom.ppf(0.999, trials, rate)) / trials
-
-
 def test_family_false_alarm_rate_with_the_joint_test_is_at_most_alpha() -> None:
     """Windows of 10 rows included; missing values (imputed) in reference and window alike."""
     rng = np.random.default_rng(1)
@@ -44,7 +39,7 @@ def test_family_false_alarm_rate_with_the_joint_test_is_at_most_alpha() -> None:
         report = _report(DriftProfile.fit(reference), rows)
         assert report.joint is not None
         alarms += report.drift_detected
-    assert alarms / trials <= _upper_tolerance(trials)
+    assert alarms / trials <= upper_tolerance(trials, ALPHA)
 
 
 def test_calibration_uses_rows_the_pca_was_not_fitted_on() -> None:
@@ -57,7 +52,7 @@ def test_calibration_uses_rows_the_pca_was_not_fitted_on() -> None:
         reference = _correlated(rng, 60)  # 30 rows fit 12 features' PCA, 30 calibrate
         report = _report(DriftProfile.fit(reference), _correlated(rng, 200))
         alarms += report.joint.drifted
-    assert alarms / trials <= _upper_tolerance(trials, ALPHA / 13)
+    assert alarms / trials <= upper_tolerance(trials, ALPHA / 13)
 
 
 def test_a_permuted_column_is_caught_by_the_joint_test_alone() -> None:

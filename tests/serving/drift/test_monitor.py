@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from scipy import stats
 from sklearn.datasets import load_breast_cancer
 
 from serving.drift import DriftMonitor, DriftProfile
+from tests.serving.drift.calibration import upper_tolerance
 
 ALPHA = 0.05
 
@@ -30,11 +30,6 @@ def _population(rng: np.random.Generator, n: int) -> np.ndarray:
     return X
 
 
-def _upper_tolerance(trials: int, rate: float = ALPHA) -> float:
-    """The false alarm rate a correct monitor exceeds with probability < 0.001."""
-    return float(stats.binom.ppf(0.999, trials, rate)) / trials
-
-
 def test_false_alarm_rate_on_clean_windows_is_at_most_alpha() -> None:
     """Tiny windows included: no test in the family relies on large-sample approximations."""
     rng = np.random.default_rng(1)
@@ -47,7 +42,7 @@ def test_false_alarm_rate_on_clean_windows_is_at_most_alpha() -> None:
         report = monitor.report()
         assert report.window_rows == window
         alarms += report.drift_detected
-    assert alarms / trials <= _upper_tolerance(trials)
+    assert alarms / trials <= upper_tolerance(trials, ALPHA)
 
 
 def test_false_alarm_rate_on_real_data_is_at_most_alpha() -> None:
@@ -59,7 +54,7 @@ def test_false_alarm_rate_on_real_data_is_at_most_alpha() -> None:
         monitor = DriftMonitor(profile, window=20, blocks=1)
         monitor.update(X[rng.integers(0, len(X), 20)])
         alarms += monitor.report().drift_detected
-    assert alarms / trials <= _upper_tolerance(trials)
+    assert alarms / trials <= upper_tolerance(trials, ALPHA)
 
 
 def test_obvious_shifts_are_detected_and_located() -> None:
