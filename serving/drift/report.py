@@ -143,13 +143,13 @@ def evaluate(
         parts = _joint_parts(
             profile.joint, window.matrix[len(tested) :], reference.matrix[len(tested) :]
         )
-        _, d, p, effect = min(parts, key=lambda part: part[2])
+        _, statistic, p_value, effect_size = min(parts, key=lambda part: part[2])
         names.append(JOINT_NAME)
         kinds.append("joint")
-        stats.append(np.array([d]))
-        p_values.append(np.array([min(1.0, len(parts) * p)]))  # Bonferroni inside the entry
+        stats.append(np.array([statistic]))
+        p_values.append(np.array([min(1.0, len(parts) * p_value)]))  # Bonferroni inside
         min_ps.append(np.array([0.0 if window.rows else 1.0]))
-        effects.append(np.array([effect]))
+        effects.append(np.array([effect_size]))
 
     p_all = np.concatenate(p_values)
     threshold = tarone_threshold(np.concatenate(min_ps), alpha)
