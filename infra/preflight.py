@@ -19,11 +19,13 @@ Each failure is one line: ``FILE: KEY: URI: what is wrong; what to do``.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.registries import (
@@ -388,3 +390,48 @@ def _gcs_artifact(uri: str, bucket: str, name: str, clients: Clients) -> str:
         raise _Problem(f"Cloud Storage answered: {exc}") from None
     where = f" in {blob.name})" if what == "folder" else ")"
     return f"readable {what} ({blob.size} bytes{where}"
+
+
+# ----------------------------------------------------------------------------------- command
+
+
+def register(subparsers: Any) -> None:
+    """``ml-endpoints preflight`` (an ``ml_endpoints.commands`` entry point)."""
+    parser = subparsers.add_parser(
+        "preflight",
+        help="check that the images and model artifacts a stack deploys exist and are readable",
+        description="Before pulumi preview or up: every image a target deploys is in its "
+        "registry (ECR, Artifact Registry) by digest or tag, and every s3:// and gs:// model "
+        "artifact exists and can be read by the identity running this command. One line per "
+        "check; exit 1 if any fails, 2 if the stack file is invalid.",
+    )
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--stacks-dir",
+        type=Path,
+        default=Path("stacks"),
+        help="directory holding the stack files (default: stacks)",
+    )
+    parser.set_defaults(func=lambda args: run(args.stack, args.stacks_dir))
+
+
+def run(stack: str, stacks_dir: Path) -> int:
+    """Print one line per check; 0 when none failed, 1 when some did, 2 on an invalid stack."""
+    from infra.stack import load_stack_file, stack_file
+    from infra.validation import ConfigError
+
+    source = str(stack_file(stack, stacks_dir))
+    try:
+        found = references(load_stack_file(stack, stacks_dir))
+    except ConfigError as exc:
+        print(f"ml-endpoints preflight: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    findings = check(found)
+    for finding in findings:
+        print(finding.line(source))
+    failed = sum(f.status is Status.FAIL for f in findings)
+    if failed:
+        print(f"ml-endpoints preflight: {failed} of {len(findings)} checks failed", file=sys.stderr)
+        return 1
+    print(f"ml-endpoints preflight: {len(findings)} checks, none failed")
+    return 0

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,6 +29,7 @@ from infra.preflight import (
 )
 from infra.registries import parse
 from infra.stack import load_stack
+from serving.cli import main
 from tests import emulators
 from tests.infra.gcp.fake_artifact_registry import FakeArtifactRegistry
 
@@ -312,3 +314,60 @@ def test_references_follow_the_enabled_targets() -> None:
         ),
         "ml-endpoints:release.variants[0].s3_uri": "s3://models/reranker/14/model.tar.gz",
     }
+
+
+# -------------------------------------------------------------------------------- command
+
+STACK_FILE = f"""
+config:
+  ml-endpoints:release:
+    model_name: reranker
+    image: {{tag: 1.6.0, digest: "{DIGEST}"}}
+    variants:
+      - name: champion
+        model_version: "14"
+        weight: 100
+        s3_uri: s3://models/reranker/14/model.tar.gz
+        gcs_uri: gs://command-models/reranker/14
+  ml-endpoints:sagemaker:
+    endpoint_name: reranker
+    image_repository: {ECR_REPOSITORY}
+    compute: {{instance_type: ml.m5.large}}
+    data_capture: {{destination_s3_uri: s3://capture/reranker}}
+  ml-endpoints:kubernetes:
+    name: reranker
+    image_repository: {AR_REPOSITORY}
+    artifact_store: gcs
+    autoscaling: {{min_replicas: 1, max_replicas: 2}}
+  ml-endpoints:cluster:
+    type: existing
+    context: test
+"""
+
+
+def test_the_command_checks_every_target_and_exits_1_on_a_failure(
+    clouds: FakeArtifactRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "Pulumi.first.yaml").write_text(STACK_FILE)
+    _push_to_ecr()
+    _s3_object("s3://models/reranker/14/model.tar.gz")
+    args = ["preflight", "--stack", "first", "--stacks-dir", str(tmp_path)]
+    assert main(args) == 1  # the image is not in Artifact Registry, the GCS folder is empty
+    out, err = capsys.readouterr()
+    failures = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert [line.split(": ")[1] for line in failures] == [
+        "ml-endpoints:release.image.digest in ml-endpoints:kubernetes.image_repository",
+        "ml-endpoints:release.variants[0].gcs_uri",
+    ]
+    assert "2 of 4 checks failed" in err
+
+    clouds.push("ml-project", "us-central1", "serving", "team/ml-endpoints", DIGEST, "1.6.0")
+    _gcs_object("gs://command-models/reranker/14/model.joblib")
+    assert main(args) == 0
+    assert "4 checks, none failed" in capsys.readouterr().out
+
+
+def test_an_invalid_stack_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Pulumi.bad.yaml").write_text(STACK_FILE.replace("weight: 100", "weight: 90"))
+    assert main(["preflight", "--stack", "bad", "--stacks-dir", str(tmp_path)]) == 2
+    assert "add up to 100" in capsys.readouterr().err
