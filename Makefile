@@ -28,6 +28,17 @@ $(VENV)/.serving: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[serving,onnx]'
 	touch $@
 
+# Operators who plan, diff, validate, promote and roll back need the infra side only: no torch,
+# no serving runtime, no test tools. A full dev install has it all already.
+$(VENV)/.infra: pyproject.toml | $(BIN)/python
+	if [ ! -e $(VENV)/.dev ] || [ pyproject.toml -nt $(VENV)/.dev ]; then $(PIP) install -q -e '.[infra]'; fi
+	touch $@
+
+# preview/up/preflight talk to the clouds: the infra side, the policy pack and the cloud clients.
+$(VENV)/.deploy: $(VENV)/.infra
+	if [ ! -e $(VENV)/.dev ] || [ pyproject.toml -nt $(VENV)/.dev ]; then $(PIP) install -q -e '.[infra,policy,preflight,aws,gcp]'; fi
+	touch $@
+
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q '$(TORCH_PIN)'
 	$(PIP) install -q -e '.[serving,onnx,torch,aws,gcp,drift,skops,infra,preflight,dev]'
@@ -65,26 +76,26 @@ bench: $(VENV)/.dev system-deps ## side-by-side throughput/latency benchmark (se
 soak: $(VENV)/.dev system-deps ## 10-minute soak at moderate load: errors and RSS growth
 	$(BIN)/python -m bench.soak
 
-preview: $(VENV)/.dev ## pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
+preview: $(VENV)/.deploy ## pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
 	pulumi preview --stack $(STACK) --diff --policy-pack infra/policy
 
-up: $(VENV)/.dev ## pulumi up STACK with the policy pack, then verify it
+up: $(VENV)/.deploy ## pulumi up STACK with the policy pack, then verify it
 	pulumi up --stack $(STACK) --policy-pack infra/policy
 	$(BIN)/ml-endpoints verify --stack $(STACK)
 
-plan: $(VENV)/.dev ## offline plan of STACK under Pulumi's mocks (no credentials)
+plan: $(VENV)/.infra ## offline plan of STACK under Pulumi's mocks (no credentials)
 	$(BIN)/ml-endpoints plan --stack $(STACK)
 
-diff: $(VENV)/.dev ## offline diff of STACK against BASE (a git ref)
+diff: $(VENV)/.infra ## offline diff of STACK against BASE (a git ref)
 	$(BIN)/ml-endpoints diff --stack $(STACK) --base $(BASE)
 
-validate: $(VENV)/.dev ## the policy pack on every stack's offline plan
+validate: $(VENV)/.infra ## the policy pack on every stack's offline plan
 	$(BIN)/ml-endpoints validate
 
-promote: $(VENV)/.dev ## copy the release FROM -> TO (edits stacks/ in place)
+promote: $(VENV)/.infra ## copy the release FROM -> TO (edits stacks/ in place)
 	$(BIN)/ml-endpoints promote $(FROM) $(TO)
 
-rollback: $(VENV)/.dev ## restore STACK's previous release
+rollback: $(VENV)/.infra ## restore STACK's previous release
 	$(BIN)/ml-endpoints rollback $(STACK)
 
 snapshots: $(VENV)/.dev ## regenerate tests/infra/snapshots after an intended plan change
