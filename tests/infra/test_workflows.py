@@ -54,6 +54,14 @@ def test_actionlint_catches_mistakes(tmp_path: Path) -> None:
     assert "no_such_thing" in result.stdout
 
 
+def _runs(job: dict[str, Any]) -> list[str]:
+    return [str(s.get("uses", s.get("run", ""))) for s in steps(job)]
+
+
+def _index(job: dict[str, Any], prefix: str) -> int:
+    return next(i for i, text in enumerate(_runs(job)) if prefix in text)
+
+
 def test_pull_requests_preview_every_stack_with_the_policy_pack() -> None:
     workflow = load("pull-request.yml")
     preview = workflow["jobs"]["preview"]
@@ -62,7 +70,6 @@ def test_pull_requests_preview_every_stack_with_the_policy_pack() -> None:
     assert preview["permissions"]["id-token"] == "write"
     pulumi = uses(preview, "pulumi/actions")["with"]
     assert pulumi["command"] == "preview"
-    assert pulumi["comment-on-pr"] is True
     assert pulumi["diff"] is True
     assert pulumi["policyPacks"] == "infra/policy"
     assert (ROOT / "infra" / "policy" / "PulumiPolicy.yaml").exists()
@@ -73,16 +80,75 @@ def test_pull_requests_preview_every_stack_with_the_policy_pack() -> None:
     assert uses(offline, "marocchino/sticky-pull-request-comment")["with"]["path"] == "plan.md"
 
 
-def test_main_deploys_dev_then_staging_then_prod_and_verifies() -> None:
+def test_the_preview_comment_carries_the_offline_plan_summary() -> None:
+    """pulumi/actions' own comment would hold the preview alone: one comment holds both."""
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    assert uses(preview, "pulumi/actions")["with"].get("comment-on-pr") in (None, False)
+    composed = next(s for s in steps(preview) if "preview.md" in str(s.get("run", "")))
+    assert "ml-endpoints diff" in composed["run"]
+    assert "steps.preview.outputs.output" in composed["env"]["PREVIEW"]
+    assert uses(preview, "marocchino/sticky-pull-request-comment")["with"]["path"] == "preview.md"
+    assert uses(preview, "actions/checkout")["with"]["fetch-depth"] == 0
+
+
+def test_main_builds_the_image_once_then_deploys_dev_staging_prod_and_verifies() -> None:
     jobs = load("deploy.yml")["jobs"]
-    assert [jobs[s]["needs"] for s in STACKS] == ["test", "dev", "staging"]
+    assert jobs["image"]["needs"] == "test"
+    assert [jobs[s]["needs"] for s in STACKS] == ["image", ["image", "dev"], ["image", "staging"]]
     assert all(jobs[s]["with"]["stack"] == s for s in STACKS)
+    assert all(
+        jobs[s]["with"]["source-repository"] == "${{ needs.image.outputs.repository }}"
+        for s in STACKS
+    )
+    image = jobs["image"]
+    build = uses(image, "docker/build-push-action")
+    assert build["if"] == "steps.built.outputs.built != 'true'"  # a tag is pushed once
+    assert build["with"]["file"] == "serving/Dockerfile"
+    assert (
+        "imagetools inspect"
+        in steps(image)[_index(image, "docker buildx imagetools inspect")]["run"]
+    )
+    assert image["outputs"]["digest"] == "${{ steps.digest.outputs.digest }}"
     up = load("pulumi-up.yml")["jobs"]["up"]
     assert up["environment"] == "${{ inputs.stack }}"  # approvals live on the environments
-    names = [s.get("uses", s.get("run", "")) for s in steps(up)]
-    pulumi = next(i for i, n in enumerate(names) if n.startswith("pulumi/actions@"))
+    pulumi = _index(up, "pulumi/actions@")
     assert uses(up, "pulumi/actions")["with"]["command"] == "up"
-    assert "ml-endpoints verify" in names[pulumi + 1]
+    assert "ml-endpoints verify" in _runs(up)[pulumi + 1]
+
+
+def test_each_stack_copies_by_digest_and_runs_preflight_before_preview_or_up() -> None:
+    up = load("pulumi-up.yml")["jobs"]["up"]
+    copy = _index(up, "--copy-from")
+    assert _index(up, "imjasonh/setup-crane@") < copy < _index(up, "ml-endpoints preflight")
+    assert _index(up, "ml-endpoints preflight") < _index(up, "pulumi/actions@")
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    assert _index(preview, "ml-endpoints preflight") < _index(preview, "pulumi/actions@")
+
+
+def test_a_fresh_runner_installs_what_it_needs_and_creates_the_stack() -> None:
+    """pulumi/actions installs the CLI itself (src/main.ts downloadCli) and, with ``upsert``,
+    creates a missing stack (LocalWorkspace.createOrSelectStack) with the stack file's
+    secrets provider; setup-gcloud installs the GKE credential plugin."""
+    for job in (load("pull-request.yml")["jobs"]["preview"], load("pulumi-up.yml")["jobs"]["up"]):
+        pulumi = uses(job, "pulumi/actions")["with"]
+        assert pulumi["upsert"] is True
+        assert pulumi["secrets-provider"] == "${{ steps.stackfile.outputs.provider }}"
+        assert "infra.secrets_provider" in _runs(job)[_index(job, "infra.secrets_provider")]
+        gcloud = uses(job, "google-github-actions/setup-gcloud")["with"]
+        assert "gke-gcloud-auth-plugin" in gcloud["install_components"]
+        install = _runs(job)[_index(job, "pip install")]
+        assert "[infra,policy,preflight,aws,gcp]" in install
+        assert "dev" not in install.split("[")[1]  # no test tools on a deploy runner
+
+
+def test_role_sessions_fit_the_default_role_settings() -> None:
+    """configure-aws-credentials asks for ``role-duration-seconds`` (default 3600); IAM refuses
+    more than the role's MaxSessionDuration, which is one hour unless raised."""
+    for job in (load("pull-request.yml")["jobs"]["preview"], load("pulumi-up.yml")["jobs"]["up"]):
+        duration = uses(job, "aws-actions/configure-aws-credentials")["with"].get(
+            "role-duration-seconds", "3600"
+        )
+        assert duration in ("3600", "${{ vars.AWS_ROLE_DURATION_SECONDS || 3600 }}")
 
 
 def test_credentials_come_from_oidc_not_stored_secrets() -> None:
