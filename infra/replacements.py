@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from infra.gcp.vertex_deployments import INPUT_KEYS, REPLACE_KEYS
+
 _AWS = "hashicorp/terraform-provider-aws internal/service/"
 _GOOGLE = "hashicorp/terraform-provider-google google/services/"
 _K8S = "pulumi/pulumi-kubernetes provider/pkg/provider/diff.go"
@@ -544,9 +546,10 @@ KUBERNETES: dict[str, Rule] = {
 
 OWN: dict[str, Rule] = {
     "pulumi-python:dynamic/ml-endpoints/gcp:VertexDeployment": Rule(
-        source="infra/gcp/vertex_provider.py VertexDeploymentProvider.diff",
-        replace=("project", "region", "endpoint"),
-        update=("api_endpoint", "timeout_seconds", "variants", "traffic"),
+        source="infra/gcp/vertex_provider.py VertexDeploymentProvider.diff (REPLACE_KEYS, "
+        "INPUT_KEYS of infra/gcp/vertex_deployments.py; owner: an update, private: no diff)",
+        replace=REPLACE_KEYS,
+        update=(*(k for k in INPUT_KEYS if k not in REPLACE_KEYS), "owner", "private"),
         notes={
             "variants": "image or machine changes deploy new models before undeploying the "
             "old ones; weight-only changes patch the traffic split",
