@@ -16,7 +16,7 @@ TO ?= prod
 BASE ?= origin/main
 
 .PHONY: serve test test-fast lint image bench system-deps clean help \
-	preview up plan diff validate promote rollback snapshots soak
+	bootstrap preview up plan diff validate promote rollback snapshots soak preflight
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -76,8 +76,19 @@ bench: $(VENV)/.dev system-deps ## side-by-side throughput/latency benchmark (se
 soak: $(VENV)/.dev system-deps ## 10-minute soak at moderate load: errors and RSS growth
 	$(BIN)/python -m bench.soak
 
+# First deployment, step 1: only the registries (ECR, Artifact Registry, and the Google APIs they
+# need), so the image can be pushed before anything deploys it (stacks/README.md).
+BOOTSTRAP_TARGETS := --target '**ml-endpoints:aws:EcrRepository**' \
+	--target '**ml-endpoints:gcp:ArtifactRegistry**' --target '**gcp:projects/service:Service**'
+
+bootstrap: $(VENV)/.deploy ## first deployment, step 1: only STACK's registries (then push the image, preflight, up)
+	pulumi up --stack $(STACK) --policy-pack infra/policy $(BOOTSTRAP_TARGETS)
+
 preview: $(VENV)/.deploy ## pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
 	pulumi preview --stack $(STACK) --diff --policy-pack infra/policy
+
+preflight: $(VENV)/.deploy ## STACK's images and model artifacts exist and are readable (credentials)
+	$(BIN)/ml-endpoints preflight --stack $(STACK)
 
 up: $(VENV)/.deploy ## pulumi up STACK with the policy pack, then verify it
 	pulumi up --stack $(STACK) --policy-pack infra/policy
