@@ -23,18 +23,45 @@ class LoadResult:
     errors: int
 
 
-def run_wrk(url: str, path: str, body: bytes, *, connections: int, seconds: float, core: int,
-            content_type: str = "application/json") -> LoadResult:
+def run_wrk(
+    url: str,
+    path: str,
+    body: bytes,
+    *,
+    connections: int,
+    seconds: float,
+    core: int,
+    content_type: str = "application/json",
+) -> LoadResult:
     """``wrk -t1 -cN`` POSTing ``body`` to ``url + path`` for ``seconds``."""
     with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
         body_file.write(body)
         body_file.flush()
         completed = subprocess.run(
-            ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}",
-             f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(SCRIPT), url],
-            env={"WRK_BODY_FILE": body_file.name, "WRK_PATH": path,
-                 "WRK_CONTENT_TYPE": content_type, "PATH": "/usr/bin:/bin"},
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
+            [
+                "taskset",
+                "-c",
+                str(core),
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(SCRIPT),
+                url,
+            ],
+            env={
+                "WRK_BODY_FILE": body_file.name,
+                "WRK_PATH": path,
+                "WRK_CONTENT_TYPE": content_type,
+                "PATH": "/usr/bin:/bin",
+            },
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
         )
     found = _RESULT.search(completed.stdout)
     if found is None:
@@ -43,6 +70,9 @@ def run_wrk(url: str, path: str, body: bytes, *, connections: int, seconds: floa
     values = {k: int(v) for k, v in fields.items()}
     errors = sum(values[k] for k in ("non2xx", "connect", "read", "write", "timeout"))
     return LoadResult(
-        requests=values["requests"], rps=values["requests"] / (values["duration_us"] / 1e6),
-        p50_ms=values["p50_us"] / 1e3, p99_ms=values["p99_us"] / 1e3, errors=errors,
+        requests=values["requests"],
+        rps=values["requests"] / (values["duration_us"] / 1e6),
+        p50_ms=values["p50_us"] / 1e3,
+        p99_ms=values["p99_us"] / 1e3,
+        errors=errors,
     )

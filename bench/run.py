@@ -41,8 +41,9 @@ class Row:
     cpu_us: float  # server CPU time per request: robust to other load on the machine
 
 
-def measure(server: servers.Server, seconds: float, levels: tuple[int, ...], log_dir: Path,
-            warmup: float) -> tuple[list[Row], float]:
+def measure(
+    server: servers.Server, seconds: float, levels: tuple[int, ...], log_dir: Path, warmup: float
+) -> tuple[list[Row], float]:
     """Start ``server``, warm it up, run every level; returns rows and idle RSS (MB)."""
     try:
         _start_warm(server, log_dir, warmup)
@@ -66,15 +67,23 @@ def _start_warm(server: servers.Server, log_dir: Path, warmup: float) -> None:
 def _level(server: servers.Server, connections: int, seconds: float) -> tuple[LoadResult, float]:
     """One load level: wrk's result and the server's CPU microseconds per request."""
     cpu_before = server.cpu_seconds()
-    result = run_wrk(server.url, server.path, server.body, connections=connections,
-                     seconds=seconds, core=LOAD_CORE)
+    result = run_wrk(
+        server.url,
+        server.path,
+        server.body,
+        connections=connections,
+        seconds=seconds,
+        core=LOAD_CORE,
+    )
     return result, (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
 
 
 def _format(row: Row) -> str:
     r = row.result
-    return (f"| {row.label} | {row.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-            f"{r.p99_ms:.2f} | {r.errors} | {row.rss_mb:.0f} | {row.cpu_us:.0f} |")
+    return (
+        f"| {row.label} | {row.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+        f"{r.p99_ms:.2f} | {r.errors} | {row.rss_mb:.0f} | {row.cpu_us:.0f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--only", nargs="*", help="exact labels of the servers to run")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="interleaved c=64 rounds of ours vs the no-op (0: skip)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved c=64 rounds of ours vs the no-op (0: skip)",
+    )
     args = parser.parse_args(argv)
 
     from serving.demo import demo_data, write_demo_artifacts
@@ -98,24 +111,42 @@ def main(argv: list[str] | None = None) -> int:
     factories: list[tuple[str, Callable[[], servers.Server]]] = [
         (NOOP, lambda: servers.noop(predict)),
         (OURS, lambda: servers.ours(OURS, logreg, predict)),
-        ("ml-endpoints OIP v2", lambda: servers.ours(
-            "ml-endpoints OIP v2", logreg, v2, path="/v2/models/model/infer")),
-        ("classic FastAPI", lambda: servers.fastapi(
-            "classic FastAPI", logreg / "model.joblib", predict)),
-        ("MLServer default", lambda: servers.mlserver(
-            "MLServer default", logreg / "model.joblib", v2, batching=False)),
-        ("MLServer adaptive batching", lambda: servers.mlserver(
-            "MLServer adaptive batching", logreg / "model.joblib", v2, batching=True)),
-        ("ml-endpoints /predict HGB", lambda: servers.ours(
-            "ml-endpoints /predict HGB", hgb, predict)),
-        ("classic FastAPI HGB", lambda: servers.fastapi(
-            "classic FastAPI HGB", hgb / "model.joblib", predict)),
+        (
+            "ml-endpoints OIP v2",
+            lambda: servers.ours("ml-endpoints OIP v2", logreg, v2, path="/v2/models/model/infer"),
+        ),
+        (
+            "classic FastAPI",
+            lambda: servers.fastapi("classic FastAPI", logreg / "model.joblib", predict),
+        ),
+        (
+            "MLServer default",
+            lambda: servers.mlserver(
+                "MLServer default", logreg / "model.joblib", v2, batching=False
+            ),
+        ),
+        (
+            "MLServer adaptive batching",
+            lambda: servers.mlserver(
+                "MLServer adaptive batching", logreg / "model.joblib", v2, batching=True
+            ),
+        ),
+        (
+            "ml-endpoints /predict HGB",
+            lambda: servers.ours("ml-endpoints /predict HGB", hgb, predict),
+        ),
+        (
+            "classic FastAPI HGB",
+            lambda: servers.fastapi("classic FastAPI HGB", hgb / "model.joblib", predict),
+        ),
     ]
     if args.only:
         factories = [(k, f) for k, f in factories if any(o == k for o in args.only)]
 
-    print(f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE}; {args.seconds:g} s per level; "
-          f"logs in {log_dir}\n")
+    print(
+        f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE}; {args.seconds:g} s per level; "
+        f"logs in {log_dir}\n"
+    )
     print("| server | connections | rps | p50 ms | p99 ms | errors | RSS MB | CPU us/req |")
     print("|---|---|---|---|---|---|---|---|")
     results: dict[tuple[str, int], Row] = {}
@@ -129,16 +160,26 @@ def main(argv: list[str] | None = None) -> int:
     interleaved = None
     if args.rounds > 0 and (not args.only or {NOOP, OURS} <= set(args.only)):
         interleaved = _interleaved(
-            servers.noop(predict), servers.ours(OURS, logreg, predict), args.rounds,
-            args.seconds, log_dir, args.warmup,
+            servers.noop(predict),
+            servers.ours(OURS, logreg, predict),
+            args.rounds,
+            args.seconds,
+            log_dir,
+            args.warmup,
         )
     _print_inprocess()
     _print_ratios(results, idle, interleaved)
     return 0
 
 
-def _interleaved(noop: servers.Server, ours: servers.Server, rounds: int, seconds: float,
-                 log_dir: Path, warmup: float) -> float:
+def _interleaved(
+    noop: servers.Server,
+    ours: servers.Server,
+    rounds: int,
+    seconds: float,
+    log_dir: Path,
+    warmup: float,
+) -> float:
     """Median ratio of ours to the no-op at c=64 over alternating runs; prints every round."""
     print(f"\nInterleaved c=64 ({rounds} rounds, {seconds:g} s each, both servers up):\n")
     print("| round | no-op rps | ours rps | ratio | no-op CPU us/req | ours CPU us/req |")
@@ -151,8 +192,11 @@ def _interleaved(noop: servers.Server, ours: servers.Server, rounds: int, second
             (base, base_cpu), (mine, our_cpu) = (_level(s, 64, seconds) for s in (noop, ours))
             base_rps, our_rps = base.rps, mine.rps
             ratios.append(our_rps / base_rps)
-            print(f"| {round_} | {base_rps:,.0f} | {our_rps:,.0f} | {ratios[-1]:.2f}x | "
-                  f"{base_cpu:.0f} | {our_cpu:.0f} |", flush=True)
+            print(
+                f"| {round_} | {base_rps:,.0f} | {our_rps:,.0f} | {ratios[-1]:.2f}x | "
+                f"{base_cpu:.0f} | {our_cpu:.0f} |",
+                flush=True,
+            )
     finally:
         noop.stop()
         ours.stop()
@@ -170,8 +214,9 @@ def _print_inprocess() -> None:
             print(f"| {label} | {batch} | {rate:,.0f} |")
 
 
-def _print_ratios(results: dict[tuple[str, int], Row], idle: dict[str, float],
-                  interleaved: float | None) -> None:
+def _print_ratios(
+    results: dict[tuple[str, int], Row], idle: dict[str, float], interleaved: float | None
+) -> None:
     def rps(label: str, c: int) -> float | None:
         row = results.get((label, c))
         return row.result.rps if row else None
@@ -194,20 +239,26 @@ def _print_ratios(results: dict[tuple[str, int], Row], idle: dict[str, float],
         ratio = ra / rb
         print(f"| {name} | {ratio:.2f}x | >= {need:g}x | {'yes' if ratio >= need else 'NO'} |")
         if interleaved is not None and b == NOOP:
-            print(f"| c=64 rps vs bare ASGI no-op (interleaved, median) | {interleaved:.2f}x | "
-                  f">= {need:g}x | {'yes' if interleaved >= need else 'NO'} |")
+            print(
+                f"| c=64 rps vs bare ASGI no-op (interleaved, median) | {interleaved:.2f}x | "
+                f">= {need:g}x | {'yes' if interleaved >= need else 'NO'} |"
+            )
     for label, c, metric, limit in ((ours, 64, "p99", 15.0), (ours, 1, "p50", 0.5)):
         row = results.get((label, c))
         if row is not None:
             value = row.result.p99_ms if metric == "p99" else row.result.p50_ms
-            print(f"| {metric} at c={c} | {value:.2f} ms | <= {limit:g} ms | "
-                  f"{'yes' if value <= limit else 'NO'} |")
+            print(
+                f"| {metric} at c={c} | {value:.2f} ms | <= {limit:g} ms | "
+                f"{'yes' if value <= limit else 'NO'} |"
+            )
     errors = sum(r.result.errors for r in results.values() if r.label.startswith("ml-endpoints"))
     met = "yes" if errors == 0 else "NO"
     print(f"| errors (ml-endpoints, all levels) | {errors} | 0 | {met} |")
     if ours in idle:
-        print(f"| idle RSS, one worker | {idle[ours]:.0f} MB | <= 150 MB | "
-              f"{'yes' if idle[ours] <= 150 else 'NO'} |")
+        print(
+            f"| idle RSS, one worker | {idle[ours]:.0f} MB | <= 150 MB | "
+            f"{'yes' if idle[ours] <= 150 else 'NO'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,12 @@ class Server:
         slug = "".join(ch if ch.isalnum() else "-" for ch in self.label)
         log = (log_dir / f"{slug}.log").open("wb")
         self.process = subprocess.Popen(
-            ["taskset", "-c", str(core), *command], env=env, cwd=self.cwd, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            ["taskset", "-c", str(core), *command],
+            env=env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -149,9 +153,24 @@ def single_row_bodies(row: list[float]) -> dict[str, bytes]:
 def ours(label: str, model_dir: Path, body: bytes, *extra: str, path: str = "/predict") -> Server:
     """Our server with default settings (metrics on) on ``model_dir``."""
     return Server(
-        label, [str(OURS_BIN / "ml-endpoints"), "serve", "--model", str(model_dir), "--host",
-                "127.0.0.1", "--port", "{port}", "--log-level", "warning", *extra],
-        path, body, "/ping", env={"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache")},
+        label,
+        [
+            str(OURS_BIN / "ml-endpoints"),
+            "serve",
+            "--model",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        path,
+        body,
+        "/ping",
+        env={"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache")},
     )
 
 
@@ -159,10 +178,26 @@ def noop(body: bytes) -> Server:
     """A bare ASGI app on our HTTP stack (uvicorn + httptools + uvloop): the ceiling."""
     return Server(
         "bare ASGI no-op (limit)",
-        [str(OURS_BIN / "python"), "-m", "uvicorn", "bench.baselines.noop_app:app", "--host",
-         "127.0.0.1", "--port", "{port}", "--loop", "uvloop", "--http", "httptools",
-         "--no-access-log", "--log-level", "warning"],
-        "/predict", body, "/health",
+        [
+            str(OURS_BIN / "python"),
+            "-m",
+            "uvicorn",
+            "bench.baselines.noop_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        "/predict",
+        body,
+        "/health",
     )
 
 
@@ -170,9 +205,22 @@ def fastapi(label: str, model_file: Path, body: bytes) -> Server:
     """The classic FastAPI app, started the way its authors do: ``uvicorn app:app``."""
     bin_dir = ensure_venv("fastapi", ["fastapi", "uvicorn[standard]", *sklearn_pins()])
     return Server(
-        label, [str(bin_dir / "uvicorn"), "bench.baselines.fastapi_app:app", "--host",
-                "127.0.0.1", "--port", "{port}", "--no-access-log", "--log-level", "warning"],
-        "/predict", body, "/health", env={"MODEL_PATH": str(model_file)},
+        label,
+        [
+            str(bin_dir / "uvicorn"),
+            "bench.baselines.fastapi_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        "/predict",
+        body,
+        "/health",
+        env={"MODEL_PATH": str(model_file)},
     )
 
 
@@ -186,16 +234,24 @@ def mlserver(label: str, model_file: Path, body: bytes, *, batching: bool) -> Se
     model_dir = root / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, object] = {
-        "name": "model", "implementation": "mlserver_sklearn.SKLearnModel",
+        "name": "model",
+        "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": str(model_file)},
     }
     if batching:
         settings.update(max_batch_size=64, max_batch_time=0.002)
     (model_dir / "model-settings.json").write_text(json.dumps(settings))
     return Server(
-        label, [str(bin_dir / "mlserver"), "start", str(root)], "/v2/models/model/infer", body,
+        label,
+        [str(bin_dir / "mlserver"), "start", str(root)],
+        "/v2/models/model/infer",
+        body,
         "/v2/health/ready",
-        env={"MLSERVER_HTTP_PORT": "{port}", "MLSERVER_HOST": "127.0.0.1",
-             "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_PORT": str(free_port()),
-             "MLSERVER_LOGGING_LEVEL": "WARNING"},
+        env={
+            "MLSERVER_HTTP_PORT": "{port}",
+            "MLSERVER_HOST": "127.0.0.1",
+            "MLSERVER_GRPC_PORT": str(free_port()),
+            "MLSERVER_METRICS_PORT": str(free_port()),
+            "MLSERVER_LOGGING_LEVEL": "WARNING",
+        },
     )
