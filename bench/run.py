@@ -7,6 +7,11 @@ rps, p50, p99, errors, RSS), the in-process predict throughput, and the target r
 The ratio to the bare no-op is the one most exposed to this machine's noise (its CPU speed drifts
 by tens of percent over minutes), so it is also measured interleaved: both servers up at once, c=64
 runs alternating between them for ``--rounds`` rounds; the target uses the median round.
+
+``--ab TREE`` compares our server before and after a change instead: the ``serving`` package of
+the checkout ``TREE`` (e.g. ``git worktree add --detach ../before main``) against this one, both
+up at once with this venv's dependencies, interleaved for ``--rounds`` rounds (the order flips
+every round); per round and as medians: rps and server CPU per request at c=64, p50 at c=1.
 """
 
 from __future__ import annotations
@@ -97,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="interleaved c=64 rounds of ours vs the no-op (0: skip)",
     )
+    parser.add_argument(
+        "--ab",
+        type=Path,
+        metavar="TREE",
+        help="only an interleaved A/B of ours: the checkout TREE (before) against this one",
+    )
     args = parser.parse_args(argv)
 
     from serving.demo import demo_data, write_demo_artifacts
@@ -107,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     hgb = write_demo_artifacts(work / "models" / "hgb", "hgb")
     bodies = servers.single_row_bodies(demo_data()[0][0].tolist())
     predict, v2 = bodies["predict"], bodies["v2"]
+    if args.ab is not None:
+        before = servers.ours("before", logreg, predict, tree=args.ab.resolve())
+        after = servers.ours("after", logreg, predict)
+        _ab(before, after, args.ab.resolve(), args.rounds, args.seconds, log_dir, args.warmup)
+        return 0
 
     factories: list[tuple[str, Callable[[], servers.Server]]] = [
         (NOOP, lambda: servers.noop(predict)),
@@ -201,6 +217,58 @@ def _interleaved(
         noop.stop()
         ours.stop()
     return statistics.median(ratios)
+
+
+def _ab(
+    before: servers.Server,
+    after: servers.Server,
+    tree: Path,
+    rounds: int,
+    seconds: float,
+    log_dir: Path,
+    warmup: float,
+) -> None:
+    """Interleaved rounds of ``before`` and ``after``; prints every round and the medians."""
+    print(f"A/B on core {SERVER_CORE} (wrk on core {LOAD_CORE}), {rounds} rounds; per round and")
+    print(f"server: c=64 then c=1, {seconds:g} s each; the order flips every round.")
+    print(f"before: {servers.serving_package(tree)}; after: {servers.serving_package(None)}\n")
+    print(
+        "| round | order | rps c=64 before | after | CPU us/req c=64 before | after | "
+        "p50 ms c=1 before | after |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    figures: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
+    try:
+        for server in (before, after):
+            _start_warm(server, log_dir, warmup)
+        for round_ in range(1, rounds + 1):
+            order = (before, after) if round_ % 2 else (after, before)
+            for server in order:
+                busy, cpu_us = _level(server, 64, seconds)
+                idle, _ = _level(server, 1, seconds)
+                figures[server.label].append((busy.rps, cpu_us, idle.p50_ms))
+            (b_rps, b_cpu, b_p50), (a_rps, a_cpu, a_p50) = (figures[k][-1] for k in figures)
+            print(
+                f"| {round_} | {' then '.join(s.label for s in order)} | {b_rps:,.0f} | "
+                f"{a_rps:,.0f} | {b_cpu:.0f} | {a_cpu:.0f} | {b_p50:.3f} | {a_p50:.3f} |",
+                flush=True,
+            )
+    finally:
+        before.stop()
+        after.stop()
+    medians = {
+        k: [statistics.median(column) for column in zip(*v, strict=True)]
+        for k, v in figures.items()
+    }
+    (b_rps, b_cpu, b_p50), (a_rps, a_cpu, a_p50) = medians["before"], medians["after"]
+    print(
+        f"| median | | {b_rps:,.0f} | {a_rps:,.0f} | {b_cpu:.0f} | {a_cpu:.0f} | "
+        f"{b_p50:.3f} | {a_p50:.3f} |"
+    )
+    print(
+        f"\nafter / before (medians): rps c=64 {a_rps / b_rps:.3f}x, CPU per request "
+        f"{a_cpu / b_cpu:.3f}x, p50 c=1 {a_p50 / b_p50:.3f}x"
+    )
 
 
 def _print_inprocess() -> None:

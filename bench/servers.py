@@ -150,8 +150,22 @@ def single_row_bodies(row: list[float]) -> dict[str, bytes]:
     return {"predict": json.dumps({"features": row}).encode(), "v2": json.dumps(v2).encode()}
 
 
-def ours(label: str, model_dir: Path, body: bytes, *extra: str, path: str = "/predict") -> Server:
-    """Our server with default settings (metrics on) on ``model_dir``."""
+def ours(
+    label: str,
+    model_dir: Path,
+    body: bytes,
+    *extra: str,
+    path: str = "/predict",
+    tree: Path | None = None,
+) -> Server:
+    """Our server with default settings (metrics on) on ``model_dir``.
+
+    ``tree``: run the ``serving`` package of that checkout (another commit, for an A/B) with this
+    venv's dependencies: it goes first on ``PYTHONPATH`` and is the working directory, so that
+    the server and the children it starts (``python -m serving ...``) import that tree's code."""
+    env = {"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache")}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     return Server(
         label,
         [
@@ -170,8 +184,23 @@ def ours(label: str, model_dir: Path, body: bytes, *extra: str, path: str = "/pr
         path,
         body,
         "/ping",
-        env={"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache")},
+        env=env,
+        cwd=tree or REPO,
     )
+
+
+def serving_package(tree: Path | None) -> str:
+    """Where ``import serving`` resolves for a server started by :func:`ours` with ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else dict(os.environ)
+    completed = subprocess.run(
+        [str(OURS_BIN / "python"), "-c", "import serving; print(serving.__file__)"],
+        env=env,
+        cwd=tree or REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(Path(completed.stdout.strip()).parent)
 
 
 def noop(body: bytes) -> Server:
