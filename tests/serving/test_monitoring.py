@@ -183,3 +183,66 @@ def test_bad_settings_turn_the_feature_off_and_say_why(
     assert "ML_ENDPOINTS_DRIFT_ALPHA='2': Input should be less than 1" in caplog.text
     assert "ML_ENDPOINTS_CAPTURE_SAMPLE_PERCENT='150'" in caplog.text
     app.close()
+
+
+# -- in-process: the runtime's hooks drive the monitor's state ------------------------------------
+def _monitoring(**settings: Any) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    from serving.monitoring import DriftMonitoring
+    from serving.settings import DriftSettings
+
+    return DriftMonitoring(
+        DriftSettings(**settings), registry=CollectorRegistry(), labels=("m", "1", "default")
+    )
+
+
+def _drift_answer(monitoring: Any) -> tuple[int, str]:
+    from serving.errors import ServingError
+    from serving.http import Request
+
+    [route] = monitoring.routes()
+    try:
+        response = asyncio.run(route.handler(Request("GET", "/drift", [])))
+    except ServingError as exc:
+        return exc.status, exc.message
+    return response.status, response.body.decode()
+
+
+def test_the_monitor_waits_for_the_ready_hook_then_reports(
+    tmp_path: Path, demo_model_dir: Path
+) -> None:
+    from serving.models.loader import load_model
+    from serving.monitoring import DriftState
+
+    monitoring = _monitoring(report_seconds=0.05)
+    assert monitoring.state is DriftState.WAITING
+    assert _drift_answer(monitoring)[0] == 503
+    model_dir = _model_dir(tmp_path, demo_model_dir, profile=True)
+    monitoring.model_ready(load_model(model_dir / "model.joblib"), model_dir)
+    _until(lambda: monitoring.state is DriftState.ON, "the monitor to start", timeout=10)
+    status, body = _drift_answer(monitoring)
+    assert status == 200
+    assert json.loads(body)["profile"] == str(model_dir / "drift_reference.json")
+    monitoring.close()
+
+
+def test_a_failed_load_turns_the_monitor_off_and_says_why() -> None:
+    from serving.monitoring import DriftState
+
+    monitoring = _monitoring()
+    monitoring.model_failed("model failed to load: FileNotFoundError: nothing at /nowhere")
+    assert monitoring.state is DriftState.OFF
+    assert _drift_answer(monitoring) == (404, "drift monitoring is off: the model failed to load")
+
+
+def test_a_disabled_monitor_never_starts() -> None:
+    from serving.monitoring import DriftState
+
+    monitoring = _monitoring(enabled=False)
+    monitoring.model_ready(object(), None)  # type: ignore[arg-type]  # never looked at
+    assert monitoring.state is DriftState.OFF
+    assert _drift_answer(monitoring) == (
+        404,
+        "drift monitoring is off: ML_ENDPOINTS_DRIFT_ENABLED=false",
+    )
