@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as each server worker runs its model
 
 from bench import servers
-from bench.load import LoadResult, run_wrk
+from bench.load import LoadResult
 
 SERVER_CORE, LOAD_CORE = 0, 1
 LEVELS = (1, 8, 64)
@@ -66,20 +66,13 @@ def measure(
 def _start_warm(server: servers.Server, log_dir: Path, warmup: float) -> None:
     """Start ``server`` pinned to the server core and warm it up at 8 connections."""
     server.start(SERVER_CORE, log_dir)
-    run_wrk(server.url, server.path, server.body, connections=8, seconds=warmup, core=LOAD_CORE)
+    server.drive(8, warmup, LOAD_CORE)
 
 
 def _level(server: servers.Server, connections: int, seconds: float) -> tuple[LoadResult, float]:
     """One load level: wrk's result and the server's CPU microseconds per request."""
     cpu_before = server.cpu_seconds()
-    result = run_wrk(
-        server.url,
-        server.path,
-        server.body,
-        connections=connections,
-        seconds=seconds,
-        core=LOAD_CORE,
-    )
+    result = server.drive(connections, seconds, LOAD_CORE)
     return result, (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
 
 

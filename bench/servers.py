@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.load import LoadResult, run_wrk
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench"
 OURS_BIN = Path(sys.executable).parent
+QUIET_UVICORN = ("--no-access-log", "--log-level", "warning")
 
 
 def free_port() -> int:
@@ -95,6 +98,12 @@ class Server:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"{self.label} not healthy within {timeout} s")
+
+    def drive(self, connections: int, seconds: float, core: int) -> LoadResult:
+        """``wrk`` on core ``core`` POSTing this server's request body at its path."""
+        return run_wrk(
+            self.url, self.path, self.body, connections=connections, seconds=seconds, core=core
+        )
 
     def rss_mb(self) -> float:
         """Resident memory of the server and all its child processes, in MB."""
@@ -220,9 +229,7 @@ def noop(body: bytes) -> Server:
             "uvloop",
             "--http",
             "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
+            *QUIET_UVICORN,
         ],
         "/predict",
         body,
@@ -242,9 +249,7 @@ def fastapi(label: str, model_file: Path, body: bytes) -> Server:
             "127.0.0.1",
             "--port",
             "{port}",
-            "--no-access-log",
-            "--log-level",
-            "warning",
+            *QUIET_UVICORN,
         ],
         "/predict",
         body,

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import servers
-from bench.load import LoadResult, run_wrk
+from bench.load import LoadResult
 
 SERVER_CORE, LOAD_CORE = 0, 1
 
@@ -58,14 +58,7 @@ def soak(
 
     def drive() -> None:
         try:
-            outcome["load"] = run_wrk(
-                server.url,
-                server.path,
-                server.body,
-                connections=connections,
-                seconds=seconds,
-                core=LOAD_CORE,
-            )
+            outcome["load"] = server.drive(connections, seconds, LOAD_CORE)
         except BaseException as exc:  # reported below
             outcome["load"] = exc
 
