@@ -110,7 +110,7 @@ rollback: $(VENV)/.infra ## restore STACK's previous release
 	$(BIN)/ml-endpoints rollback $(STACK)
 
 snapshots: $(VENV)/.dev ## regenerate tests/infra/snapshots after an intended plan change
-	ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/infra/test_plan.py -k snapshot
+	ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/infra/stack/test_plan.py -k snapshot
 
 clean:
 	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .pytest_cache

@@ -16,12 +16,17 @@ import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from infra.validation import ConfigError
 
-#: Target -> (``module:function`` with signature ``(stack_config, stack_dir) -> findings |
-#: None``, the extras it needs). None: the stack has no configuration for that target.
+if TYPE_CHECKING:
+    from infra.stack.components import Components
+
+#: Target -> (``module:function`` with signature ``(components, settings, stack_dir) ->
+#: findings | None``, the extras it needs). ``components``: the stack's typed component args;
+#: ``settings``: the stack file's config (provider keys such as ``aws:region``). None: the
+#: stack does not deploy that target.
 VERIFIERS: dict[str, tuple[str, str]] = {
     "sagemaker": ("infra.aws.verify:verify_stack", "aws,infra"),
     "vertex": ("infra.gcp.verify:verify_stack", "gcp,infra"),
@@ -40,7 +45,7 @@ class Finding(Protocol):
     def detail(self) -> str: ...
 
 
-Verifier = Callable[[Mapping[str, Any], Path], "list[Finding] | None"]
+Verifier = Callable[["Components", Mapping[str, Any], Path], "list[Finding] | None"]
 
 
 def _stacks_dir(parser: argparse.ArgumentParser) -> None:
@@ -133,9 +138,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     promotion."""
 
     def run(args: argparse.Namespace) -> int:
-        from infra.plan import PlanError
-        from infra.plan_diff import RevisionError
-        from infra.promotion import PromotionError
+        from infra.stack.diff import RevisionError
+        from infra.stack.plan import PlanError
+        from infra.stack.promotion import PromotionError
 
         try:
             return command(args)
@@ -161,40 +166,34 @@ def _stack_names(stacks_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------------- verify
 
 
-def resolved_config(config: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """The per-component keys verifiers read. A stack in the release format
-    (``ml-endpoints:release``) is composed first; other files are taken as they are."""
-    from infra.stack import NAMESPACE, load_stack
-
-    if f"{NAMESPACE}:release" not in config:
-        return dict(config)
-    stack = load_stack(config, source)
-    others = {k: v for k, v in config.items() if not k.startswith(f"{NAMESPACE}:")}
-    return {**others, **stack.components.stack_config()}
-
-
 def verify(stack: str, stacks_dir: Path) -> int:
     """Print one line per check; 0 if all pass, 1 if any fails, 2 on configuration errors."""
-    from infra.stack import read_stack_file, stack_file
+    from infra.stack.components import compose
+    from infra.stack.config import load_stack
+    from infra.stack.files import read_stack_file, stack_file
 
-    results: dict[str, list[Finding] | None] = {}
+    path = stack_file(stack, stacks_dir)
     try:
-        path = stack_file(stack, stacks_dir)
-        config = resolved_config(read_stack_file(path), str(path))
-        for target in VERIFIERS:
-            try:
-                results[target] = _verifier(target)(config, stacks_dir)
-            except ModuleNotFoundError as exc:
-                extras = VERIFIERS[target][1]
-                print(
-                    f"ml-endpoints verify: {exc.name} is not installed; "
-                    f"pip install 'ml-endpoints[{extras}]'",
-                    file=sys.stderr,
-                )
-                return 2
+        settings = read_stack_file(path)
+        components = compose(load_stack(settings, str(path)))
     except ConfigError as exc:
         print(f"ml-endpoints verify: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    results: dict[str, list[Finding] | None] = {}
+    for target in VERIFIERS:
+        try:
+            results[target] = _verifier(target)(components, settings, stacks_dir)
+        except ModuleNotFoundError as exc:
+            extras = VERIFIERS[target][1]
+            print(
+                f"ml-endpoints verify: {exc.name} is not installed; "
+                f"pip install 'ml-endpoints[{extras}]'",
+                file=sys.stderr,
+            )
+            return 2
+        except ConfigError as exc:  # what verify needs beyond the deployment (a sample)
+            print(f"ml-endpoints verify: invalid configuration: {path}: {exc}", file=sys.stderr)
+            return 2
     findings = [(t, f) for t, found in results.items() if found is not None for f in found]
     if not any(found is not None for found in results.values()):
         keys = ", nor ".join(f"(ml-endpoints:{t})" for t in VERIFIERS)
@@ -224,7 +223,7 @@ def _verifier(target: str) -> Verifier:
 
 
 def _promotion(args: argparse.Namespace) -> int:
-    from infra.promotion import promote, rollback, write
+    from infra.stack.promotion import promote, rollback, write
 
     if args.command == "promote":
         change = promote(args.src, args.dst, args.stacks_dir)
@@ -244,8 +243,8 @@ def _promotion(args: argparse.Namespace) -> int:
 
 
 def _plan(stack: str, stacks_dir: Path, *, as_json: bool) -> int:
-    from infra.plan import plan_stack, render_tree, traffic
-    from infra.stack import stack_file
+    from infra.stack.files import stack_file
+    from infra.stack.plan import plan_stack, render_tree, traffic
 
     plan = plan_stack(stack, stacks_dir)
     if as_json:
@@ -259,8 +258,8 @@ def _plan(stack: str, stacks_dir: Path, *, as_json: bool) -> int:
 
 
 def _diff(stack: str, base: str, stacks_dir: Path) -> int:
-    from infra.plan import plan_stack
-    from infra.plan_diff import diff_plans, plan_at_ref, render_diff
+    from infra.stack.diff import diff_plans, plan_at_ref, render_diff
+    from infra.stack.plan import plan_stack
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         before = pool.submit(plan_at_ref, stack, base, stacks_dir)
@@ -272,9 +271,9 @@ def _diff(stack: str, base: str, stacks_dir: Path) -> int:
 
 def validate_stacks(stacks: list[str], stacks_dir: Path) -> int:
     """Run every policy on each stack's offline plan; 0 if all pass, 1 on violations."""
-    from infra.plan import plan_stack
-    from infra.policy.checks import POLICIES, Resource, StackContext, run_checks
-    from infra.stack import load_stack_file
+    from infra.policies import POLICIES, Resource, StackContext, run_checks
+    from infra.stack.config import load_stack_file
+    from infra.stack.plan import plan_stack
 
     contexts = {}
     for stack in stacks:

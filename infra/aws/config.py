@@ -1,9 +1,12 @@
 """Typed, validated arguments of the AWS components.
 
-Every model is frozen and rejects unknown keys. Build them from stack configuration with
+Every model is frozen and rejects unknown keys. Build them with
 :func:`infra.validation.validate` so an error names its full key path
-(``sagemaker.variants[1].weight``); cross-field rules raise at the exact key too.
-Limits come from SageMaker's API model as botocore ships it, not from hand-written lists.
+(``sagemaker.variants[1].weight``); cross-field rules raise at the exact key too. The stack
+models (:mod:`infra.stack.config`) reuse the pieces (:class:`InstanceCompute`,
+:data:`Environment`, :class:`DeploymentArgs`...), so a stack file's error is reported at the
+stack key. Limits come from SageMaker's API model as botocore ships it, not from hand-written
+lists.
 """
 
 from __future__ import annotations
@@ -16,18 +19,9 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Self
 
 import botocore.loaders
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from infra.validation import key_path
+from infra.validation import Frozen, Problem, Weight, check_split, rule_error
 from serving import contract
 
 #: Environment variables the component sets on every model container itself.
@@ -41,36 +35,18 @@ INVOCATION_LIMIT_MS = 60_000
 
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _ECR_REPOSITORY = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-ECR_IMAGE = re.compile(
+_ECR_URI = (
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"(?P<repository>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
-    r"(?::(?P<tag>\w[\w.-]{0,127})|@sha256:[a-f0-9]{64})$"
 )
+ECR_IMAGE = re.compile(_ECR_URI + r"(?::(?P<tag>\w[\w.-]{0,127})|@sha256:[a-f0-9]{64})$")
+ECR_REPOSITORY_URI = re.compile(_ECR_URI + "$")
+"""An ECR repository URI without tag (``ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME``)."""
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-zA-Z0-9-]+$")
 _ENV_KEY = re.compile(contract.ENV_NAME_PATTERN)
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _IMAGE_TAG = re.compile(r"^\w[\w.-]{0,127}$")
-
-
-class Frozen(BaseModel):
-    """Base of every args model: immutable, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def rule_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
-    """A validation error for a cross-field rule, located at the key it is about."""
-    return ValidationError.from_exception_data(
-        "config",
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("config_rule", message.replace("{", "{{")),
-                loc=loc,
-                input=value,
-            )
-        ],
-    )
 
 
 @functools.cache
@@ -143,6 +119,10 @@ def _environment(value: dict[str, str]) -> dict[str, str]:
 
 
 SageMakerName = Annotated[str, AfterValidator(_sagemaker_name)]
+S3ObjectUri = Annotated[str, AfterValidator(_s3_object_uri)]
+InstanceType = Annotated[str, AfterValidator(_instance_type)]
+Environment = Annotated[dict[str, str], Field(max_length=97), AfterValidator(_environment)]
+"""Environment of the model containers; the serving contract's own variables are refused."""
 KmsKeyArn = Annotated[str, AfterValidator(_kms_key_arn)]
 ImageTag = Annotated[str, Field(pattern=_IMAGE_TAG.pattern)]
 AccountId = Annotated[str, Field(pattern=_ACCOUNT_ID.pattern)]
@@ -188,13 +168,11 @@ class ModelArgs(Frozen):
     image: Annotated[str, AfterValidator(_ecr_image)] | None = None
     image_tag: ImageTag | None = None
     #: ``s3://BUCKET/KEY`` of the artifacts (.tar.gz), unpacked to /opt/ml/model.
-    model_data_url: Annotated[str, AfterValidator(_s3_object_uri)]
+    model_data_url: S3ObjectUri
     #: MODEL_NAME and MODEL_VERSION of the serving container (they label its metrics).
     model_name: Annotated[str, Field(min_length=1, max_length=128)] = "model"
     model_version: Annotated[str, Field(min_length=1, max_length=64)] = "1"
-    environment: Annotated[dict[str, str], Field(max_length=97), AfterValidator(_environment)] = (
-        Field(default_factory=dict)
-    )
+    environment: Environment = Field(default_factory=dict)
     vpc: VpcArgs | None = None
     network_isolation: bool = False
 
@@ -250,19 +228,44 @@ class AutoscalingArgs(Frozen):
         return self
 
 
-class VariantArgs(Frozen):
+class Capacity(Frozen):
+    """How many instances a variant runs and how they scale."""
+
+    instance_count: Annotated[int, Field(ge=1)] = 1
+    autoscaling: AutoscalingArgs | None = None
+    volume_size_gb: Annotated[int, Field(ge=1, le=512)] | None = None
+    container_startup_health_check_timeout_s: HealthTimeout | None = None
+
+    @model_validator(mode="after")
+    def _count_within_autoscaling(self) -> Self:
+        if self.autoscaling is not None and not (
+            self.autoscaling.min_instances <= self.instance_count <= self.autoscaling.max_instances
+        ):
+            raise rule_error(
+                ("instance_count",),
+                f"must lie within autoscaling min_instances..max_instances "
+                f"({self.autoscaling.min_instances}..{self.autoscaling.max_instances})",
+                self.instance_count,
+            )
+        return self
+
+
+class InstanceCompute(Capacity):
+    """Instances of one variant (a stack's ``ml-endpoints:sagemaker.compute``)."""
+
+    instance_type: InstanceType
+
+
+class VariantArgs(Capacity):
     """A production (or shadow) variant. Keep names stable: blue/green updates require it."""
 
     name: SageMakerName
     model: ModelArgs
-    #: Relative share of traffic (normalised over all variants).
-    weight: Annotated[float, Field(ge=0)] = 1.0
-    instance_type: Annotated[str, AfterValidator(_instance_type)] | None = None
-    instance_count: Annotated[int, Field(ge=1)] = 1
+    weight: Weight = 100
+    """Percent of the endpoint's requests; the production variants' weights add up to 100. A
+    shadow variant's weight is the percent of those requests copied to it."""
+    instance_type: InstanceType | None = None
     serverless: ServerlessArgs | None = None
-    autoscaling: AutoscalingArgs | None = None
-    volume_size_gb: Annotated[int, Field(ge=1, le=512)] | None = None
-    container_startup_health_check_timeout_s: HealthTimeout | None = None
     model_data_download_timeout_s: HealthTimeout | None = None
 
     @model_validator(mode="after")
@@ -283,15 +286,6 @@ class VariantArgs(Frozen):
                     "serverless endpoints support neither VPC configuration nor network isolation",
                     None,
                 )
-        if self.autoscaling is not None and not (
-            self.autoscaling.min_instances <= self.instance_count <= self.autoscaling.max_instances
-        ):
-            raise rule_error(
-                ("instance_count",),
-                f"must lie within autoscaling min_instances..max_instances "
-                f"({self.autoscaling.min_instances}..{self.autoscaling.max_instances})",
-                self.instance_count,
-            )
         return self
 
 
@@ -390,6 +384,47 @@ class DeploymentArgs(Frozen):
             return self.maximum_execution_timeout_s
         return max(600, self.rollout_s(instance_counts) + DEPLOYMENT_MARGIN_S)
 
+    def fleet_problem(self, fleet: Sequence[tuple[str, int | None]]) -> Problem | None:
+        """What is wrong with this rollout for ``fleet`` (per variant: where its instance count
+        is set, and the count, None for serverless), located under this model; None if it fits.
+
+        Written once for the component's args and the stack that builds them, each locating
+        the count in its own keys.
+        """
+        step = self.step
+        if step is not None and step.unit == "instances":
+            for where, count in fleet:
+                if count is None:
+                    return Problem(
+                        ("step", "unit"),
+                        "serverless variants have no instances; use unit: percent",
+                        step.unit,
+                    )
+                if step.value > count // 2:
+                    return Problem(
+                        ("step", "value"),
+                        f"at most half of {where} ({count}), i.e. {count // 2}",
+                        step.value,
+                    )
+        counts = [count or 0 for _, count in fleet]
+        waits = self.rollout_s(counts)
+        given = self.maximum_execution_timeout_s
+        if given is not None and given <= waits:
+            return Problem(
+                ("maximum_execution_timeout_s",),
+                f"must exceed the rollout's waits ({self.shifts(counts)} x "
+                f"wait_interval_s + termination_wait_s = {waits} s)",
+                given,
+            )
+        if given is None and waits + DEPLOYMENT_MARGIN_S > MAX_DEPLOYMENT_S:
+            return Problem(
+                ("wait_interval_s",),
+                f"the rollout waits {waits} s in total; SageMaker allows one deployment "
+                f"{MAX_DEPLOYMENT_S} s including a {DEPLOYMENT_MARGIN_S} s margin",
+                self.wait_interval_s,
+            )
+        return None
+
 
 class AlarmArgs(Frozen):
     """One CloudWatch alarm that rolls a deployment back (and stays on afterwards)."""
@@ -455,8 +490,8 @@ class SageMakerEndpointArgs(Frozen):
 
     endpoint_name: SageMakerName
     variants: Annotated[tuple[VariantArgs, ...], Field(max_length=10)]
-    #: Receives a copy of the production variant's traffic (the share set by its weight relative
-    #: to the production weight); its answers are discarded, and captured like any variant's.
+    #: Receives a copy of the production variant's requests (its weight: the percent copied);
+    #: its answers are discarded, and captured like any variant's.
     shadow_variant: VariantArgs | None = None
     deployment: DeploymentArgs = DeploymentArgs()
     alarms: RollbackAlarmsArgs = RollbackAlarmsArgs()
@@ -470,32 +505,33 @@ class SageMakerEndpointArgs(Frozen):
 
     @field_validator("variants")
     @classmethod
-    def _some_variant(cls, value: tuple[VariantArgs, ...]) -> tuple[VariantArgs, ...]:
+    def _split(cls, value: tuple[VariantArgs, ...]) -> tuple[VariantArgs, ...]:
         # not Field(min_length=1): that also reports an empty tuple when an item is invalid
         if not value:
             raise ValueError("at least one variant is required")
+        check_split([v.name for v in value], {v.name: v.weight for v in value})
         return value
 
     @model_validator(mode="after")
     def _endpoint_rules(self) -> Self:
-        every = [*self.variants, *([self.shadow_variant] if self.shadow_variant else [])]
-        seen: dict[str, str] = {}
-        for where, variant in zip(_variant_keys(self), every, strict=True):
-            if variant.name in seen:
+        shadow = self.shadow_variant
+        if shadow is not None:
+            index = next((i for i, v in enumerate(self.variants) if v.name == shadow.name), None)
+            if index is not None:
                 raise rule_error(
-                    (*where, "name"),
-                    f"duplicate variant name (also used by {seen[variant.name]})",
-                    variant.name,
+                    ("shadow_variant", "name"),
+                    f"duplicate variant name (also used by variants[{index}])",
+                    shadow.name,
                 )
-            seen[variant.name] = key_path("", where)
-        if all(v.weight == 0 for v in self.variants):
-            raise rule_error(
-                ("variants", 0, "weight"), "weights must not all be zero (no traffic at all)", 0.0
-            )
+        every = self.all_variants
         serverless = [i for i, v in enumerate(every) if v.serverless is not None]
         if serverless and len(every) > 1:
+            first = serverless[0]
+            where: tuple[str | int, ...] = (
+                ("variants", first) if first < len(self.variants) else ("shadow_variant",)
+            )
             raise rule_error(
-                (*_variant_keys(self)[serverless[0]], "serverless"),
+                (*where, "serverless"),
                 "a serverless endpoint has exactly one variant (no second or shadow variant)",
                 None,
             )
@@ -505,54 +541,20 @@ class SageMakerEndpointArgs(Frozen):
                 "serverless endpoints do not support data capture; set it to false",
                 True,
             )
-        if self.shadow_variant is not None and len(self.variants) != 1:
+        if shadow is not None and len(self.variants) != 1:
             raise rule_error(
                 ("shadow_variant",),
                 "a shadow variant needs exactly one production variant",
                 len(self.variants),
             )
-        self._check_step_fits_fleet()
-        self._check_rollout_fits_timeout()
+        fleet = [
+            (f"variants[{i}].instance_count", None if v.serverless else v.instance_count)
+            for i, v in enumerate(self.variants)
+        ]
+        problem = self.deployment.fleet_problem(fleet)
+        if problem is not None:
+            raise problem.error(("deployment",))
         return self
-
-    def _check_rollout_fits_timeout(self) -> None:
-        counts = [v.instance_count for v in self.variants]
-        waits = self.deployment.rollout_s(counts)
-        given = self.deployment.maximum_execution_timeout_s
-        if given is not None and given <= waits:
-            raise rule_error(
-                ("deployment", "maximum_execution_timeout_s"),
-                f"must exceed the rollout's waits ({self.deployment.shifts(counts)} x "
-                f"wait_interval_s + termination_wait_s = {waits} s)",
-                given,
-            )
-        if given is None and waits + DEPLOYMENT_MARGIN_S > MAX_DEPLOYMENT_S:
-            raise rule_error(
-                ("deployment", "wait_interval_s"),
-                f"the rollout waits {waits} s in total; SageMaker allows one deployment "
-                f"{MAX_DEPLOYMENT_S} s including a {DEPLOYMENT_MARGIN_S} s margin",
-                self.deployment.wait_interval_s,
-            )
-
-    def _check_step_fits_fleet(self) -> None:
-        step = self.deployment.step
-        if step is None or step.unit != "instances":
-            return
-        for index, variant in enumerate(self.variants):
-            if variant.serverless is not None:
-                raise rule_error(
-                    ("deployment", "step", "unit"),
-                    "serverless variants have no instances; use unit: percent",
-                    step.unit,
-                )
-            limit = variant.instance_count // 2
-            if step.value > limit:
-                raise rule_error(
-                    ("deployment", "step", "value"),
-                    f"at most half of variants[{index}].instance_count "
-                    f"({variant.instance_count}), i.e. {limit}",
-                    step.value,
-                )
 
     @property
     def all_variants(self) -> tuple[VariantArgs, ...]:
@@ -560,11 +562,5 @@ class SageMakerEndpointArgs(Frozen):
         return (*self.variants, *([self.shadow_variant] if self.shadow_variant else []))
 
     def normalised_weights(self) -> dict[str, float]:
-        """Production variant name -> share of traffic (sums to 1)."""
-        total = sum(v.weight for v in self.variants)
-        return {v.name: v.weight / total for v in self.variants}
-
-
-def _variant_keys(args: SageMakerEndpointArgs) -> list[tuple[str | int, ...]]:
-    keys: list[tuple[str | int, ...]] = [("variants", i) for i in range(len(args.variants))]
-    return [*keys, ("shadow_variant",)] if args.shadow_variant else keys
+        """Production variant name -> share of requests (sums to 1)."""
+        return {v.name: v.weight / 100 for v in self.variants}

@@ -32,7 +32,9 @@ def _variant_inputs(variant: VariantArgs, model_name: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "variant_name": variant.name,
         "model_name": model_name,
-        "initial_variant_weight": variant.weight,
+        # InitialVariantWeight is a Float in SageMaker's API; SageMaker routes by each weight's
+        # share of the sum, so integer percent route as given.
+        "initial_variant_weight": float(variant.weight),
     }
     if variant.serverless is not None:
         serverless: dict[str, Any] = {
@@ -93,13 +95,13 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     timeouts are derived from the rollout's waits (:mod:`infra.aws.deployment`).
 
     Outputs: ``endpoint_name``, ``endpoint_arn``, ``endpoint_config_name``, ``variant_weights``
-    (production variant -> configured weight), ``role_arn``, ``capture_s3_uri``.
+    (production variant -> percent of requests), ``role_arn``, ``capture_s3_uri``.
     """
 
     endpoint_name: pulumi.Output[str]
     endpoint_arn: pulumi.Output[str]
     endpoint_config_name: pulumi.Output[str]
-    variant_weights: pulumi.Output[dict[str, float]]
+    variant_weights: pulumi.Output[dict[str, int]]
     role_arn: pulumi.Output[str]
     capture_s3_uri: pulumi.Output[str | None]
 

@@ -13,17 +13,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.aws.config import SageMakerEndpointArgs, VariantArgs
-from infra.validation import ConfigError, validate
+from infra.validation import ConfigError
 
-#: Stack configuration key this module verifies (``ml-endpoints:sagemaker``).
-CONFIG_KEY = "sagemaker"
-STACK_KEY = f"ml-endpoints:{CONFIG_KEY}"
+if TYPE_CHECKING:
+    from infra.stack.components import Components
+
+#: Stack configuration key of the endpoint this module verifies.
+STACK_KEY = "ml-endpoints:sagemaker"
 #: Normalised weights closer than this count as equal.
 WEIGHT_TOLERANCE = 1e-3
 
@@ -42,7 +44,7 @@ def sample_body(args: SageMakerEndpointArgs, base_dir: Path) -> bytes:
     sample = args.sample_payload
     if sample is None:
         raise ConfigError(
-            f"{CONFIG_KEY}.sample_payload",
+            f"{STACK_KEY}.sample_payload",
             "required by verify: a body or file to send to every variant",
         )
     if sample.file is not None:
@@ -51,25 +53,29 @@ def sample_body(args: SageMakerEndpointArgs, base_dir: Path) -> bytes:
             return path.read_bytes()
         except OSError as exc:
             raise ConfigError(
-                f"{CONFIG_KEY}.sample_payload.file", f"cannot read {path}: {exc.strerror}"
+                f"{STACK_KEY}.sample_payload.file", f"cannot read {path}: {exc.strerror}"
             ) from None
     body = sample.body
     return body.encode() if isinstance(body, str) else json.dumps(body).encode()
 
 
 def verify_stack(
-    config: Mapping[str, Any], base_dir: Path, session: boto3.Session | None = None
+    components: Components,
+    settings: Mapping[str, Any],
+    base_dir: Path,
+    session: boto3.Session | None = None,
 ) -> list[Finding] | None:
-    """Verify the stack's ``ml-endpoints:sagemaker`` endpoint; None if the stack has none.
+    """Verify the stack's SageMaker endpoint; None if the stack deploys none. ``settings``:
+    the stack file's config, for ``aws:region`` and ``aws:profile``.
 
-    Raises :class:`ConfigError` when that configuration is invalid.
+    Raises :class:`ConfigError` when the sample payload is missing or unreadable.
     """
-    if STACK_KEY not in config:
+    args = components.sagemaker
+    if args is None:
         return None
-    args = validate(SageMakerEndpointArgs, config[STACK_KEY], CONFIG_KEY)
     body = sample_body(args, base_dir)
     session = session or boto3.Session(
-        region_name=config.get("aws:region"), profile_name=config.get("aws:profile")
+        region_name=settings.get("aws:region"), profile_name=settings.get("aws:profile")
     )
     return verify_endpoint(
         args, body, session.client("sagemaker"), session.client("sagemaker-runtime")

@@ -1,4 +1,4 @@
-"""Where the model deployments go, from the stack config key ``ml-endpoints:cluster``:
+"""Where the model deployments go (a stack's ``ml-endpoints:cluster``):
 
 - ``type: eks`` — :class:`~infra.clusters.eks.EksCluster` (new EKS cluster with GPU nodes)
 - ``type: gke`` — :class:`~infra.clusters.gke.GkeCluster` (new GKE cluster with GPU nodes)
@@ -56,12 +56,6 @@ def load(data: Any) -> ClusterArgs:
     if kind.type == "existing":
         return validate(ExistingClusterArgs, data, CONFIG_KEY)
     return validate(RenderArgs, data, CONFIG_KEY)
-
-
-def from_stack_config(config: pulumi.Config | None = None) -> ClusterArgs:
-    """Read ``ml-endpoints:cluster`` from the stack (a structured YAML object)."""
-    config = config or pulumi.Config("ml-endpoints")
-    return load(config.require_object(CONFIG_KEY))
 
 
 def declare_cluster(

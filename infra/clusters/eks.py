@@ -30,10 +30,11 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator
 
 from infra.clusters.kubeconfig import exec_kubeconfig
-from infra.clusters.node_pools import Frozen, Scaling
+from infra.clusters.node_pools import Scaling
 from infra.clusters.nvidia import DEVICE_PLUGIN_VERSION, nvidia_device_plugin
 from infra.k8s.config import DNS_LABEL
 from infra.k8s.gpu import GPU_NODE_LABELS, GPU_TAINT_KEY, GPU_TAINT_VALUE
+from infra.validation import Frozen
 
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
 CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"

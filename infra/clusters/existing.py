@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field
 
-from infra.clusters.node_pools import Frozen
+from infra.validation import Frozen
 
 
 class ExistingClusterArgs(Frozen):

@@ -27,9 +27,10 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, ValidationInfo, field_validator
 
 from infra.clusters.kubeconfig import exec_kubeconfig
-from infra.clusters.node_pools import REPLACEMENT_NOTE, Frozen
+from infra.clusters.node_pools import REPLACEMENT_NOTE
 from infra.k8s.config import DNS_LABEL
 from infra.k8s.gpu import GPU_NODE_LABELS, GPU_TAINT_KEY, GPU_TAINT_VALUE
+from infra.validation import Frozen
 
 NODE_ROLES = (
     "roles/container.defaultNodeServiceAccount",

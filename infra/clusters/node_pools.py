@@ -1,10 +1,12 @@
-"""Settings every cluster's node pools share: frozen config models and the replacement note."""
+"""Settings every cluster's node pools share: scaling bounds and the replacement note."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from infra.validation import Frozen
 
 REPLACEMENT_NOTE = (
     "most node-pool settings (machine/instance types, accelerators, AMI or image type, disk, "
@@ -13,12 +15,6 @@ REPLACEMENT_NOTE = (
     "downtime matters"
 )
 """Said in the cluster components' docs and, for GKE, logged as a warning on every preview."""
-
-
-class Frozen(BaseModel):
-    """Base of the cluster config models: immutable, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Scaling(Frozen):

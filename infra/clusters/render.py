@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field
 
-from infra.clusters.node_pools import Frozen
+from infra.validation import Frozen
 
 PLAIN_TEXT_WARNING = (
     "renders manifests to {directory!r} instead of applying them: any Secret is written there "

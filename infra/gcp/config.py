@@ -1,7 +1,9 @@
-"""Typed, validated arguments for the GCP components, parsed from stack config.
+"""Typed, validated arguments for the GCP components.
 
 Every check runs before any resource is declared and names the full key path, e.g.
-``vertex.variants[1].accelerator`` or ``artifact_registry.region``.
+``vertex.variants[1].accelerator`` or ``artifact_registry.region``. The stack models
+(:mod:`infra.stack.config`) reuse the pieces (:class:`MachineArgs`, the annotated field types),
+so a stack file's error is reported at the stack key.
 """
 
 from __future__ import annotations
@@ -11,19 +13,16 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from infra.validation import validate
+from infra.validation import Frozen, Weight, check_split, check_unique_names, validate
 from serving import contract
 
-CONFIG_NAMESPACE = "ml-endpoints"
 VERTEX_KEY = "vertex"
 ARTIFACT_REGISTRY_KEY = "artifact_registry"
 
@@ -155,19 +154,6 @@ def _digits_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-ProjectId = Annotated[
-    str, _shaped(_PROJECT_ID, "a GCP project ID: 6-30 lowercase letters, digits or '-'")
-]
-ResourceName = Annotated[
-    str, _shaped(_NAME, "1-63 lowercase letters, digits or '-', starting with a letter")
-]
-Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     for key, value in labels.items():
         if not _LABEL_KEY.match(key):
@@ -190,11 +176,64 @@ def _check_region(region: str, allowed: frozenset[str], service: str, source: st
     return region
 
 
-class ArtifactRegistryArgs(_Args):
+def _vertex_region(region: str) -> str:
+    return _check_region(
+        region,
+        VERTEX_REGIONS,
+        "Vertex AI prediction",
+        "https://cloud.google.com/vertex-ai/docs/general/locations",
+    )
+
+
+def _registry_region(region: str) -> str:
+    return _check_region(
+        region,
+        VERTEX_REGIONS | ARTIFACT_REGISTRY_MULTI_REGIONS,
+        "Artifact Registry",
+        "https://cloud.google.com/artifact-registry/docs/repositories/repo-locations",
+    )
+
+
+def _env(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if key.startswith("AIP_"):
+            raise ValueError(f"{key}: Vertex AI sets AIP_* variables itself")
+        if key in RESERVED_ENV:
+            raise ValueError(
+                f"{key} is set by the component (model_name, model_version, variant name)"
+            )
+    return value
+
+
+ProjectId = Annotated[
+    str, _shaped(_PROJECT_ID, "a GCP project ID: 6-30 lowercase letters, digits or '-'")
+]
+ResourceName = Annotated[
+    str, _shaped(_NAME, "1-63 lowercase letters, digits or '-', starting with a letter")
+]
+VertexRegion = Annotated[str, AfterValidator(_vertex_region)]
+GcsUri = Annotated[str, _shaped(_GCS_URI, "a gs://BUCKET/PATH URI")]
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+VertexEnv = Annotated[dict[str, str], AfterValidator(_env)]
+"""Environment of the serving container: Vertex AI's ``AIP_*`` and the serving contract's own
+variables are refused."""
+DisplayName = Annotated[str, Field(pattern=r"^.{1,128}$")]
+EndpointId = Annotated[
+    str,
+    BeforeValidator(_digits_as_text),
+    _shaped(r"^[1-9]\d{0,9}$", "up to 10 digits without a leading zero"),
+]
+Network = Annotated[str, _shaped(_NETWORK, "projects/PROJECT_NUMBER/global/networks/NAME")]
+ServiceAccountId = Annotated[str, _shaped(_PROJECT_ID, "6-30 lowercase letters, digits or '-'")]
+
+
+class ArtifactRegistryArgs(Frozen):
     """A Docker repository for the serving image (``ml-endpoints:artifact_registry``)."""
 
     project: ProjectId
-    region: str = Field(description="A region or the multi-regions us, europe, asia.")
+    region: Annotated[str, AfterValidator(_registry_region)] = Field(
+        description="A region or the multi-regions us, europe, asia."
+    )
     repository_id: ResourceName
     description: str = "ml-endpoints serving images"
     immutable_tags: bool = True
@@ -205,65 +244,25 @@ class ArtifactRegistryArgs(_Args):
         Annotated[str, _shaped(_KMS_KEY, "projects/P/locations/L/keyRings/R/cryptoKeys/K")] | None
     ) = None
     vulnerability_scanning: bool = True
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        return _check_region(
-            value,
-            VERTEX_REGIONS | ARTIFACT_REGISTRY_MULTI_REGIONS,
-            "Artifact Registry",
-            "https://cloud.google.com/artifact-registry/docs/repositories/repo-locations",
-        )
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+    labels: Labels = Field(default_factory=dict)
 
 
-class AcceleratorArgs(_Args):
+class AcceleratorArgs(Frozen):
     """A GPU attached to every replica."""
 
     type: AcceleratorType
     count: Annotated[int, Field(ge=1, le=16)] = 1
 
 
-class VariantArgs(_Args):
-    """One model version behind the endpoint, deployed on its own machines."""
+class MachineArgs(Frozen):
+    """The machines one variant is deployed on (a stack's ``ml-endpoints:vertex.compute``)."""
 
-    name: ResourceName = Field(
-        description="Logical name used in `traffic`, metrics (ML_ENDPOINTS_VARIANT) and display.",
-    )
-    image: str = Field(
-        description="Serving image with a tag or digest, e.g. from ArtifactRegistry."
-    )
-    artifact_uri: Annotated[str, _shaped(_GCS_URI, "a gs://BUCKET/PATH URI")] = Field(
-        description="gs:// directory of the model artifacts (AIP_STORAGE_URI)."
-    )
-    model_version: Annotated[
-        str, _shaped(_SERVING_VERSION, "1-63 letters, digits, '_', '.', '+' or '-'")
-    ] = "1"
     machine_type: str = "n1-standard-4"
     accelerator: AcceleratorArgs | None = Field(None, validate_default=True)
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=1000)] | None = Field(None, validate_default=True)
     cpu_utilization_target: Annotated[int, Field(ge=1, le=100)] | None = None
     accelerator_duty_cycle_target: Annotated[int, Field(ge=1, le=100)] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str) -> str:
-        if not _IMAGE.match(value):
-            raise ValueError(
-                "must be a full image reference with a tag or digest, e.g. "
-                "'us-central1-docker.pkg.dev/PROJECT/REPO/serving:1.0'"
-            )
-        if value.endswith(":latest"):
-            raise ValueError("pin a version tag or digest; ':latest' changes under a deployment")
-        return value
 
     @field_validator("machine_type")
     @classmethod
@@ -320,32 +319,50 @@ class VariantArgs(_Args):
             raise ValueError("needs an accelerator on this variant")
         return value
 
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if key.startswith("AIP_"):
-                raise ValueError(f"{key}: Vertex AI sets AIP_* variables itself")
-            if key in RESERVED_ENV:
-                raise ValueError(
-                    f"{key} is set by the component (model_name, model_version, variant name)"
-                )
-        return value
-
     @property
     def replica_bounds(self) -> tuple[int, int]:
         """(min, max) replicas; max defaults to min (no autoscaling)."""
         return self.min_replicas, self.max_replicas or self.min_replicas
 
 
-class RequestLoggingArgs(_Args):
+class VariantArgs(MachineArgs):
+    """One model version behind the endpoint, deployed on its own machines."""
+
+    name: ResourceName = Field(
+        description="Logical name used in `traffic`, metrics (ML_ENDPOINTS_VARIANT) and display.",
+    )
+    image: str = Field(
+        description="Serving image with a tag or digest, e.g. from ArtifactRegistry."
+    )
+    artifact_uri: GcsUri = Field(
+        description="gs:// directory of the model artifacts (AIP_STORAGE_URI)."
+    )
+    model_version: Annotated[
+        str, _shaped(_SERVING_VERSION, "1-63 letters, digits, '_', '.', '+' or '-'")
+    ] = "1"
+    env: VertexEnv = Field(default_factory=dict)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not _IMAGE.match(value):
+            raise ValueError(
+                "must be a full image reference with a tag or digest, e.g. "
+                "'us-central1-docker.pkg.dev/PROJECT/REPO/serving:1.0'"
+            )
+        if value.endswith(":latest"):
+            raise ValueError("pin a version tag or digest; ':latest' changes under a deployment")
+        return value
+
+
+class RequestLoggingArgs(Frozen):
     """Request/response logging to a BigQuery table."""
 
     bigquery_table: Annotated[str, _shaped(_BIGQUERY_TABLE, "bq://PROJECT.DATASET[.TABLE]")]
     sampling_rate: Annotated[float, Field(gt=0, le=1)] = 0.1
 
 
-class SampleArgs(_Args):
+class SampleArgs(Frozen):
     """What ``ml-endpoints verify`` sends: inline ``instances``, or a JSON ``file`` holding
     ``{"instances": [...]}`` (relative to the stack file's directory)."""
 
@@ -359,36 +376,30 @@ class SampleArgs(_Args):
         return self
 
 
-class VertexEndpointArgs(_Args):
+class VertexEndpointArgs(Frozen):
     """A Vertex AI endpoint with named variants and a traffic split by name
     (``ml-endpoints:vertex``)."""
 
     project: ProjectId
-    region: str
-    display_name: str = Field(pattern=r"^.{1,128}$")
-    endpoint_id: (
-        Annotated[
-            str,
-            BeforeValidator(_digits_as_text),
-            _shaped(r"^[1-9]\d{0,9}$", "up to 10 digits without a leading zero"),
-        ]
-        | None
-    ) = Field(
+    region: VertexRegion
+    display_name: DisplayName
+    endpoint_id: EndpointId | None = Field(
         None, description="Fixes the endpoint's name; else `verify` finds it by display name."
     )
     model_name: Annotated[str, _shaped(_SERVING_NAME, "1-63 letters, digits, '_', '.' or '-'")] = (
         Field(description="MODEL_NAME given to the server.")
     )
-    labels: dict[str, str] = Field(default_factory=dict)
-    network: (
-        Annotated[str, _shaped(_NETWORK, "projects/PROJECT_NUMBER/global/networks/NAME")] | None
-    ) = Field(None, description="Peer the endpoint privately to this VPC network.")
+    labels: Labels = Field(default_factory=dict)
+    network: Network | None = Field(
+        None, description="Peer the endpoint privately to this VPC network."
+    )
     request_logging: RequestLoggingArgs | None = None
-    service_account_id: (
-        Annotated[str, _shaped(_PROJECT_ID, "6-30 lowercase letters, digits or '-'")] | None
-    ) = Field(None, description="Default: derived from the stack and component names.")
+    service_account_id: ServiceAccountId | None = Field(
+        None, description="Default: derived from the stack and component names."
+    )
     variants: list[VariantArgs] = Field(min_length=1, max_length=10)
-    traffic: dict[str, Percent] | None = Field(None, validate_default=True)
+    traffic: dict[str, Weight] | None = Field(None, validate_default=True)
+    """Percent of requests by variant name (every variant's weight; a name left out gets 0)."""
     api_endpoint: str | None = Field(
         None,
         description="Vertex AI API host; default REGION-aiplatform.googleapis.com. An http:// "
@@ -397,28 +408,10 @@ class VertexEndpointArgs(_Args):
     operation_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 1800
     sample: SampleArgs | None = Field(None, description="What `verify` sends to the endpoint.")
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        return _check_region(
-            value,
-            VERTEX_REGIONS,
-            "Vertex AI prediction",
-            "https://cloud.google.com/vertex-ai/docs/general/locations",
-        )
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
-
     @field_validator("variants")
     @classmethod
     def _unique_variants(cls, value: list[VariantArgs]) -> list[VariantArgs]:
-        names = [v.name for v in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        check_unique_names([v.name for v in value])
         return value
 
     @field_validator("traffic")
@@ -432,12 +425,7 @@ class VertexEndpointArgs(_Args):
             if len(names) == 1:
                 return {names[0]: 100}
             raise ValueError(f"required with several variants: percentages for {names}")
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise ValueError(f"{unknown} are not variant names; variants: {names}")
-        total = sum(value.values())
-        if total != 100:
-            raise ValueError(f"percentages must sum to 100, they sum to {total}")
+        check_split(names, value)
         return {name: value.get(name, 0) for name in names}
 
     @property
@@ -452,19 +440,11 @@ class VertexEndpointArgs(_Args):
         return self.api_endpoint or f"{self.region}-aiplatform.googleapis.com"
 
 
-def _stack_object(key: str) -> Any:
-    import pulumi
-
-    return pulumi.Config(CONFIG_NAMESPACE).require_object(key)
-
-
-def vertex_args_from_config(data: Any | None = None) -> VertexEndpointArgs:
-    """Validated args from ``ml-endpoints:vertex`` (or ``data`` when given)."""
-    raw = _stack_object(VERTEX_KEY) if data is None else data
-    return validate(VertexEndpointArgs, raw, VERTEX_KEY)
+def vertex_args_from_config(data: Any) -> VertexEndpointArgs:
+    """Validated args from an ``ml-endpoints:vertex``-shaped mapping."""
+    return validate(VertexEndpointArgs, data, VERTEX_KEY)
 
 
-def artifact_registry_args_from_config(data: Any | None = None) -> ArtifactRegistryArgs:
-    """Validated args from ``ml-endpoints:artifact_registry`` (or ``data`` when given)."""
-    raw = _stack_object(ARTIFACT_REGISTRY_KEY) if data is None else data
-    return validate(ArtifactRegistryArgs, raw, ARTIFACT_REGISTRY_KEY)
+def artifact_registry_args_from_config(data: Any) -> ArtifactRegistryArgs:
+    """Validated args from an ``ml-endpoints:artifact_registry``-shaped mapping."""
+    return validate(ArtifactRegistryArgs, data, ARTIFACT_REGISTRY_KEY)

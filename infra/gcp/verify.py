@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.gcp.config import CONFIG_NAMESPACE, VERTEX_KEY, VertexEndpointArgs
-from infra.validation import ConfigError, validate
+from infra.gcp.config import VertexEndpointArgs
+from infra.validation import ConfigError
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
-STACK_KEY = f"{CONFIG_NAMESPACE}:{VERTEX_KEY}"
+    from infra.stack.components import Components
+
+#: Stack configuration key of the endpoint this module verifies.
+STACK_KEY = "ml-endpoints:vertex"
 CALL_TIMEOUT_SECONDS = 30.0
 
 
@@ -37,13 +40,16 @@ class Finding:
 
 
 def verify_stack(
-    config: Mapping[str, Any], base_dir: Path, credentials: Credentials | None = None
+    components: Components,
+    settings: Mapping[str, Any],
+    base_dir: Path,
+    credentials: Credentials | None = None,
 ) -> list[Finding] | None:
-    """The CLI's entry point: verify the stack's ``ml-endpoints:vertex`` endpoint; None if the
-    stack has none. Raises :class:`ConfigError` when that configuration is invalid."""
-    if STACK_KEY not in config:
+    """The CLI's entry point: verify the stack's Vertex AI endpoint; None if the stack deploys
+    none. Raises :class:`ConfigError` when the sample is missing or unreadable."""
+    args = components.vertex
+    if args is None:
         return None
-    args = validate(VertexEndpointArgs, config[STACK_KEY], VERTEX_KEY)
     return check_endpoint(args, sample_instances(args, base_dir), credentials=credentials)
 
 
@@ -61,7 +67,7 @@ def verify_vertex(
 
 def sample_instances(args: VertexEndpointArgs, base_dir: Path) -> list[Any]:
     """The configured sample instances (``file`` is relative to ``base_dir``)."""
-    key = f"{VERTEX_KEY}.sample"
+    key = f"{STACK_KEY}.sample"
     if args.sample is None:
         raise ConfigError(key, "required by verify: instances or a file to predict on")
     if args.sample.instances is not None:

@@ -1,23 +1,23 @@
-"""Typed arguments of :class:`~infra.k8s.model_deployment.ModelDeployment`, read from the stack
-config key ``ml-endpoints:kubernetes``.
+"""Typed arguments of :class:`~infra.k8s.model_deployment.ModelDeployment`.
 
 Every rule is checked here, before any resource is declared, and every error names its full key
-path (``kubernetes.variants[1].weight``). Cross-field rules live in field validators of the later
-field so that the error points at that field rather than at the whole ``kubernetes`` object.
+path (``kubernetes.variants[1].weight``). Cross-field rules point at the field they are about
+rather than at the whole ``kubernetes`` object. A stack's ``ml-endpoints:kubernetes`` is a
+:class:`ServingSettings` too (:mod:`infra.stack.config`), so its errors name the stack key.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from infra.k8s.gpu import GPU_NODE_LABELS
-from infra.validation import validate
+from infra.validation import Frozen, Problem, Weight, rule_error, validate, weighted_split
 from serving import contract
 
 CONFIG_KEY = "kubernetes"
@@ -55,15 +55,24 @@ def parse_quantity(value: str) -> Decimal:
     return number
 
 
+def _env_not_reserved(env: dict[str, str]) -> dict[str, str]:
+    for key in env:
+        if key in RESERVED_ENV:
+            raise ValueError(f"{key} is set from the typed args; set it there instead")
+        if key.startswith(("AIP_", "SAGEMAKER_")):
+            raise ValueError(f"{key}: AIP_* and SAGEMAKER_* are set by those platforms only")
+        if not re.fullmatch(contract.ENV_NAME_PATTERN, key):
+            raise ValueError(f"{key!r} is not a valid environment variable name")
+    return env
+
+
 Quantity = Annotated[str, Field(min_length=1)]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+Environment = Annotated[dict[str, str], AfterValidator(_env_not_reserved)]
+"""Environment of the serving container; what the typed args set is refused."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Resources(_Frozen):
+class Resources(Frozen):
     """Requests and limits of the serving container (always both: the HPA's CPU utilisation is
     measured against the request, and limits keep one pod from starving its node)."""
 
@@ -90,7 +99,7 @@ class Resources(_Frozen):
         return value
 
 
-class Gpu(_Frozen):
+class Gpu(Frozen):
     """NVIDIA GPUs per pod, and where such pods may run.
 
     ``node_selector`` defaults to the label the EKS and GKE components put on their GPU pools;
@@ -102,7 +111,7 @@ class Gpu(_Frozen):
     )
 
 
-class Autoscaling(_Frozen):
+class Autoscaling(Frozen):
     """A ``autoscaling/v2`` HorizontalPodAutoscaler. Once it exists it owns ``spec.replicas``."""
 
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = 2
@@ -123,7 +132,7 @@ class Autoscaling(_Frozen):
         return value
 
 
-class Probes(_Frozen):
+class Probes(Frozen):
     """Probe timings. The startup probe gives slow model loads ``startup_timeout_seconds``;
     readiness reacts within ``readiness_period_seconds * 2``; liveness only starts after startup
     succeeded and restarts a stuck process after three failures."""
@@ -140,7 +149,7 @@ class Probes(_Frozen):
         return math.ceil(self.startup_timeout_seconds / self.startup_period_seconds)
 
 
-class Shutdown(_Frozen):
+class Shutdown(Frozen):
     """The stop sequence; see :func:`infra.k8s.model_deployment.termination_grace_period`."""
 
     prestop_sleep_seconds: Annotated[int, Field(ge=0, le=120)] = 5
@@ -151,7 +160,7 @@ class Shutdown(_Frozen):
     """``ML_ENDPOINTS_GRACEFUL_TIMEOUT``: then finish in-flight requests within this."""
 
 
-class IngressPeer(_Frozen):
+class IngressPeer(Frozen):
     """Who may reach the model server's port: pods matching ``pod_labels`` in namespaces
     matching ``namespace_labels`` (either may be left out, not both)."""
 
@@ -168,7 +177,7 @@ class IngressPeer(_Frozen):
         return value
 
 
-class GatewayRef(_Frozen):
+class GatewayRef(Frozen):
     """The Gateway API ``Gateway`` the ``HTTPRoute`` attaches to."""
 
     name: DnsLabel
@@ -178,7 +187,7 @@ class GatewayRef(_Frozen):
     path_prefix: Annotated[str, Field(pattern=r"^/")] = "/"
 
 
-class ServiceMonitorConfig(_Frozen):
+class ServiceMonitorConfig(Frozen):
     """A Prometheus Operator ``ServiceMonitor`` for ``GET /metrics`` (needs its CRDs)."""
 
     interval: Annotated[str, Field(pattern=r"^\d+(ms|s|m|h)$")] = "30s"
@@ -186,7 +195,7 @@ class ServiceMonitorConfig(_Frozen):
     """Labels your Prometheus' ``serviceMonitorSelector`` matches (e.g. ``release``)."""
 
 
-class Variant(_Frozen):
+class Variant(Frozen):
     """One named model behind the route (``champion``, ``challenger``...): its own Deployment,
     Service, HPA and PDB. ``weight`` is its share of traffic in percent."""
 
@@ -194,7 +203,7 @@ class Variant(_Frozen):
     model_uri: Annotated[str, Field(pattern=r"^(s3://|gs://|file://|/)\S+$")]
     model_name: Annotated[str, Field(pattern=contract.MODEL_NAME_PATTERN)] = "model"
     model_version: Annotated[str, Field(pattern=contract.MODEL_VERSION_PATTERN)] = "1"
-    weight: Annotated[int, Field(ge=0, le=100)] = 100
+    weight: Weight = 100
     image: Annotated[str, Field(pattern=r"^[^@\s]+$")] | None = None
     """Overrides the top-level ``image`` (for a challenger on a new server build)."""
     image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = Field(
@@ -211,25 +220,18 @@ class Variant(_Frozen):
         return value
 
 
-class ModelDeploymentArgs(_Frozen):
-    """Everything :class:`~infra.k8s.model_deployment.ModelDeployment` needs (stack key
-    ``ml-endpoints:kubernetes``)."""
+class ServingSettings(Frozen):
+    """How the variants run, whatever they serve: what a stack's ``ml-endpoints:kubernetes`` and
+    the component's args share."""
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
     namespace: DnsLabel = "default"
-    image: Annotated[str, Field(pattern=r"^[^@\s]+$")]
-    """Image reference without digest (``ghcr.io/acme/ml-endpoints:1.4.0``)."""
-    image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
-    """When given the pods run ``image@digest``: the exact bytes, whatever the tag does later."""
-    variants: Annotated[list[Variant], Field(min_length=1, max_length=10)]
     workers: Annotated[int, Field(ge=1, le=64)] = 1
-    env: dict[str, str] = {}
+    env: Environment = {}
     resources: Resources = Resources()
     gpu: Gpu | None = None
     autoscaling: Autoscaling | None = Autoscaling()
-    replicas: Annotated[int, Field(ge=0, le=1000)] | None = Field(
-        default=None, validate_default=True
-    )
+    replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Fixed replica count; only without ``autoscaling`` (an HPA owns the count otherwise)."""
     probes: Probes = Probes()
     shutdown: Shutdown = Shutdown()
@@ -239,67 +241,67 @@ class ModelDeploymentArgs(_Frozen):
     """NetworkPolicy: besides pods of the same namespace, only these may connect to port 8080.
     List the Gateway's data plane and Prometheus when they run in other namespaces, e.g.
     ``{namespace_labels: {kubernetes.io/metadata.name: gateway-system}}``."""
-    gateway: GatewayRef | None = Field(default=None, validate_default=True)
+    gateway: GatewayRef | None = None
     """Required with several variants: the HTTPRoute splitting traffic attaches to it (a Gateway
     in another namespace must allow routes from this one in its ``allowedRoutes``)."""
     service_monitor: ServiceMonitorConfig | None = None
     service_account_name: DnsLabel = "model-server"
 
-    @field_validator("variants")
-    @classmethod
-    def _variants_split_traffic(cls, variants: list[Variant]) -> list[Variant]:
-        names = [v.name for v in variants]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"variant names must be unique, repeated: {', '.join(duplicates)}")
-        total = sum(v.weight for v in variants)
-        if total != 100:
-            shares = ", ".join(f"{v.name}={v.weight}" for v in variants)
-            raise ValueError(f"weights are percent and must add up to 100, got {total} ({shares})")
-        return variants
-
-    @field_validator("env")
-    @classmethod
-    def _env_not_reserved(cls, env: dict[str, str]) -> dict[str, str]:
-        for key in env:
-            if key in RESERVED_ENV:
-                raise ValueError(f"{key} is set from the typed args; set it there instead")
-            if key.startswith(("AIP_", "SAGEMAKER_")):
-                raise ValueError(f"{key}: AIP_* and SAGEMAKER_* are set by those platforms only")
-            if not re.fullmatch(contract.ENV_NAME_PATTERN, key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
-        return env
-
-    @field_validator("replicas")
-    @classmethod
-    def _replicas_xor_autoscaling(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if value is not None and info.data.get("autoscaling") is not None:
-            raise ValueError(
+    @model_validator(mode="after")
+    def _replicas_xor_autoscaling(self) -> Self:
+        if self.replicas is not None and self.autoscaling is not None:
+            raise rule_error(
+                ("replicas",),
                 "an HPA owns the replica count: remove replicas, or set autoscaling to null "
-                "for a fixed count"
+                "for a fixed count",
+                self.replicas,
             )
-        variants: list[Variant] = info.data.get("variants") or []
-        if value is None and info.data.get("autoscaling") is None and "autoscaling" in info.data:
-            without = [v.name for v in variants if v.autoscaling is None]
-            if without:
-                raise ValueError(
-                    "without autoscaling, set a fixed replica count "
-                    f"(variants {', '.join(without)})"
-                )
-        return value
+        return self
 
-    @field_validator("gateway")
-    @classmethod
-    def _gateway_for_several_variants(
-        cls, value: GatewayRef | None, info: ValidationInfo
-    ) -> GatewayRef | None:
-        variants: list[Variant] = info.data.get("variants") or []
-        if value is None and len(variants) > 1:
-            raise ValueError(
+    def variants_problem(
+        self, variants: Sequence[str], own_autoscaling: Collection[str]
+    ) -> Problem | None:
+        """What these settings lack for ``variants`` (names; ``own_autoscaling``: those that
+        bring their own), located under these settings; None if nothing.
+
+        Written once for the component's args and the stack that builds them.
+        """
+        if self.replicas is None and self.autoscaling is None:
+            without = [name for name in variants if name not in own_autoscaling]
+            if without:
+                return Problem(
+                    ("replicas",),
+                    "without autoscaling, set a fixed replica count "
+                    f"(variants {', '.join(without)})",
+                )
+        if self.gateway is None and len(variants) > 1:
+            return Problem(
+                ("gateway",),
                 f"required with more than one variant ({len(variants)} given): an HTTPRoute "
-                "on this Gateway splits traffic by weight"
+                "on this Gateway splits traffic by weight",
             )
-        return value
+        return None
+
+
+class ModelDeploymentArgs(ServingSettings):
+    """Everything :class:`~infra.k8s.model_deployment.ModelDeployment` needs (stack key
+    ``ml-endpoints:kubernetes``)."""
+
+    image: Annotated[str, Field(pattern=r"^[^@\s]+$")]
+    """Image reference without digest (``ghcr.io/acme/ml-endpoints:1.4.0``)."""
+    image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    """When given the pods run ``image@digest``: the exact bytes, whatever the tag does later."""
+    variants: Annotated[
+        list[Variant], Field(min_length=1, max_length=10), AfterValidator(weighted_split)
+    ]
+
+    @model_validator(mode="after")
+    def _variants_fit(self) -> Self:
+        names = [v.name for v in self.variants]
+        problem = self.variants_problem(names, {v.name for v in self.variants if v.autoscaling})
+        if problem is not None:
+            raise problem.error()
+        return self
 
     def image_for(self, variant: Variant) -> str:
         """The image reference a variant's pods run, pinned by digest when one is known."""
@@ -319,9 +321,3 @@ def load(data: Any) -> ModelDeploymentArgs:
     """Validate a ``kubernetes`` config object; :class:`~infra.validation.ConfigError` names
     the key (``kubernetes.variants[1].weight``)."""
     return validate(ModelDeploymentArgs, data, CONFIG_KEY)
-
-
-def from_stack_config(config: pulumi.Config | None = None) -> ModelDeploymentArgs:
-    """Read ``ml-endpoints:kubernetes`` from the stack (a structured YAML object)."""
-    config = config or pulumi.Config("ml-endpoints")
-    return load(config.require_object(CONFIG_KEY))

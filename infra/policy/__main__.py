@@ -1,20 +1,19 @@
 """CrossGuard entry point: ``pulumi preview --policy-pack infra/policy``.
 
 Constructing :class:`PolicyPack` starts the analyzer's gRPC server and blocks, so nothing else
-imports this module; the checks themselves are plain functions in :mod:`infra.policy.checks`.
+imports this module; the checks themselves are plain functions in :mod:`infra.policies`.
 The stack's ``ml-endpoints:policy`` settings (production, allow_public_exposure) are read from
 the stack configuration Pulumi hands to policy packs.
+
+Pulumi runs the pack as ``python -m pulumi.policy ENGINE infra/policy``, which executes this
+directory with ``runpy.run_path`` (the directory first on ``sys.path``); the directory holds
+only this file and the pack's manifests, so nothing in it can shadow an importable module.
 """
 
 import os
-import sys
-from pathlib import Path
 
-_here = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _here]
-
-import pulumi  # noqa: E402
-from pulumi_policy import (  # noqa: E402
+import pulumi
+from pulumi_policy import (
     EnforcementLevel,
     PolicyPack,
     ReportViolation,
@@ -22,7 +21,7 @@ from pulumi_policy import (  # noqa: E402
     StackValidationPolicy,
 )
 
-from infra.policy.checks import POLICIES, Policy, Resource, StackContext  # noqa: E402
+from infra.policies import POLICIES, Policy, Resource, StackContext
 
 
 def _context() -> StackContext:

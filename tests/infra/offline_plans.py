@@ -7,7 +7,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from infra.plan import Plan, plan_stack
+from infra.stack.plan import Plan, plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS_DIR = ROOT / "stacks"

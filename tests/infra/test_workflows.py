@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 
 from tests.infra.offline_plans import ROOT, STACKS
 
@@ -16,7 +16,7 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 
 def load(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    document: dict[str, Any] = YAML(typ="safe").load((WORKFLOWS / name).read_text())
     return document
 
 

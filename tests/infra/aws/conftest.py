@@ -1,4 +1,4 @@
-"""AWS test harness: richer Pulumi mock outputs, a ``declare`` helper, one moto server."""
+"""AWS test harness: a ``declare`` helper and one moto server."""
 
 from __future__ import annotations
 
@@ -10,40 +10,9 @@ import pulumi
 import pytest
 
 from tests import emulators
-from tests.infra.conftest import Declared, RecordingMocks, install_mocks
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-
-
-class AwsMocks(RecordingMocks):
-    """Like :class:`RecordingMocks`, plus the computed outputs AWS would return (role ARNs,
-    repository URLs) so values flowing between resources look real."""
-
-    def new_resource(
-        self, args: pulumi.runtime.MockResourceArgs
-    ) -> tuple[str | None, dict[str, Any]]:
-        resource_id, outputs = super().new_resource(args)
-        name = outputs["name"]
-        if args.typ == "aws:iam/role:Role":
-            outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
-        elif args.typ == "aws:ecr/repository:Repository":
-            outputs["arn"] = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"
-            outputs["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
-        elif args.typ == "aws:sagemaker/endpoint:Endpoint":
-            outputs["arn"] = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
-        return resource_id, outputs
-
-    @property
-    def options(self) -> dict[str, Declared]:
-        """Declared resources by name (parent, timeouts, replacement options)."""
-        return {r.name: r for r in self.resources}
-
-
-@pytest.fixture
-def pulumi_mocks() -> Iterator[AwsMocks]:
-    """Fresh AWS-flavoured mocks and event loop per test."""
-    yield from install_mocks(AwsMocks())  # type: ignore[misc]
 
 
 def declare(build: Callable[[], pulumi.ComponentResource]) -> dict[str, Any]:

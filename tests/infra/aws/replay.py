@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.infra.aws.conftest import AwsMocks
+from infra.stack.mocks import Declared, RecordingMocks
 from tests.infra.aws.wire import to_request
-from tests.infra.conftest import Declared
 
 ClientFactory = Callable[[str], Any]
 
@@ -79,7 +78,7 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, str], frozenset[str]]] = {
 ORDER = list(OPERATIONS)
 
 
-def _inputs(resource: Declared, mocks: AwsMocks) -> dict[str, Any]:
+def _inputs(resource: Declared, mocks: RecordingMocks) -> dict[str, Any]:
     """Wire inputs, with the names and ids the provider would have filled in."""
     inputs = dict(resource.inputs)
     if resource.type == "aws:iam/role:Role":
@@ -93,7 +92,7 @@ def _inputs(resource: Declared, mocks: AwsMocks) -> dict[str, Any]:
     return inputs
 
 
-def replay(mocks: AwsMocks, client: ClientFactory) -> list[tuple[str, str]]:
+def replay(mocks: RecordingMocks, client: ClientFactory) -> list[tuple[str, str]]:
     """Send every declared AWS resource to the API; returns (operation, resource name) pairs."""
     done = []
     declared = [r for r in mocks.resources if r.type in OPERATIONS]

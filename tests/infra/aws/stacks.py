@@ -1,4 +1,5 @@
-"""Stack configurations the AWS tests share (as they would appear under ``ml-endpoints:``)."""
+"""Configurations the AWS tests share: the components' args (as dicts), and a stack file's
+``config`` that composes into the two-variant endpoint."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ ACCOUNT = "123456789012"
 REPOSITORY = "ml-endpoints/serving"
 CAPTURE = "s3://ml-capture/churn"
 KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:v1.2.0"
+REPOSITORY_URI = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}"
+IMAGE = f"{REPOSITORY_URI}:v1.2.0"
 
 
 def model(version: str, *, tag: str | None = None) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def two_variants() -> dict[str, Any]:
         "variants": [
             {
                 "name": "blue",
-                "weight": 3,
+                "weight": 75,
                 "instance_type": "ml.m5.large",
                 "instance_count": 2,
                 "model": model("v1", tag="v1.2.0"),
@@ -50,7 +52,7 @@ def two_variants() -> dict[str, Any]:
             },
             {
                 "name": "green",
-                "weight": 1,
+                "weight": 25,
                 "instance_type": "ml.g4dn.xlarge",
                 "model": model("v2", tag="v1.3.0"),
                 "autoscaling": {
@@ -65,6 +67,41 @@ def two_variants() -> dict[str, Any]:
         "deployment": {"strategy": "canary", "step": {"value": 25}, "wait_interval_s": 900},
         "data_capture": {"destination_s3_uri": CAPTURE, "sampling_percentage": 20},
         "sample_payload": {"body": '{"instances": [[1.0, 2.0, 3.0]]}'},
+    }
+
+
+def two_variant_stack() -> dict[str, Any]:
+    """A stack file's ``config``: the release and the SageMaker target of :func:`two_variants`
+    (one image for both variants, as a release has)."""
+    blue, green = two_variants()["variants"]
+    compute = {
+        k: v for k, v in blue.items() if k in ("instance_type", "instance_count", "autoscaling")
+    }
+    green_compute = {k: v for k, v in green.items() if k in ("instance_type", "autoscaling")}
+    return {
+        "aws:region": "us-east-1",
+        "ml-endpoints:release": {
+            "model_name": "churn",
+            "image": {"tag": "v1.2.0"},
+            "variants": [
+                {
+                    "name": variant["name"],
+                    "model_version": variant["model"]["model_version"],
+                    "weight": variant["weight"],
+                    "s3_uri": variant["model"]["model_data_url"],
+                }
+                for variant in (blue, green)
+            ],
+        },
+        "ml-endpoints:sagemaker": {
+            "endpoint_name": "churn",
+            "image_repository": REPOSITORY_URI,
+            "compute": compute,
+            "variant_compute": {"green": green_compute},
+            "deployment": two_variants()["deployment"],
+            "data_capture": two_variants()["data_capture"],
+            "sample_payload": two_variants()["sample_payload"],
+        },
     }
 
 

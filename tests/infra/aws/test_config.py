@@ -45,8 +45,8 @@ SAGEMAKER_RULES: dict[str, Case] = {
     ),
     "duplicate variant names": (
         _two(("variants", 1, "name"), "blue"),
-        "sagemaker.variants[1].name",
-        "duplicate variant name (also used by variants[0])",
+        "sagemaker.variants",
+        "variant names must be unique; repeated: blue",
     ),
     "unknown instance type": (
         _two(("variants", 1, "instance_type"), "ml.g4dn.xlarg"),
@@ -55,14 +55,24 @@ SAGEMAKER_RULES: dict[str, Case] = {
         "SageMaker API model); did you mean ml.g4dn.xlarge",
     ),
     "negative weight": (
-        _two(("variants", 1, "weight"), -0.5),
+        _two(("variants", 1, "weight"), -5),
         "sagemaker.variants[1].weight",
         "greater than or equal to 0",
     ),
-    "all weights zero": (
+    "weight above 100 percent": (
+        _two(("variants", 1, "weight"), 101),
+        "sagemaker.variants[1].weight",
+        "less than or equal to 100",
+    ),
+    "fractional weight": (
+        _two(("variants", 1, "weight"), 0.5),
+        "sagemaker.variants[1].weight",
+        "valid integer",
+    ),
+    "weights not adding up to 100": (
         _two(("variants",), [{**v, "weight": 0} for v in stacks.two_variants()["variants"]]),
-        "sagemaker.variants[0].weight",
-        "weights must not all be zero",
+        "sagemaker.variants",
+        "weights are percent and must add up to 100, not 0 (blue=0, green=0)",
     ),
     "no variants": (
         _one(("variants",), []),
@@ -147,8 +157,8 @@ SAGEMAKER_RULES: dict[str, Case] = {
             stacks.serverless(),
             "variants",
             value=[
-                *stacks.serverless()["variants"],
-                {**stacks.serverless()["variants"][0], "name": "b"},
+                {**stacks.serverless()["variants"][0], "weight": 50},
+                {**stacks.serverless()["variants"][0], "name": "b", "weight": 50},
             ],
         ),
         "sagemaker.variants[0].serverless",

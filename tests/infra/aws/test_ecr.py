@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from infra.aws.ecr import EcrRepository
+from infra.stack.mocks import RecordingMocks
 from tests.infra.aws import stacks
-from tests.infra.aws.conftest import AwsMocks, declare
+from tests.infra.aws.conftest import declare
 
 REPOSITORY = "aws:ecr/repository:Repository"
 LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
@@ -18,7 +19,7 @@ def deploy(config: dict[str, Any]) -> dict[str, Any]:
     return declare(lambda: EcrRepository("serving", config))
 
 
-def test_defaults_scan_immutable_aes256(pulumi_mocks: AwsMocks) -> None:
+def test_defaults_scan_immutable_aes256(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy({"name": stacks.REPOSITORY})
 
     repository = pulumi_mocks.one(REPOSITORY)
@@ -39,14 +40,14 @@ def test_defaults_scan_immutable_aes256(pulumi_mocks: AwsMocks) -> None:
     }
 
 
-def test_kms_encryption(pulumi_mocks: AwsMocks) -> None:
+def test_kms_encryption(pulumi_mocks: RecordingMocks) -> None:
     deploy({"name": "serving", "kms_key_arn": stacks.KMS_KEY})
     assert pulumi_mocks.one(REPOSITORY).inputs["encryptionConfigurations"] == [
         {"encryptionType": "KMS", "kmsKey": stacks.KMS_KEY}
     ]
 
 
-def test_lifecycle_rules_in_ascending_priority(pulumi_mocks: AwsMocks) -> None:
+def test_lifecycle_rules_in_ascending_priority(pulumi_mocks: RecordingMocks) -> None:
     deploy(
         {
             "name": "serving",
@@ -77,7 +78,7 @@ def test_lifecycle_rules_in_ascending_priority(pulumi_mocks: AwsMocks) -> None:
     assert all(r["action"] == {"type": "expire"} for r in rules)
 
 
-def test_cross_account_pull_only(pulumi_mocks: AwsMocks) -> None:
+def test_cross_account_pull_only(pulumi_mocks: RecordingMocks) -> None:
     deploy({"name": "serving", "pull_account_ids": ["111111111111", "222222222222"]})
 
     policy = json.loads(pulumi_mocks.one(PULL_POLICY).inputs["policy"])

@@ -11,8 +11,9 @@ from botocore.exceptions import ClientError
 
 from infra.aws.ecr import EcrRepository
 from infra.aws.sagemaker import SageMakerEndpoint
+from infra.stack.mocks import RecordingMocks
 from tests.infra.aws import stacks
-from tests.infra.aws.conftest import AwsMocks, declare
+from tests.infra.aws.conftest import declare
 from tests.infra.aws.replay import ClientFactory, replay
 from tests.infra.aws.wire import NoCounterpart, to_request
 
@@ -27,7 +28,9 @@ def deploy(config: dict[str, Any], *, ecr: dict[str, Any] | None = None) -> None
     declare(build)
 
 
-def test_two_weighted_variants_with_ecr(pulumi_mocks: AwsMocks, aws_client: ClientFactory) -> None:
+def test_two_weighted_variants_with_ecr(
+    pulumi_mocks: RecordingMocks, aws_client: ClientFactory
+) -> None:
     deploy(
         stacks.two_variants(),
         ecr={"name": stacks.REPOSITORY, "pull_account_ids": ["111111111111"]},
@@ -42,7 +45,7 @@ def test_two_weighted_variants_with_ecr(pulumi_mocks: AwsMocks, aws_client: Clie
     assert [
         (v["VariantName"], v["InitialVariantWeight"], v["InstanceType"], v["InitialInstanceCount"])
         for v in config["ProductionVariants"]
-    ] == [("blue", 3.0, "ml.m5.large", 2), ("green", 1.0, "ml.g4dn.xlarge", 1)]
+    ] == [("blue", 75.0, "ml.m5.large", 2), ("green", 25.0, "ml.g4dn.xlarge", 1)]
     capture = config["DataCaptureConfig"]
     assert (capture["DestinationS3Uri"], capture["InitialSamplingPercentage"]) == (
         stacks.CAPTURE,
@@ -93,7 +96,7 @@ def test_two_weighted_variants_with_ecr(pulumi_mocks: AwsMocks, aws_client: Clie
     assert document["PolicyDocument"]["Statement"][0]["Sid"] == "ReadModelArtifacts"
 
 
-def test_serverless(pulumi_mocks: AwsMocks, aws_client: ClientFactory) -> None:
+def test_serverless(pulumi_mocks: RecordingMocks, aws_client: ClientFactory) -> None:
     deploy(stacks.serverless())
     replay(pulumi_mocks, aws_client)
     sagemaker = aws_client("sagemaker")
@@ -105,7 +108,9 @@ def test_serverless(pulumi_mocks: AwsMocks, aws_client: ClientFactory) -> None:
     }
 
 
-def test_shadow_variant_kms_and_vpc(pulumi_mocks: AwsMocks, aws_client: ClientFactory) -> None:
+def test_shadow_variant_kms_and_vpc(
+    pulumi_mocks: RecordingMocks, aws_client: ClientFactory
+) -> None:
     config = stacks.shadow()
     config["kms_key_arn"] = stacks.KMS_KEY
     config["data_capture"]["kms_key_arn"] = stacks.KMS_KEY
@@ -129,7 +134,7 @@ def test_shadow_variant_kms_and_vpc(pulumi_mocks: AwsMocks, aws_client: ClientFa
 
 
 def test_config_change_coexists_with_the_old_config(
-    pulumi_mocks: AwsMocks, aws_client: ClientFactory
+    pulumi_mocks: RecordingMocks, aws_client: ClientFactory
 ) -> None:
     """Create-before-delete works only if the replacement's name is free while the old
     configuration still exists: replay both generations into one account."""
@@ -171,7 +176,7 @@ def test_config_change_coexists_with_the_old_config(
 
 
 def test_unknown_properties_fail_the_replay(
-    pulumi_mocks: AwsMocks, aws_client: ClientFactory
+    pulumi_mocks: RecordingMocks, aws_client: ClientFactory
 ) -> None:
     deploy(stacks.one_variant())
     inputs = dict(pulumi_mocks.one(CONFIG).inputs)
@@ -181,7 +186,7 @@ def test_unknown_properties_fail_the_replay(
 
 
 def test_moto_rejects_instance_types_it_does_not_know(
-    pulumi_mocks: AwsMocks, aws_client: ClientFactory
+    pulumi_mocks: RecordingMocks, aws_client: ClientFactory
 ) -> None:
     """Documents moto's limit: its instance list is older than botocore's (ml.g5 missing),
     which is why these tests use ml.g4dn and the config validates against botocore."""

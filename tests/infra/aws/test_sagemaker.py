@@ -10,9 +10,10 @@ import pytest
 from infra.aws.config import SageMakerEndpointArgs
 from infra.aws.ecr import EcrRepository
 from infra.aws.sagemaker import SageMakerEndpoint
+from infra.stack.mocks import RecordingMocks
 from infra.validation import ConfigError, validate
 from tests.infra.aws import stacks
-from tests.infra.aws.conftest import AwsMocks, declare
+from tests.infra.aws.conftest import declare
 
 COMPONENT = "ml-endpoints:aws:SageMakerEndpoint"
 MODEL = "aws:sagemaker/model:Model"
@@ -35,7 +36,7 @@ def deploy(config: dict[str, Any], *, with_repository: bool = False) -> dict[str
     return declare(build)
 
 
-def models(mocks: AwsMocks) -> dict[str, dict[str, Any]]:
+def models(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
     """Variant name -> model inputs."""
     found = {}
     for model in mocks.of_type(MODEL):
@@ -45,12 +46,12 @@ def models(mocks: AwsMocks) -> dict[str, dict[str, Any]]:
     return found
 
 
-def statements(mocks: AwsMocks) -> dict[str, dict[str, Any]]:
+def statements(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
     document = json.loads(mocks.one(ROLE_POLICY).inputs["policy"])
     return {s["Sid"]: s for s in document["Statement"]}
 
 
-def test_one_variant_graph_parents_and_outputs(pulumi_mocks: AwsMocks) -> None:
+def test_one_variant_graph_parents_and_outputs(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.one_variant())
 
     types = sorted(r.type for r in pulumi_mocks.resources if r.type != COMPONENT)
@@ -65,13 +66,13 @@ def test_one_variant_graph_parents_and_outputs(pulumi_mocks: AwsMocks) -> None:
         "endpoint_name": "churn",
         "endpoint_arn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn",
         "endpoint_config_name": pulumi_mocks.one(CONFIG).inputs["name"],
-        "variant_weights": {"main": 1.0},
+        "variant_weights": {"main": 100},
         "role_arn": "arn:aws:iam::123456789012:role/churn-execution",
         "capture_s3_uri": f"{stacks.CAPTURE}/churn",
     }
 
 
-def test_one_variant_model_serves_the_contract(pulumi_mocks: AwsMocks) -> None:
+def test_one_variant_model_serves_the_contract(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.one_variant())
     model = pulumi_mocks.one(MODEL).inputs
     assert model["primaryContainer"] == {
@@ -93,7 +94,7 @@ def test_one_variant_model_serves_the_contract(pulumi_mocks: AwsMocks) -> None:
         {
             "variantName": "main",
             "modelName": model["name"],
-            "initialVariantWeight": 1.0,
+            "initialVariantWeight": 100.0,
             "instanceType": "ml.m5.large",
             "initialInstanceCount": 1.0,
         }
@@ -101,7 +102,7 @@ def test_one_variant_model_serves_the_contract(pulumi_mocks: AwsMocks) -> None:
     assert pulumi_mocks.one(ENDPOINT).inputs["endpointConfigName"] == config["name"]
 
 
-def test_data_capture_is_on_by_default(pulumi_mocks: AwsMocks) -> None:
+def test_data_capture_is_on_by_default(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.one_variant())
     assert pulumi_mocks.one(CONFIG).inputs["dataCaptureConfig"] == {
         "enableCapture": True,
@@ -115,14 +116,14 @@ def test_data_capture_is_on_by_default(pulumi_mocks: AwsMocks) -> None:
     }
 
 
-def test_two_weighted_variants(pulumi_mocks: AwsMocks) -> None:
+def test_two_weighted_variants(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.two_variants(), with_repository=True)
 
-    assert outputs["variant_weights"] == {"blue": 3.0, "green": 1.0}
+    assert outputs["variant_weights"] == {"blue": 75, "green": 25}
     variants = pulumi_mocks.one(CONFIG).inputs["productionVariants"]
     assert [(v["variantName"], v["initialVariantWeight"]) for v in variants] == [
-        ("blue", 3.0),
-        ("green", 1.0),
+        ("blue", 75.0),
+        ("green", 25.0),
     ]
     assert [(v["instanceType"], v["initialInstanceCount"]) for v in variants] == [
         ("ml.m5.large", 2.0),
@@ -134,7 +135,7 @@ def test_two_weighted_variants(pulumi_mocks: AwsMocks) -> None:
     assert pulumi_mocks.one(CONFIG).inputs["dataCaptureConfig"]["initialSamplingPercentage"] == 20
 
 
-def test_autoscaling_per_variant(pulumi_mocks: AwsMocks) -> None:
+def test_autoscaling_per_variant(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.two_variants(), with_repository=True)
 
     targets = {t.inputs["resourceId"]: t.inputs for t in pulumi_mocks.of_type(TARGET)}
@@ -171,7 +172,7 @@ def test_autoscaling_per_variant(pulumi_mocks: AwsMocks) -> None:
     assert blue["targetValue"] == 250.0
 
 
-def test_rollback_alarms_and_blue_green_deployment(pulumi_mocks: AwsMocks) -> None:
+def test_rollback_alarms_and_blue_green_deployment(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.two_variants(), with_repository=True)
 
     alarms = {a.inputs["name"]: a.inputs for a in pulumi_mocks.of_type(ALARM)}
@@ -207,7 +208,7 @@ def test_rollback_alarms_and_blue_green_deployment(pulumi_mocks: AwsMocks) -> No
     assert sorted(a["alarmName"] for a in rollback) == sorted(alarms)
 
 
-def test_alarm_thresholds_are_configurable(pulumi_mocks: AwsMocks) -> None:
+def test_alarm_thresholds_are_configurable(pulumi_mocks: RecordingMocks) -> None:
     config = stacks.changed(
         stacks.one_variant(),
         "alarms",
@@ -228,7 +229,7 @@ def test_alarm_thresholds_are_configurable(pulumi_mocks: AwsMocks) -> None:
     assert "extendedStatistic" not in latency
 
 
-def test_endpoint_timeouts_follow_the_rollout(pulumi_mocks: AwsMocks) -> None:
+def test_endpoint_timeouts_follow_the_rollout(pulumi_mocks: RecordingMocks) -> None:
     slow = stacks.changed(
         stacks.one_variant(),
         "deployment",
@@ -248,12 +249,12 @@ def test_endpoint_timeouts_follow_the_rollout(pulumi_mocks: AwsMocks) -> None:
         "type": "CAPACITY_PERCENT",
         "value": 10.0,
     }
-    timeouts = pulumi_mocks.options["churn"].custom_timeouts
+    timeouts = pulumi_mocks.by_name["churn"].custom_timeouts
     # create: 20 min provisioning + 20 min health check + 10 min margin; update adds the rollout
     assert timeouts == {"create": "50m", "update": f"{50 + 19_800 // 60}m", "delete": "20m"}
 
 
-def test_all_at_once_keeps_default_baking(pulumi_mocks: AwsMocks) -> None:
+def test_all_at_once_keeps_default_baking(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.one_variant())
     routing = pulumi_mocks.one(ENDPOINT).inputs["deploymentConfig"]["blueGreenUpdatePolicy"][
         "trafficRoutingConfiguration"
@@ -261,22 +262,22 @@ def test_all_at_once_keeps_default_baking(pulumi_mocks: AwsMocks) -> None:
     assert routing == {"type": "ALL_AT_ONCE", "waitIntervalInSeconds": 300.0}
 
 
-def test_auto_rollback_can_be_turned_off(pulumi_mocks: AwsMocks) -> None:
+def test_auto_rollback_can_be_turned_off(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.changed(stacks.one_variant(), "deployment", value={"auto_rollback": False}))
     assert "autoRollbackConfiguration" not in pulumi_mocks.one(ENDPOINT).inputs["deploymentConfig"]
     assert len(pulumi_mocks.of_type(ALARM)) == 2  # still there, for paging
 
 
-def test_replacements_are_created_before_deletion(pulumi_mocks: AwsMocks) -> None:
+def test_replacements_are_created_before_deletion(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.one_variant())
     for resource in [*pulumi_mocks.of_type(MODEL), pulumi_mocks.one(CONFIG)]:
-        assert pulumi_mocks.options[resource.name].delete_before_replace is False
-    endpoint = pulumi_mocks.options["churn"]
+        assert pulumi_mocks.by_name[resource.name].delete_before_replace is False
+    endpoint = pulumi_mocks.by_name["churn"]
     alarm_urns = [a for a in endpoint.dependencies if "MetricAlarm" in a]
     assert len(alarm_urns) == 2, "the endpoint must not roll out before its rollback alarms"
 
 
-def test_serverless(pulumi_mocks: AwsMocks) -> None:
+def test_serverless(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.serverless())
 
     config = pulumi_mocks.one(CONFIG).inputs
@@ -290,7 +291,7 @@ def test_serverless(pulumi_mocks: AwsMocks) -> None:
     assert "WriteCapturedData" not in statements(pulumi_mocks)
 
 
-def test_shadow_variant(pulumi_mocks: AwsMocks) -> None:
+def test_shadow_variant(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.shadow())
 
     config = pulumi_mocks.one(CONFIG).inputs
@@ -300,25 +301,28 @@ def test_shadow_variant(pulumi_mocks: AwsMocks) -> None:
     candidate = models(pulumi_mocks)["candidate"]
     assert shadow["modelName"] == candidate["name"]
     assert candidate["primaryContainer"]["modelDataUrl"] == "s3://ml-models/churn/v2/model.tar.gz"
-    assert outputs["variant_weights"] == {"main": 1.0}
+    assert outputs["variant_weights"] == {"main": 100}
     dimensions = {a.inputs["dimensions"]["VariantName"] for a in pulumi_mocks.of_type(ALARM)}
     assert dimensions == {"main"}
 
 
-def _names(mocks: AwsMocks) -> tuple[str, dict[str, str], list[str]]:
+def _names(mocks: RecordingMocks) -> tuple[str, dict[str, str], list[str]]:
     config = mocks.one(CONFIG).inputs
     model_names = {name: m["name"] for name, m in models(mocks).items()}
     return config["name"], model_names, [v["variantName"] for v in config["productionVariants"]]
 
 
-def test_config_change_gets_a_new_name_and_keeps_variant_names(pulumi_mocks: AwsMocks) -> None:
+def test_config_change_gets_a_new_name_and_keeps_variant_names(
+    pulumi_mocks: RecordingMocks,
+) -> None:
     before = stacks.two_variants()
     deploy(before, with_repository=True)
     config_before, models_before, variants_before = _names(pulumi_mocks)
     pulumi_mocks.resources.clear()
 
     after = stacks.changed(before, "variants", 1, "model", "image_tag", value="v1.4.0")
-    after = stacks.changed(after, "variants", 1, "weight", value=2)
+    after = stacks.changed(after, "variants", 0, "weight", value=60)
+    after = stacks.changed(after, "variants", 1, "weight", value=40)
     deploy(after, with_repository=True)
     config_after, models_after, variants_after = _names(pulumi_mocks)
 
@@ -329,7 +333,7 @@ def test_config_change_gets_a_new_name_and_keeps_variant_names(pulumi_mocks: Aws
     assert pulumi_mocks.one(ENDPOINT).inputs["endpointConfigName"] == config_after
 
 
-def test_names_are_stable_without_changes(pulumi_mocks: AwsMocks) -> None:
+def test_names_are_stable_without_changes(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.two_variants(), with_repository=True)
     first = _names(pulumi_mocks)
     pulumi_mocks.resources.clear()
@@ -353,7 +357,7 @@ def test_names_are_stable_without_changes(pulumi_mocks: AwsMocks) -> None:
     ],
 )
 def test_every_config_property_changes_the_config_name(
-    pulumi_mocks: AwsMocks, path: tuple[str | int, ...], value: Any
+    pulumi_mocks: RecordingMocks, path: tuple[str | int, ...], value: Any
 ) -> None:
     deploy(stacks.one_variant())
     before = pulumi_mocks.one(CONFIG).inputs["name"]
@@ -362,7 +366,7 @@ def test_every_config_property_changes_the_config_name(
     assert pulumi_mocks.one(CONFIG).inputs["name"] != before
 
 
-def test_execution_role_is_least_privilege(pulumi_mocks: AwsMocks) -> None:
+def test_execution_role_is_least_privilege(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.shadow())
 
     role = pulumi_mocks.one(ROLE).inputs
@@ -409,14 +413,14 @@ def test_execution_role_is_least_privilege(pulumi_mocks: AwsMocks) -> None:
     assert "ManageNetworkInterfaces" not in grants
 
 
-def test_role_pulls_only_from_the_components_repository(pulumi_mocks: AwsMocks) -> None:
+def test_role_pulls_only_from_the_components_repository(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.two_variants(), with_repository=True)
     assert statements(pulumi_mocks)["PullImages"]["Resource"] == [
         f"arn:aws:ecr:us-east-1:{stacks.ACCOUNT}:repository/{stacks.REPOSITORY}"
     ]
 
 
-def test_kms_keys_encrypt_volumes_and_capture(pulumi_mocks: AwsMocks) -> None:
+def test_kms_keys_encrypt_volumes_and_capture(pulumi_mocks: RecordingMocks) -> None:
     config = stacks.changed(stacks.one_variant(), "kms_key_arn", value=stacks.KMS_KEY)
     capture_key = stacks.KMS_KEY.replace("1234abcd", "9999abcd")
     config["data_capture"]["kms_key_arn"] = capture_key
@@ -430,7 +434,7 @@ def test_kms_keys_encrypt_volumes_and_capture(pulumi_mocks: AwsMocks) -> None:
     assert keys["Action"] == ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 
 
-def test_vpc_and_network_isolation(pulumi_mocks: AwsMocks) -> None:
+def test_vpc_and_network_isolation(pulumi_mocks: RecordingMocks) -> None:
     config = stacks.one_variant()
     config["variants"][0]["model"]["vpc"] = {
         "subnet_ids": ["subnet-1", "subnet-2"],
@@ -451,14 +455,14 @@ def test_vpc_and_network_isolation(pulumi_mocks: AwsMocks) -> None:
     ]
 
 
-def test_invalid_config_fails_before_anything_is_declared(pulumi_mocks: AwsMocks) -> None:
+def test_invalid_config_fails_before_anything_is_declared(pulumi_mocks: RecordingMocks) -> None:
     bad = stacks.changed(stacks.shadow(), "shadow_variant", "weight", value=-1)
     with pytest.raises(ConfigError, match=r"^sagemaker\.shadow_variant\.weight: "):
         deploy(bad)
     assert pulumi_mocks.resources == []
 
 
-def test_image_tag_needs_a_repository(pulumi_mocks: AwsMocks) -> None:
+def test_image_tag_needs_a_repository(pulumi_mocks: RecordingMocks) -> None:
     with pytest.raises(ConfigError) as caught:
         deploy(stacks.two_variants())
     assert caught.value.key == "sagemaker.variants[0].model.image_tag"
@@ -466,7 +470,7 @@ def test_image_tag_needs_a_repository(pulumi_mocks: AwsMocks) -> None:
     assert pulumi_mocks.resources == []
 
 
-def test_typed_args_are_accepted_as_is(pulumi_mocks: AwsMocks) -> None:
+def test_typed_args_are_accepted_as_is(pulumi_mocks: RecordingMocks) -> None:
     args = validate(SageMakerEndpointArgs, stacks.one_variant(), "sagemaker")
     outputs = declare(lambda: SageMakerEndpoint("churn", args))
     assert outputs["endpoint_name"] == "churn"

@@ -1,5 +1,6 @@
 """``ml-endpoints verify --stack NAME`` against moto_server (what moto can show) and botocore's
-Stubber (endpoint states moto never produces: rollbacks, failed updates)."""
+Stubber (endpoint states moto never produces: rollbacks, failed updates). The stack files are in
+the stacks' format (a release and a SageMaker target); what is deployed is what they compose."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-import yaml
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -21,21 +21,26 @@ from infra.aws.config import SageMakerEndpointArgs
 from infra.aws.ecr import EcrRepository
 from infra.aws.sagemaker import SageMakerEndpoint
 from infra.aws.verify import verify_endpoint
+from infra.stack.components import compose
+from infra.stack.config import load_stack
+from infra.stack.mocks import RecordingMocks
 from infra.validation import validate
 from serving.cli import main
 from tests.infra.aws import stacks
-from tests.infra.aws.conftest import AwsMocks, declare
+from tests.infra.aws.conftest import declare
 from tests.infra.aws.replay import ClientFactory, replay
 
 SAMPLE = b'{"instances": [[1.0, 2.0, 3.0]]}'
 
 
-def deploy(mocks: AwsMocks, client: ClientFactory, config: dict[str, Any]) -> None:
-    """What ``pulumi up`` would create, replayed into moto."""
+def deploy(mocks: RecordingMocks, client: ClientFactory, config: dict[str, Any]) -> None:
+    """What ``pulumi up`` would create from the stack ``config``, replayed into moto."""
+    args = compose(load_stack(config, "Pulumi.test.yaml")).sagemaker
+    assert args is not None
 
     def build() -> SageMakerEndpoint:
         return SageMakerEndpoint(
-            "churn", config, repository=EcrRepository("serving", {"name": stacks.REPOSITORY})
+            "churn", args, repository=EcrRepository("serving", {"name": stacks.REPOSITORY})
         )
 
     declare(build)
@@ -43,8 +48,8 @@ def deploy(mocks: AwsMocks, client: ClientFactory, config: dict[str, Any]) -> No
 
 
 def write_stack(directory: Path, config: dict[str, Any], name: str = "test") -> None:
-    document = {"config": {"aws:region": "us-east-1", "ml-endpoints:sagemaker": config}}
-    (directory / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+    # JSON is YAML: the stack file as Pulumi reads it
+    (directory / f"Pulumi.{name}.yaml").write_text(json.dumps({"config": config}))
 
 
 def answers(moto_url: str, *variants: str) -> None:
@@ -77,13 +82,13 @@ def stack_config(tmp_path: Path) -> dict[str, Any]:
     """The two-variant stack, sample payload in a file next to the stack file."""
     (tmp_path / "samples").mkdir()
     (tmp_path / "samples" / "churn.json").write_bytes(SAMPLE)
-    config = stacks.two_variants()
-    config["sample_payload"] = {"file": "samples/churn.json"}
+    config = stacks.two_variant_stack()
+    config["ml-endpoints:sagemaker"]["sample_payload"] = {"file": "samples/churn.json"}
     return config
 
 
 def test_healthy_endpoint_passes(
-    pulumi_mocks: AwsMocks,
+    pulumi_mocks: RecordingMocks,
     aws_client: ClientFactory,
     aws_env: str,
     stack_config: dict[str, Any],
@@ -107,7 +112,7 @@ def test_healthy_endpoint_passes(
 
 
 def test_weights_changed_outside_the_stack_fail(
-    pulumi_mocks: AwsMocks,
+    pulumi_mocks: RecordingMocks,
     aws_client: ClientFactory,
     aws_env: str,
     stack_config: dict[str, Any],
@@ -135,7 +140,7 @@ def test_weights_changed_outside_the_stack_fail(
 
 
 def test_weights_compare_normalised(
-    pulumi_mocks: AwsMocks,
+    pulumi_mocks: RecordingMocks,
     aws_client: ClientFactory,
     aws_env: str,
     stack_config: dict[str, Any],
@@ -156,7 +161,7 @@ def test_weights_compare_normalised(
 
 
 def test_stale_deployment_is_reported_as_rolled_back(
-    pulumi_mocks: AwsMocks,
+    pulumi_mocks: RecordingMocks,
     aws_client: ClientFactory,
     aws_env: str,
     stack_config: dict[str, Any],
@@ -165,10 +170,10 @@ def test_stale_deployment_is_reported_as_rolled_back(
     deploy(pulumi_mocks, aws_client, stack_config)
     newer = stacks.changed(
         stack_config,
+        "ml-endpoints:release",
         "variants",
         1,
-        "model",
-        "model_data_url",
+        "s3_uri",
         value="s3://ml-models/churn/v3/model.tar.gz",
     )
     write_stack(tmp_path, newer)
@@ -185,7 +190,7 @@ def test_stale_deployment_is_reported_as_rolled_back(
 
 
 def test_image_mismatch_is_reported(
-    pulumi_mocks: AwsMocks,
+    pulumi_mocks: RecordingMocks,
     aws_client: ClientFactory,
     aws_env: str,
     stack_config: dict[str, Any],
@@ -193,17 +198,17 @@ def test_image_mismatch_is_reported(
 ) -> None:
     deploy(pulumi_mocks, aws_client, stack_config)
     write_stack(
-        tmp_path, stacks.changed(stack_config, "variants", 0, "model", "image_tag", value="v9")
+        tmp_path, stacks.changed(stack_config, "ml-endpoints:release", "image", "tag", value="v9")
     )
     answers(aws_env, "blue", "green")
     code, out, _ = verify(tmp_path)
     assert code == 1
     assert "FAIL sagemaker churn/blue: runs " in out
-    assert "the stack says :v9" in out
+    assert f"the stack says {stacks.REPOSITORY_URI}:v9" in out
 
 
 def test_wrong_variant_answering_fails(
-    pulumi_mocks: AwsMocks,
+    pulumi_mocks: RecordingMocks,
     aws_client: ClientFactory,
     aws_env: str,
     stack_config: dict[str, Any],
@@ -314,21 +319,33 @@ def test_stack_file_missing(tmp_path: Path) -> None:
 
 
 def test_invalid_stack_config_names_the_key(tmp_path: Path) -> None:
-    write_stack(tmp_path, stacks.changed(stacks.two_variants(), "variants", 1, "weight", value=-1))
+    config = stacks.two_variant_stack()
+    write_stack(
+        tmp_path, stacks.changed(config, "ml-endpoints:release", "variants", 1, "weight", value=-1)
+    )
     code, _, err = verify(tmp_path)
     assert code == 2
-    assert "invalid configuration: sagemaker.variants[1].weight: " in err
+    assert (
+        f"invalid configuration: {tmp_path}/Pulumi.test.yaml: "
+        "ml-endpoints:release.variants[1].weight: "
+    ) in err
 
 
 def test_sample_payload_required(tmp_path: Path) -> None:
-    write_stack(tmp_path, stacks.without(stacks.two_variants(), "sample_payload"))
+    config = stacks.two_variant_stack()
+    write_stack(tmp_path, stacks.without(config, "ml-endpoints:sagemaker", "sample_payload"))
     code, _, err = verify(tmp_path)
     assert code == 2
     assert "sagemaker.sample_payload: required by verify" in err
 
 
 def test_sample_file_must_exist(tmp_path: Path) -> None:
-    config = stacks.changed(stacks.two_variants(), "sample_payload", value={"file": "gone.json"})
+    config = stacks.changed(
+        stacks.two_variant_stack(),
+        "ml-endpoints:sagemaker",
+        "sample_payload",
+        value={"file": "gone.json"},
+    )
     write_stack(tmp_path, config)
     code, _, err = verify(tmp_path)
     assert code == 2
@@ -336,7 +353,7 @@ def test_sample_file_must_exist(tmp_path: Path) -> None:
 
 
 def test_stack_without_targets(tmp_path: Path) -> None:
-    (tmp_path / "Pulumi.test.yaml").write_text(json.dumps({"config": {"aws:region": "us-east-1"}}))
+    write_stack(tmp_path, stacks.without(stacks.two_variant_stack(), "ml-endpoints:sagemaker"))
     code, _, err = verify(tmp_path)
     assert code == 2
     assert "configures nothing to verify (ml-endpoints:sagemaker)" in err

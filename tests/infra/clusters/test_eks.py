@@ -11,8 +11,8 @@ import pytest
 from infra.clusters.config import load
 from infra.clusters.eks import EksCluster, EksClusterArgs
 from infra.k8s.gpu import GPU_NODE_LABELS
+from infra.stack.mocks import OIDC_ISSUER, RecordingMocks
 from infra.validation import ConfigError
-from tests.infra.clusters.conftest import OIDC_ISSUER, ClusterMocks
 from tests.infra.k8s.support import Options, manifest, record_options, run_program, validate_strict
 
 BASE: dict[str, Any] = {"type": "eks", "subnet_ids": ["subnet-0a1b2c", "subnet-0d4e5f"]}
@@ -24,7 +24,7 @@ def _args(**overrides: Any) -> EksClusterArgs:
     return args
 
 
-def _declare(mocks: ClusterMocks, args: EksClusterArgs) -> dict[str, Any]:
+def _declare(mocks: RecordingMocks, args: EksClusterArgs) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     def program() -> pulumi.Output[None]:
@@ -37,12 +37,12 @@ def _declare(mocks: ClusterMocks, args: EksClusterArgs) -> dict[str, Any]:
     return seen
 
 
-def _node_group(mocks: ClusterMocks, name: str) -> dict[str, Any]:
+def _node_group(mocks: RecordingMocks, name: str) -> dict[str, Any]:
     groups = {r.name: r.inputs for r in mocks.of_type("aws:eks/nodeGroup:NodeGroup")}
     return groups[name]
 
 
-def test_cluster_uses_api_access_and_given_subnets(pulumi_mocks: ClusterMocks) -> None:
+def test_cluster_uses_api_access_and_given_subnets(pulumi_mocks: RecordingMocks) -> None:
     _declare(pulumi_mocks, _args())
     cluster = pulumi_mocks.one("aws:eks/cluster:Cluster").inputs
     assert cluster["version"] == "1.33"
@@ -52,7 +52,7 @@ def test_cluster_uses_api_access_and_given_subnets(pulumi_mocks: ClusterMocks) -
 
 
 def test_gpu_node_group_is_tainted_labelled_and_uses_the_nvidia_ami(
-    pulumi_mocks: ClusterMocks,
+    pulumi_mocks: RecordingMocks,
 ) -> None:
     gpu_nodes = {
         "instance_types": ["g6.2xlarge", "g5.2xlarge"],
@@ -67,7 +67,7 @@ def test_gpu_node_group_is_tainted_labelled_and_uses_the_nvidia_ami(
     assert gpu["scalingConfig"] == {"minSize": 0, "desiredSize": 1, "maxSize": 6}
 
 
-def test_cpu_node_group_has_no_gpu_taint(pulumi_mocks: ClusterMocks) -> None:
+def test_cpu_node_group_has_no_gpu_taint(pulumi_mocks: RecordingMocks) -> None:
     _declare(pulumi_mocks, _args())
     cpu = _node_group(pulumi_mocks, "ml-cpu")
     assert cpu["amiType"] == "AL2023_x86_64_STANDARD"
@@ -76,7 +76,7 @@ def test_cpu_node_group_has_no_gpu_taint(pulumi_mocks: ClusterMocks) -> None:
     assert cpu["labels"] == {"ml-endpoints.io/pool": "cpu"}
 
 
-def test_device_plugin_runs_on_gpu_nodes_only(pulumi_mocks: ClusterMocks) -> None:
+def test_device_plugin_runs_on_gpu_nodes_only(pulumi_mocks: RecordingMocks) -> None:
     _declare(pulumi_mocks, _args())
     (plugin,) = pulumi_mocks.of_type("kubernetes:apps/v1:DaemonSet")
     daemonset = manifest(plugin.inputs)
@@ -94,13 +94,13 @@ def test_device_plugin_runs_on_gpu_nodes_only(pulumi_mocks: ClusterMocks) -> Non
     assert "pulumi:providers:kubernetes::ml-k8s::" in plugin.provider
 
 
-def test_no_gpu_group_means_no_device_plugin(pulumi_mocks: ClusterMocks) -> None:
+def test_no_gpu_group_means_no_device_plugin(pulumi_mocks: RecordingMocks) -> None:
     _declare(pulumi_mocks, _args(gpu_nodes=None))
     assert [r.name for r in pulumi_mocks.of_type("aws:eks/nodeGroup:NodeGroup")] == ["ml-cpu"]
     assert pulumi_mocks.of_type("kubernetes:apps/v1:DaemonSet") == []
 
 
-def test_irsa_role_trusts_only_the_serving_service_account(pulumi_mocks: ClusterMocks) -> None:
+def test_irsa_role_trusts_only_the_serving_service_account(pulumi_mocks: RecordingMocks) -> None:
     policy = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
     seen = _declare(
         pulumi_mocks,
@@ -114,10 +114,10 @@ def test_irsa_role_trusts_only_the_serving_service_account(pulumi_mocks: Cluster
     roles = {r.name: r.inputs for r in pulumi_mocks.of_type("aws:iam/role:Role")}
     (statement,) = json.loads(roles["ml-serving"]["assumeRolePolicy"])["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"]["Federated"].endswith(
-        ":aws:iam/openIdConnectProvider:OpenIdConnectProvider/ml-oidc"
-    )
     issuer = OIDC_ISSUER.removeprefix("https://")
+    assert (
+        statement["Principal"]["Federated"] == f"arn:aws:iam::123456789012:oidc-provider/{issuer}"
+    )
     assert statement["Condition"]["StringEquals"] == {
         f"{issuer}:sub": "system:serviceaccount:models:iris",
         f"{issuer}:aud": "sts.amazonaws.com",
@@ -127,11 +127,11 @@ def test_irsa_role_trusts_only_the_serving_service_account(pulumi_mocks: Cluster
         for r in pulumi_mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     ]
     assert policy in attached
-    assert seen["role_arn"].endswith("aws:iam/role:Role/ml-serving")
+    assert seen["role_arn"] == "arn:aws:iam::123456789012:role/ml-serving"
 
 
 def test_children_are_parented_and_node_counts_left_to_the_autoscaler(
-    pulumi_mocks: ClusterMocks,
+    pulumi_mocks: RecordingMocks,
 ) -> None:
     declared: Options = []
     component: list[EksCluster] = []
@@ -150,7 +150,7 @@ def test_children_are_parented_and_node_counts_left_to_the_autoscaler(
         assert options.ignore_changes == ["scalingConfig.desiredSize"]
 
 
-def test_kubeconfig_authenticates_with_aws_eks_get_token(pulumi_mocks: ClusterMocks) -> None:
+def test_kubeconfig_authenticates_with_aws_eks_get_token(pulumi_mocks: RecordingMocks) -> None:
     seen = _declare(pulumi_mocks, _args())
     kubeconfig = json.loads(seen["kubeconfig"])
     (cluster,) = kubeconfig["clusters"]

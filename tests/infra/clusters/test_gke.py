@@ -12,8 +12,8 @@ import pytest
 from infra.clusters.config import load
 from infra.clusters.gke import GkeCluster, GkeClusterArgs
 from infra.k8s.gpu import GPU_NODE_LABELS
+from infra.stack.mocks import RecordingMocks
 from infra.validation import ConfigError
-from tests.infra.clusters.conftest import ClusterMocks
 from tests.infra.k8s.support import Options, record_options, run_program
 
 BASE: dict[str, Any] = {"type": "gke", "project": "acme-ml-prod", "location": "europe-west4"}
@@ -38,11 +38,11 @@ def _declare(args: GkeClusterArgs) -> dict[str, Any]:
     return seen
 
 
-def _pools(mocks: ClusterMocks) -> dict[str, dict[str, Any]]:
+def _pools(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
     return {r.name: r.inputs for r in mocks.of_type("gcp:container/nodePool:NodePool")}
 
 
-def test_cluster_has_workload_identity_and_no_default_pool(pulumi_mocks: ClusterMocks) -> None:
+def test_cluster_has_workload_identity_and_no_default_pool(pulumi_mocks: RecordingMocks) -> None:
     _declare(_args())
     cluster = pulumi_mocks.one("gcp:container/cluster:Cluster").inputs
     assert cluster["workloadIdentityConfig"] == {"workloadPool": "acme-ml-prod.svc.id.goog"}
@@ -53,7 +53,7 @@ def test_cluster_has_workload_identity_and_no_default_pool(pulumi_mocks: Cluster
 
 
 def test_gpu_pool_accelerators_driver_taint_labels_and_autoscaling(
-    pulumi_mocks: ClusterMocks,
+    pulumi_mocks: RecordingMocks,
 ) -> None:
     gpu = {
         "accelerator_type": "nvidia-tesla-t4",
@@ -82,7 +82,7 @@ def test_gpu_pool_accelerators_driver_taint_labels_and_autoscaling(
     assert pool["autoscaling"] == {"minNodeCount": 0, "maxNodeCount": 5}
 
 
-def test_cpu_pool_has_no_accelerators(pulumi_mocks: ClusterMocks) -> None:
+def test_cpu_pool_has_no_accelerators(pulumi_mocks: RecordingMocks) -> None:
     _declare(_args(gpu_nodes=None))
     pools = _pools(pulumi_mocks)
     assert list(pools) == ["ml-cpu"]
@@ -93,7 +93,7 @@ def test_cpu_pool_has_no_accelerators(pulumi_mocks: ClusterMocks) -> None:
 
 
 def test_serving_account_is_bound_to_the_kubernetes_service_account(
-    pulumi_mocks: ClusterMocks,
+    pulumi_mocks: RecordingMocks,
 ) -> None:
     seen = _declare(_args(serving_namespace="models", serving_service_account="iris"))
     binding = pulumi_mocks.one("gcp:serviceaccount/iAMMember:IAMMember").inputs
@@ -108,7 +108,7 @@ def test_serving_account_is_bound_to_the_kubernetes_service_account(
     assert roles["roles/storage.objectViewer"] == f"serviceAccount:{seen['email']}"
 
 
-def test_children_are_parented_to_the_component(pulumi_mocks: ClusterMocks) -> None:
+def test_children_are_parented_to_the_component(pulumi_mocks: RecordingMocks) -> None:
     declared: Options = []
     component: list[GkeCluster] = []
 
@@ -127,7 +127,7 @@ def test_children_are_parented_to_the_component(pulumi_mocks: ClusterMocks) -> N
     assert all(o.parent is component[0] for _, _, o in children)
 
 
-def test_kubeconfig_uses_the_gke_auth_plugin(pulumi_mocks: ClusterMocks) -> None:
+def test_kubeconfig_uses_the_gke_auth_plugin(pulumi_mocks: RecordingMocks) -> None:
     seen = _declare(_args())
     kubeconfig = json.loads(seen["kubeconfig"])
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://34.118.0.10"
@@ -135,7 +135,7 @@ def test_kubeconfig_uses_the_gke_auth_plugin(pulumi_mocks: ClusterMocks) -> None
 
 
 def test_preview_warns_that_node_pool_changes_replace(
-    pulumi_mocks: ClusterMocks, monkeypatch: pytest.MonkeyPatch
+    pulumi_mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
 import pytest
 
-from infra.clusters.config import declare_cluster, from_stack_config, load
+from infra.clusters.config import declare_cluster, load
 from infra.clusters.existing import ExistingClusterArgs
 from infra.clusters.render import RenderArgs
 from infra.k8s.config import load as load_deployment
 from infra.k8s.model_deployment import ModelDeployment
+from infra.stack.mocks import RecordingMocks
 from infra.validation import ConfigError
-from tests.infra.clusters.conftest import ClusterMocks
 from tests.infra.k8s.support import base_config, run_program
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -28,7 +27,9 @@ def _secret_value(value: Any) -> Any:
     return value["value"]
 
 
-def test_existing_cluster_provider_from_kubeconfig_and_context(pulumi_mocks: ClusterMocks) -> None:
+def test_existing_cluster_provider_from_kubeconfig_and_context(
+    pulumi_mocks: RecordingMocks,
+) -> None:
     args = load({"type": "existing", "kubeconfig": "/etc/ml/kubeconfig", "context": "prod-eu"})
     assert isinstance(args, ExistingClusterArgs)
     run_program(lambda: declare_cluster("prod", args))
@@ -39,7 +40,7 @@ def test_existing_cluster_provider_from_kubeconfig_and_context(pulumi_mocks: Clu
     assert pulumi_mocks.one("ml-endpoints:k8s:ExistingCluster").name == "prod"
 
 
-def test_existing_cluster_defaults_to_the_ambient_kubeconfig(pulumi_mocks: ClusterMocks) -> None:
+def test_existing_cluster_defaults_to_the_ambient_kubeconfig(pulumi_mocks: RecordingMocks) -> None:
     run_program(lambda: declare_cluster("dev", load({"type": "existing"})))
     provider = pulumi_mocks.one("pulumi:providers:kubernetes")
     assert "kubeconfig" not in provider.inputs
@@ -47,7 +48,7 @@ def test_existing_cluster_defaults_to_the_ambient_kubeconfig(pulumi_mocks: Clust
 
 
 def test_render_hand_off_writes_yaml_and_warns_about_secrets(
-    pulumi_mocks: ClusterMocks, monkeypatch: pytest.MonkeyPatch
+    pulumi_mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
@@ -75,16 +76,6 @@ def test_render_hand_off_writes_yaml_and_warns_about_secrets(
     assert all(r.provider and "::gitops-k8s::" in r.provider for r in objects)
 
 
-def test_cluster_target_from_stack_config() -> None:
-    config = {"type": "existing", "context": "staging"}
-    pulumi.runtime.set_all_config({"ml-endpoints:cluster": json.dumps(config)})
-    try:
-        args = from_stack_config()
-    finally:
-        pulumi.runtime.set_all_config({})
-    assert args == ExistingClusterArgs(context="staging")
-
-
 @pytest.mark.parametrize(
     ("data", "key", "text"),
     [
@@ -103,7 +94,7 @@ def test_invalid_cluster_config(data: Any, key: str, text: str) -> None:
     assert text in str(caught.value)
 
 
-def test_model_deployment_on_eks_runs_as_the_irsa_role(pulumi_mocks: ClusterMocks) -> None:
+def test_model_deployment_on_eks_runs_as_the_irsa_role(pulumi_mocks: RecordingMocks) -> None:
     cluster_args = load({"type": "eks", "subnet_ids": ["subnet-0a1b2c", "subnet-0d4e5f"]})
     deployment_args = load_deployment(base_config(gpu={}))
 
@@ -119,7 +110,7 @@ def test_model_deployment_on_eks_runs_as_the_irsa_role(pulumi_mocks: ClusterMock
     run_program(program)
     account = pulumi_mocks.one("kubernetes:core/v1:ServiceAccount").inputs
     role_arn = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
-    assert role_arn.endswith("aws:iam/role:Role/ml-serving")
+    assert role_arn == "arn:aws:iam::123456789012:role/ml-serving"
     deployment = pulumi_mocks.one("kubernetes:apps/v1:Deployment")
     assert deployment.provider is not None
     assert "::ml-k8s::" in deployment.provider

@@ -1,18 +1,15 @@
-"""Fixtures for the GCP tests: the fake Vertex AI API and valid stack config to start from."""
+"""Fixtures for the GCP tests: the fake Vertex AI API and valid config to start from."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import pulumi
 import pytest
 
 from infra.gcp.config import VertexEndpointArgs, vertex_args_from_config
-from tests.infra.conftest import RecordingMocks
 from tests.infra.gcp.fake_vertex import FakeVertex
 
 # google-api-core warns once, on import, about Python 3.11's end of life: import it quietly here.
@@ -88,29 +85,3 @@ def fake_vertex() -> Iterator[FakeVertex]:
 @pytest.fixture
 def endpoint_name() -> str:
     return f"projects/{PROJECT}/locations/{REGION}/endpoints/{ENDPOINT_ID}"
-
-
-class GcpMocks(RecordingMocks):
-    """Recording mocks that also compute what GCP would: a service account's email."""
-
-    def new_resource(
-        self, args: pulumi.runtime.MockResourceArgs
-    ) -> tuple[str | None, dict[str, Any]]:
-        resource_id, outputs = super().new_resource(args)
-        if args.typ == "gcp:serviceaccount/account:Account":
-            project = args.inputs.get("project", PROJECT)
-            outputs["email"] = f"{args.inputs['accountId']}@{project}.iam.gserviceaccount.com"
-        return resource_id, outputs
-
-
-@pytest.fixture
-def gcp_mocks() -> Iterator[GcpMocks]:
-    """Like ``pulumi_mocks``, with :class:`GcpMocks`: fresh per test, own event loop."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    mocks = GcpMocks()
-    pulumi.runtime.set_mocks(mocks, project="ml-endpoints", stack="test", preview=False)
-    yield mocks
-    pulumi.runtime.set_all_config({})
-    loop.close()
-    asyncio.set_event_loop(None)

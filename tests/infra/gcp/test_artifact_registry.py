@@ -8,7 +8,7 @@ import pulumi
 
 from infra.gcp.artifact_registry import ArtifactRegistry
 from infra.gcp.config import artifact_registry_args_from_config
-from tests.infra.gcp.conftest import GcpMocks
+from infra.stack.mocks import RecordingMocks
 
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 SERVICE = "gcp:projects/service:Service"
@@ -31,11 +31,11 @@ def declare(**config: Any) -> dict[str, Any]:
 
 
 def test_docker_repository_with_immutable_tags_cleanup_cmek_and_scanning(
-    gcp_mocks: GcpMocks,
+    pulumi_mocks: RecordingMocks,
 ) -> None:
     outputs = declare(kms_key_name=KEY, delete_untagged_after_days=14, keep_recent_versions=5)
 
-    repository = gcp_mocks.one(REPOSITORY).inputs
+    repository = pulumi_mocks.one(REPOSITORY).inputs
     assert repository["format"] == "DOCKER"
     assert repository["location"] == "us-central1"
     assert repository["repositoryId"] == "serving"
@@ -51,13 +51,13 @@ def test_docker_repository_with_immutable_tags_cleanup_cmek_and_scanning(
         {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 5}},
     ]
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
-    service = gcp_mocks.one(SERVICE).inputs
+    service = pulumi_mocks.one(SERVICE).inputs
     assert service["service"] == "containerscanning.googleapis.com"
     assert service["disableOnDestroy"] is False
     assert outputs["image_prefix"] == "us-central1-docker.pkg.dev/ml-project/serving"
 
 
-def test_scanning_and_cleanup_can_be_turned_off(gcp_mocks: GcpMocks) -> None:
+def test_scanning_and_cleanup_can_be_turned_off(pulumi_mocks: RecordingMocks) -> None:
     declare(
         vulnerability_scanning=False,
         delete_untagged_after_days=None,
@@ -65,8 +65,8 @@ def test_scanning_and_cleanup_can_be_turned_off(gcp_mocks: GcpMocks) -> None:
         immutable_tags=False,
     )
 
-    repository = gcp_mocks.one(REPOSITORY).inputs
+    repository = pulumi_mocks.one(REPOSITORY).inputs
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "DISABLED"}
     assert "cleanupPolicies" not in repository
     assert repository["dockerConfig"] == {"immutableTags": False}
-    assert gcp_mocks.of_type(SERVICE) == []
+    assert pulumi_mocks.of_type(SERVICE) == []

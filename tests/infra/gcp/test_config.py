@@ -121,7 +121,7 @@ def error_of(config: dict[str, Any]) -> ConfigError:
         (
             vertex_config(traffic={"champion": 90, "challenger": 5}),
             "vertex.traffic",
-            "percentages must sum to 100, they sum to 95",
+            "weights are percent and must add up to 100, not 95 (champion=90, challenger=5)",
         ),
         (
             vertex_config(traffic={"champion": 90, "canary": 10}),

@@ -17,6 +17,7 @@ from infra.gcp.config import VertexEndpointArgs, vertex_args_from_config
 from infra.gcp.verify import verify_stack, verify_vertex
 from infra.gcp.vertex import deployment_props
 from infra.gcp.vertex_provider import VertexDeploymentProvider
+from infra.stack.components import Components
 from infra.validation import ConfigError
 from tests.conftest import ServerProcess, free_port
 from tests.infra.gcp.conftest import IMAGE, IMAGE_V2, SERVICE_ACCOUNT, vertex_args, vertex_config
@@ -168,7 +169,7 @@ def test_the_cli_entry_point_reports_every_check_from_the_stack_config(
     config = vertex_config(api_endpoint=fake_vertex.url, sample={"file": "sample.json"})
     deploy(vertex_args_from_config(config), endpoint_name)
 
-    findings = verify_stack({"ml-endpoints:vertex": config}, tmp_path)
+    findings = verify_stack(Components(vertex=vertex_args_from_config(config)), {}, tmp_path)
 
     assert findings is not None
     assert [(f.subject, f.ok) for f in findings] == [
@@ -185,19 +186,20 @@ def test_the_cli_entry_point_reports_every_check_from_the_stack_config(
 def test_the_cli_entry_point_skips_stacks_without_vertex_and_needs_a_sample(
     tmp_path: Path,
 ) -> None:
-    assert verify_stack({"ml-endpoints:sagemaker": {}}, tmp_path) is None
+    def verify(**overrides: Any) -> Any:
+        components = Components(vertex=vertex_args_from_config(vertex_config(**overrides)))
+        return verify_stack(components, {}, tmp_path)
+
+    assert verify_stack(Components(), {}, tmp_path) is None
     with pytest.raises(ConfigError) as error:
-        verify_stack({"ml-endpoints:vertex": vertex_config()}, tmp_path)
-    assert error.value.key == "vertex.sample"
+        verify()
+    assert error.value.key == "ml-endpoints:vertex.sample"
     with pytest.raises(ConfigError) as error:
-        verify_stack({"ml-endpoints:vertex": vertex_config(sample={"file": "x.json"})}, tmp_path)
-    assert error.value.key == "vertex.sample.file"
+        verify(sample={"file": "x.json"})
+    assert error.value.key == "ml-endpoints:vertex.sample.file"
     assert "cannot read" in str(error.value)
     with pytest.raises(ConfigError) as error:
-        verify_stack(
-            {"ml-endpoints:vertex": vertex_config(sample={"instances": ROWS, "file": "x"})},
-            tmp_path,
-        )
+        verify(sample={"instances": ROWS, "file": "x"})
     assert error.value.key == "vertex.sample"
     assert "exactly one of instances or file" in str(error.value)
 

@@ -14,8 +14,9 @@ import pytest
 from infra.gcp.config import vertex_args_from_config
 from infra.gcp.vertex import VertexEndpoint
 from infra.gcp.vertex_provider import VertexDeploymentProvider
+from infra.stack.mocks import RecordingMocks
 from infra.validation import ConfigError
-from tests.infra.gcp.conftest import GcpMocks, vertex_config
+from tests.infra.gcp.conftest import vertex_config
 
 COMPONENT = "ml-endpoints:gcp:VertexEndpoint"
 DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/gcp:VertexDeployment"
@@ -29,9 +30,9 @@ def run(program: Callable[[], Any]) -> None:
 
 
 def declare(**overrides: Any) -> tuple[VertexEndpoint, list[tuple[str, str, str | None]]]:
-    """Declare the component from stack config; returns it and (type, name, parent type) of
+    """Declare the component from its config; returns it and (type, name, parent type) of
     every child, seen through a transformation on the component."""
-    pulumi.runtime.set_all_config({"ml-endpoints:vertex": json.dumps(vertex_config(**overrides))})
+    args = vertex_args_from_config(vertex_config(**overrides))
     children: list[tuple[str, str, str | None]] = []
 
     def record(args: pulumi.ResourceTransformationArgs) -> None:
@@ -45,7 +46,7 @@ def declare(**overrides: Any) -> tuple[VertexEndpoint, list[tuple[str, str, str 
         made.append(
             VertexEndpoint(
                 "churn",
-                vertex_args_from_config(),
+                args,
                 pulumi.ResourceOptions(transformations=[record]),
             )
         )
@@ -55,10 +56,10 @@ def declare(**overrides: Any) -> tuple[VertexEndpoint, list[tuple[str, str, str 
     return made[0], children
 
 
-def test_declares_account_grants_endpoint_and_deployment(gcp_mocks: GcpMocks) -> None:
+def test_declares_account_grants_endpoint_and_deployment(pulumi_mocks: RecordingMocks) -> None:
     declare()
 
-    types = sorted(r.type for r in gcp_mocks.resources)
+    types = sorted(r.type for r in pulumi_mocks.resources)
     assert types == sorted(
         [
             COMPONENT,
@@ -72,19 +73,21 @@ def test_declares_account_grants_endpoint_and_deployment(gcp_mocks: GcpMocks) ->
     )
 
 
-def test_children_are_parented_to_the_component_deployment_last(gcp_mocks: GcpMocks) -> None:
+def test_children_are_parented_to_the_component_deployment_last(
+    pulumi_mocks: RecordingMocks,
+) -> None:
     _, children = declare()
     assert len(children) == 6
     assert {parent for _, _, parent in children} == {COMPONENT}
     assert [t for t, _, _ in children][-1] == DEPLOYMENT
 
 
-def test_endpoint_properties(gcp_mocks: GcpMocks) -> None:
+def test_endpoint_properties(pulumi_mocks: RecordingMocks) -> None:
     declare(
         network="projects/123456/global/networks/ml-vpc",
         request_logging={"bigquery_table": "bq://ml-project.logs.churn", "sampling_rate": 0.25},
     )
-    endpoint = gcp_mocks.one("gcp:vertex/aiEndpoint:AiEndpoint").inputs
+    endpoint = pulumi_mocks.one("gcp:vertex/aiEndpoint:AiEndpoint").inputs
     assert endpoint["name"] == "4242"
     assert endpoint["location"] == endpoint["region"] == "us-central1"
     assert endpoint["displayName"] == "churn"
@@ -98,14 +101,14 @@ def test_endpoint_properties(gcp_mocks: GcpMocks) -> None:
     assert "trafficSplit" not in endpoint, "the deployment owns the split"
 
 
-def test_service_account_has_only_the_roles_it_needs(gcp_mocks: GcpMocks) -> None:
+def test_service_account_has_only_the_roles_it_needs(pulumi_mocks: RecordingMocks) -> None:
     declare()
-    account = gcp_mocks.one("gcp:serviceaccount/account:Account").inputs
+    account = pulumi_mocks.one("gcp:serviceaccount/account:Account").inputs
     assert account["accountId"] == "test-churn-serving"
     email = "test-churn-serving@ml-project.iam.gserviceaccount.com"
     grants = {
         (r.inputs.get("project") or r.inputs.get("bucket"), r.inputs["role"], r.inputs["member"])
-        for r in gcp_mocks.resources
+        for r in pulumi_mocks.resources
         if r.type in (PROJECT_GRANT, BUCKET_GRANT)
     }
     assert grants == {
@@ -116,10 +119,10 @@ def test_service_account_has_only_the_roles_it_needs(gcp_mocks: GcpMocks) -> Non
 
 
 def test_deployment_inputs_carry_variants_traffic_by_name_and_no_credentials(
-    gcp_mocks: GcpMocks,
+    pulumi_mocks: RecordingMocks,
 ) -> None:
     declare(traffic={"champion": 90, "challenger": 10})
-    inputs = gcp_mocks.one(DEPLOYMENT).inputs
+    inputs = pulumi_mocks.one(DEPLOYMENT).inputs
 
     assert inputs["endpoint"] == "projects/ml-project/locations/us-central1/endpoints/4242"
     assert inputs["api_endpoint"] == "us-central1-aiplatform.googleapis.com"
@@ -137,15 +140,15 @@ def test_deployment_inputs_carry_variants_traffic_by_name_and_no_credentials(
         assert word not in text
 
 
-def test_the_provider_travels_with_the_program(gcp_mocks: GcpMocks) -> None:
+def test_the_provider_travels_with_the_program(pulumi_mocks: RecordingMocks) -> None:
     declare()
-    serialized = gcp_mocks.one(DEPLOYMENT).inputs["__provider"]
+    serialized = pulumi_mocks.one(DEPLOYMENT).inputs["__provider"]
     provider = dill.loads(base64.b64decode(serialized))
     assert isinstance(provider, VertexDeploymentProvider)
     assert b"credential" not in base64.b64decode(serialized).lower()
 
 
-def test_outputs_name_deployed_models_by_variant(gcp_mocks: GcpMocks) -> None:
+def test_outputs_name_deployed_models_by_variant(pulumi_mocks: RecordingMocks) -> None:
     component, _ = declare()
     seen: dict[str, Any] = {}
     run(
@@ -158,14 +161,13 @@ def test_outputs_name_deployed_models_by_variant(gcp_mocks: GcpMocks) -> None:
     assert seen["email"].endswith("@ml-project.iam.gserviceaccount.com")
 
 
-def test_invalid_config_declares_nothing(gcp_mocks: GcpMocks) -> None:
+def test_invalid_config_declares_nothing(pulumi_mocks: RecordingMocks) -> None:
     config = vertex_config()
     config["variants"][1]["machine_type"] = "g2-standard-8"
-    pulumi.runtime.set_all_config({"ml-endpoints:vertex": json.dumps(config)})
 
     with pytest.raises(ConfigError) as error:
-        vertex_args_from_config()
+        vertex_args_from_config(config)
 
     assert error.value.key == "vertex.variants[1].accelerator"
     assert "g2-standard-8 comes with {type: NVIDIA_L4, count: 1}" in str(error.value)
-    assert gcp_mocks.resources == []
+    assert pulumi_mocks.resources == []

@@ -9,7 +9,7 @@ import pytest
 
 from infra.k8s.config import ModelDeploymentArgs, load
 from infra.k8s.model_deployment import ModelDeployment
-from tests.infra.conftest import RecordingMocks
+from infra.stack.mocks import RecordingMocks
 from tests.infra.k8s.support import manifest, run_program
 
 Render = Callable[..., list[dict[str, Any]]]

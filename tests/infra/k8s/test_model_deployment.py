@@ -13,8 +13,8 @@ import pytest
 
 from infra.k8s.config import load
 from infra.k8s.model_deployment import ModelDeployment
+from infra.stack.mocks import RecordingMocks
 from serving.settings import Settings
-from tests.infra.conftest import RecordingMocks
 from tests.infra.k8s.conftest import Render
 from tests.infra.k8s.support import (
     AB_VARIANTS,

@@ -1,6 +1,8 @@
 """The CrossGuard entry point (``infra/policy/__main__.py``) wires every check as a mandatory
 stack policy. Constructing a real PolicyPack starts a gRPC server and blocks, so the test
-records what the module hands to PolicyPack and drives those policies directly."""
+records what the module hands to PolicyPack and drives those policies directly. The pack
+directory is run as Pulumi runs it (``runpy.run_path(DIR, run_name="__main__")``, see
+tests/infra/test_entry_points.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ import pulumi_policy
 import pytest
 from pulumi_policy import EnforcementLevel, PolicyResource, StackValidationArgs
 
-from infra.policy.checks import POLICIES
+from infra.policies import POLICIES
 from tests.infra.offline_plans import ROOT
 
-PACK = ROOT / "infra" / "policy" / "__main__.py"
+PACK = ROOT / "infra" / "policy"
 
 
 @pytest.fixture

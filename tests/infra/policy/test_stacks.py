@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.policy.checks import POLICIES, Resource, StackContext, run_checks
-from infra.stack import load_stack_file
+from infra.policies import POLICIES, Resource, StackContext, run_checks
+from infra.stack.config import load_stack_file
 from serving.cli import main
 from tests.infra.offline_plans import STACKS, STACKS_DIR, stack_plans
 

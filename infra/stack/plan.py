@@ -2,18 +2,18 @@
 
 ``ml-endpoints plan --stack NAME`` prints every resource the program declares for a stack, with
 its key properties, as a tree; ``--json`` gives the full inputs (wire form, as the engine would
-receive them). Each plan runs in a fresh Python process (``python -m infra.plan STACK DIR``):
-Pulumi's runtime is global state, and a clean process also lets :mod:`infra.plan_diff` plan a
-git revision with that revision's own code.
+receive them). Each plan runs in a fresh Python process (``python -m infra.stack.plan STACK
+DIR``): Pulumi's runtime is global state, and a clean process also lets :mod:`infra.stack.diff`
+plan a git revision with that revision's own code.
 
-The mocks echo inputs as outputs and fill in what a cloud computes (ARNs, repository URLs,
-cluster endpoints, service account e-mails) with fixed placeholders, so plans are
-deterministic. Encrypted config values read as ``[secret]``; provider kubeconfigs are masked.
+The stack file is read and validated once; the program's declarations then run under
+:mod:`infra.stack.mocks` (the tests' mocks too), which fill in what a cloud computes with fixed
+placeholders, so plans are deterministic. Encrypted config values read as ``[secret]``;
+provider kubeconfigs are masked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -25,43 +25,13 @@ from typing import Any
 
 import pulumi
 
-from infra.stack import NAMESPACE, SECRET_PLACEHOLDER, STACKS_DIR, load_stack, read_stack_file
-from infra.stack import stack_file as stack_path
+from infra.stack.config import NAMESPACE, load_stack
+from infra.stack.files import SECRET_PLACEHOLDER, STACKS_DIR, read_stack_file, stack_file
+from infra.stack.mocks import Declared, RecordingMocks, mocked
 
-PROJECT = "ml-endpoints"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 _MASKED_INPUTS = {"kubeconfig"}
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (a marker)
 """Pulumi's marker of a secret value on the wire."""
-
-#: What the clouds compute and the components read back, per type token.
-COMPUTED: dict[str, dict[str, Any]] = {
-    "aws:eks/cluster:Cluster": {
-        "endpoint": "https://EXAMPLE.gr7.us-east-1.eks.amazonaws.com",
-        "certificateAuthority": {"data": "Y2VydGlmaWNhdGUtYXV0aG9yaXR5"},
-        "identities": [{"oidcs": [{"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/X"}]}],
-    },
-    "gcp:container/cluster:Cluster": {
-        "endpoint": "203.0.113.10",
-        "masterAuth": {"clusterCaCertificate": "Y2VydGlmaWNhdGUtYXV0aG9yaXR5"},
-    },
-}
-
-#: What provider functions (invokes) return, per token.
-CALLS: dict[str, dict[str, Any]] = {
-    "aws:index/getCallerIdentity:getCallerIdentity": {
-        "accountId": ACCOUNT,
-        "id": ACCOUNT,
-        "arn": f"arn:aws:iam::{ACCOUNT}:root",
-    },
-    "aws:index/getRegion:getRegion": {"name": REGION, "region": REGION, "id": REGION},
-    "aws:index/getPartition:getPartition": {
-        "partition": "aws",
-        "dnsSuffix": "amazonaws.com",
-        "id": "aws",
-    },
-}
 
 #: Properties the tree shows per type token (dotted paths; ``[]`` walks a list).
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -160,12 +130,15 @@ class Plan:
 
 def plan_stack(stack: str, stacks_dir: Path = STACKS_DIR, *, code_dir: Path | None = None) -> Plan:
     """Plan ``stack`` in a fresh process; ``code_dir`` puts another checkout's ``infra`` first
-    on the path (a git revision's own program)."""
+    on the path (a git revision's own program, which may predate :mod:`infra.stack`)."""
     env = dict(os.environ)
+    module = "infra.stack.plan"
     if code_dir is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code_dir), *filter(None, [env.get("PYTHONPATH")])])
+        if not (code_dir / "infra" / "stack" / "plan.py").exists():
+            module = "infra.plan"
     result = subprocess.run(
-        [sys.executable, "-m", "infra.plan", stack, str(stacks_dir)],
+        [sys.executable, "-m", module, stack, str(stacks_dir)],
         capture_output=True,
         text=True,
         env=env,
@@ -179,82 +152,42 @@ def plan_stack(stack: str, stacks_dir: Path = STACKS_DIR, *, code_dir: Path | No
 
 def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
     """Run the program for ``stack`` under mocks in this process (once per process)."""
-    from pulumi.runtime.mocks import MockMonitor
     from pulumi.runtime.stack import wait_for_rpcs
 
-    path = stack_path(stack, stacks_dir)
+    from infra.stack.program import run
+
+    path = stack_file(stack, stacks_dir)
     config = read_stack_file(path)
-    load_stack(config, str(path))  # precise errors before Pulumi wraps them
-    mocks = _OfflineMocks()
-
-    class Monitor(MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (Pulumi's name)
-            urn = self.make_urn(request.parent, request.type, request.name)
-            mocks.requests[(request.type, request.name)] = (request, urn)
-            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=False, monitor=Monitor(mocks)
-    )
-    project_config = {k: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
-    pulumi.runtime.set_all_config(
-        {k: v if isinstance(v, str) else json.dumps(v) for k, v in project_config.items()}
-    )
-    from infra.program import main
-
-    async def program() -> None:
-        main()
-        await wait_for_rpcs()
-
-    try:
-        loop.run_until_complete(program())
-    finally:
-        loop.close()
-    return Plan(stack=stack, resources=sorted(mocks.planned, key=lambda r: r.urn))
-
-
-class _OfflineMocks(pulumi.runtime.Mocks):
-    """Pulumi mocks that record every registration (see module docstring)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: dict[tuple[str, str], Any] = {}
-        self.planned: list[PlannedResource] = []
-
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        inputs = {k: v for k, v in args.inputs.items() if not k.startswith("__")}
-        outputs = {**inputs, **COMPUTED.get(args.typ, {})}
-        outputs.setdefault("name", args.name)
-        name = outputs["name"]
-        if args.typ.startswith("aws:"):
-            service = args.typ.split(":")[1].split("/")[0]
-            outputs.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}")
-        if args.typ == "aws:ecr/repository:Repository":
-            outputs["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
-        if args.typ == "gcp:serviceaccount/account:Account":
-            email = f"{args.inputs['accountId']}@{args.inputs['project']}.iam.gserviceaccount.com"
-            outputs["email"] = email
-            outputs["name"] = f"projects/{args.inputs['project']}/serviceAccounts/{email}"
-        request, urn = self.requests.pop((args.typ, args.name))
-        self.planned.append(
-            PlannedResource(
-                urn=urn,
-                type=args.typ,
-                name=args.name,
-                parent=(getattr(request, "parent", "") or None),
-                provider=args.provider.rsplit("::", 1)[0] if args.provider else None,
-                inputs=_clean(inputs, masked=args.typ.startswith("pulumi:providers:")),
-                dependencies=tuple(sorted(getattr(request, "dependencies", ()))),
-            )
+    typed = load_stack(config, str(path))
+    mocks = RecordingMocks()
+    with mocked(mocks, stack=stack) as loop:
+        # What the engine hands the program: the stack's own keys (components read nothing else)
+        project_config = {k: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
+        pulumi.runtime.set_all_config(
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in project_config.items()}
         )
-        return f"{args.name}-id", outputs
 
-    # Pulumi's mock monitor iterates a returned failures list without a None check: a plain
-    # dict (no failures) is what works.
-    def call(self, args: Any) -> dict[str, Any]:  # type: ignore[override]
-        return dict(CALLS.get(args.token, {}))
+        async def program() -> None:
+            run(typed)
+            await wait_for_rpcs()
+
+        loop.run_until_complete(program())
+    planned = [_planned(resource) for resource in mocks.resources]
+    return Plan(stack=stack, resources=sorted(planned, key=lambda r: r.urn))
+
+
+def _planned(resource: Declared) -> PlannedResource:
+    inputs = {k: v for k, v in resource.inputs.items() if not k.startswith("__")}
+    provider = resource.provider
+    return PlannedResource(
+        urn=resource.urn,
+        type=resource.type,
+        name=resource.name,
+        parent=resource.parent,
+        provider=provider.rsplit("::", 1)[0] if provider else None,
+        inputs=_clean(inputs, masked=resource.type.startswith("pulumi:providers:")),
+        dependencies=tuple(sorted(resource.dependencies)),
+    )
 
 
 def _clean(value: Any, *, masked: bool = False, key: str = "") -> Any:
@@ -370,7 +303,7 @@ def traffic(plan: Plan) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m infra.plan STACK STACKS_DIR``: the plan as JSON on stdout."""
+    """``python -m infra.stack.plan STACK STACKS_DIR``: the plan as JSON on stdout."""
     stack, stacks_dir = (argv if argv is not None else sys.argv[1:])[:2]
     try:
         plan = run_offline(stack, Path(stacks_dir))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.policy.checks import (
+from infra.policies import (
     POLICIES,
     Check,
     Resource,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.plan import Plan, PlannedResource, plan_stack, traffic
-from infra.stack import STACKS_DIR, stack_file
+from infra.stack.files import STACKS_DIR, stack_file
+from infra.stack.plan import Plan, PlannedResource, plan_stack, traffic
 
 MAX_CHANGES_SHOWN = 20
 
@@ -149,7 +149,9 @@ def plan_at_ref(stack: str, ref: str, stacks_dir: Path = STACKS_DIR) -> Plan:
             tar.extractall(checkout, filter="data")
         if not (checkout / relative).exists():
             return Plan(stack=stack, resources=[])
-        own_code = (checkout / "infra" / "plan.py").exists()
+        own_code = any(
+            (checkout / "infra" / module).exists() for module in ("stack/plan.py", "plan.py")
+        )
         return plan_stack(
             stack, checkout / relative.parent, code_dir=checkout if own_code else None
         )

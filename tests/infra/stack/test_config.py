@@ -1,5 +1,5 @@
 """The typed stack schema: the repository's stacks, composition into component args, and errors
-that name the stack file, the key path and what is allowed."""
+that name the stack file, the key path and what is allowed, where they occur in the file."""
 
 from __future__ import annotations
 
@@ -9,26 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.aws.config import SageMakerEndpointArgs
 from infra.aws.verify import sample_body
-from infra.cli import resolved_config
 from infra.clusters.eks import EksClusterArgs
 from infra.clusters.existing import ExistingClusterArgs
 from infra.gcp.config import VertexEndpointArgs
 from infra.gcp.verify import sample_instances
 from infra.k8s.config import ModelDeploymentArgs
-from infra.stack import (
+from infra.stack.components import compose
+from infra.stack.config import StackConfig, load_stack, load_stack_file
+from infra.stack.files import (
     SECRET_PLACEHOLDER,
-    StackConfig,
     StackError,
-    load_stack,
-    load_stack_file,
+    dump_document,
+    load_document,
     read_stack_file,
     stack_file,
 )
-from infra.validation import validate
 from tests.infra.offline_plans import STACKS, STACKS_DIR
 
 SOURCE = "stacks/Pulumi.prod.yaml"
@@ -65,11 +63,12 @@ def test_prod_is_strict_and_dev_is_small() -> None:
     assert prod.policy.production
     assert not dev.policy.production
     assert prod.release.image.digest is not None
-    assert isinstance(prod.components.cluster, EksClusterArgs)
-    assert prod.components.cluster.gpu_nodes is not None
-    assert isinstance(dev.components.cluster, ExistingClusterArgs)
-    assert dev.components.vertex is None  # switched off in dev
-    prod_sagemaker, dev_sagemaker = prod.components.sagemaker, dev.components.sagemaker
+    prod_components, dev_components = compose(prod), compose(dev)
+    assert isinstance(prod_components.cluster, EksClusterArgs)
+    assert prod_components.cluster.gpu_nodes is not None
+    assert isinstance(dev_components.cluster, ExistingClusterArgs)
+    assert dev_components.vertex is None  # switched off in dev
+    prod_sagemaker, dev_sagemaker = prod_components.sagemaker, dev_components.sagemaker
     assert prod_sagemaker is not None
     assert dev_sagemaker is not None
     assert all(v.instance_count >= 2 for v in prod_sagemaker.variants)
@@ -77,7 +76,7 @@ def test_prod_is_strict_and_dev_is_small() -> None:
 
 
 def test_release_composes_into_every_target() -> None:
-    components = load_stack_file("prod", STACKS_DIR).components
+    components = compose(load_stack_file("prod", STACKS_DIR))
     sagemaker, vertex, kubernetes = components.sagemaker, components.vertex, components.kubernetes
     assert isinstance(sagemaker, SageMakerEndpointArgs)
     assert isinstance(vertex, VertexEndpointArgs)
@@ -94,24 +93,17 @@ def test_release_composes_into_every_target() -> None:
     assert kubernetes.image_for(kubernetes.variants[0]).endswith(pinned)
 
 
-def test_composed_args_read_back_under_the_component_keys() -> None:
-    """What ``verify`` reads (``ml-endpoints:sagemaker`` etc.) validates as the component's."""
-    keys = load_stack_file("staging", STACKS_DIR).components.stack_config()
-    assert sorted(keys) == [
-        "ml-endpoints:artifact_registry",
-        "ml-endpoints:cluster",
-        "ml-endpoints:ecr",
-        "ml-endpoints:kubernetes",
-        "ml-endpoints:sagemaker",
-        "ml-endpoints:vertex",
-    ]
-    validate(SageMakerEndpointArgs, keys["ml-endpoints:sagemaker"], "sagemaker")
-    validate(VertexEndpointArgs, keys["ml-endpoints:vertex"], "vertex")
+def test_the_cluster_target_comes_from_the_stack(prod_config: dict[str, Any]) -> None:
+    config = edited(
+        prod_config,
+        lambda c: c.update({"ml-endpoints:cluster": {"type": "existing", "context": "staging"}}),
+    )
+    assert compose(load_stack(config, SOURCE)).cluster == ExistingClusterArgs(context="staging")
 
 
 def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None:
     config = edited(prod_config, lambda c: c["ml-endpoints:vertex"].update(enabled=False))
-    components = load_stack(config, SOURCE).components
+    components = compose(load_stack(config, SOURCE))
     assert components.vertex is None
     assert components.artifact_registry is None
     assert components.sagemaker is not None
@@ -176,6 +168,63 @@ def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None
             lambda c: c["ml-endpoints:kubernetes"].pop("gateway"),
             "ml-endpoints:kubernetes.gateway: required with more than one variant",
         ),
+        # The components' own rules, reported at the stack key they are about:
+        (
+            lambda c: c["ml-endpoints:sagemaker"]["compute"].update(instance_count=9),
+            "ml-endpoints:sagemaker.compute.instance_count: must lie within autoscaling "
+            "min_instances..max_instances (2..8)",
+        ),
+        (
+            lambda c: c["ml-endpoints:sagemaker"]["deployment"].update(
+                step={"unit": "instances", "value": 2}
+            ),
+            "ml-endpoints:sagemaker.deployment.step.value: at most half of "
+            "ml-endpoints:sagemaker.compute.instance_count (2), i.e. 1",
+        ),
+        (
+            lambda c: c["ml-endpoints:sagemaker"].update(environment={"MODEL_NAME": "x"}),
+            "ml-endpoints:sagemaker.environment: MODEL_NAME is set by the component",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"]["compute"].update(
+                accelerator={"type": "NVIDIA_L4", "count": 2}
+            ),
+            "ml-endpoints:vertex.compute.accelerator: g2-standard-8 comes with "
+            "{type: NVIDIA_L4, count: 1}; set that",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"].update(
+                variant_compute={"challenger": {"machine_type": "n1-superfast-4"}}
+            ),
+            "ml-endpoints:vertex.variant_compute.challenger.machine_type: must be a Vertex AI "
+            "machine type",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"].update(sample={"instances": [[1]], "file": "x"}),
+            "ml-endpoints:vertex.sample: give exactly one of instances or file",
+        ),
+        (
+            lambda c: c["ml-endpoints:release"]["variants"][1].update(name="2nd"),
+            "ml-endpoints:release.variants[1].name: must be 1-63 lowercase letters, digits or "
+            "'-', starting with a letter (ml-endpoints:vertex is enabled)",
+        ),
+        (
+            lambda c: c["ml-endpoints:kubernetes"].update(workers=0),
+            "ml-endpoints:kubernetes.workers: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda c: c["ml-endpoints:kubernetes"].update(replicas=3),
+            "ml-endpoints:kubernetes.replicas: an HPA owns the replica count",
+        ),
+        (
+            lambda c: c["ml-endpoints:kubernetes"].update(autoscaling=None),
+            "ml-endpoints:kubernetes.replicas: without autoscaling, set a fixed replica count "
+            "(variants champion, challenger)",
+        ),
+        (
+            lambda c: c["ml-endpoints:kubernetes"].update(env={"MODEL_URI": "s3://elsewhere"}),
+            "ml-endpoints:kubernetes.env: MODEL_URI is set from the typed args",
+        ),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(
@@ -210,14 +259,14 @@ def test_plain_text_secrets_are_rejected(
 
 
 def test_encrypted_and_referenced_values_are_accepted(tmp_path: Path) -> None:
-    document = yaml.safe_load(stack_file("dev", STACKS_DIR).read_text())
+    document = load_document(stack_file("dev", STACKS_DIR))
     cluster = document["config"]["ml-endpoints:cluster"]
     cluster["kubeconfig"] = {"secure": "v1:c2VjcmV0IGJ5dGVz"}
     document["config"]["ml-endpoints:kubernetes"]["env"] = {
         "API_TOKEN": {"secure": "v1:dG9rZW4="},
         "TOKEN_FILE": "/var/run/secrets/token",
     }
-    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    (tmp_path / "Pulumi.dev.yaml").write_text(dump_document(document))
     config = load_stack_file("dev", tmp_path)
     assert isinstance(config.cluster, ExistingClusterArgs)
     assert config.cluster.kubeconfig == SECRET_PLACEHOLDER
@@ -239,13 +288,13 @@ def test_schema_lists_every_stack_key() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_verify_reads_every_stack(stack: str) -> None:
-    """``ml-endpoints verify`` gets each enabled endpoint's args and its sample payload."""
-    path = stack_file(stack, STACKS_DIR)
-    config = resolved_config(read_stack_file(path), str(path))
-    sagemaker = validate(SageMakerEndpointArgs, config["ml-endpoints:sagemaker"], "sagemaker")
-    assert sample_body(sagemaker, STACKS_DIR)
+    """``ml-endpoints verify`` gets each enabled endpoint's args from the typed stack, and its
+    sample payload."""
+    components = compose(load_stack_file(stack, STACKS_DIR))
+    assert components.sagemaker is not None
+    assert sample_body(components.sagemaker, STACKS_DIR)
     if stack == "dev":
-        assert "ml-endpoints:vertex" not in config  # switched off
+        assert components.vertex is None  # switched off
         return
-    vertex = validate(VertexEndpointArgs, config["ml-endpoints:vertex"], "vertex")
-    assert sample_instances(vertex, STACKS_DIR) == [[0.12, 0.57, 0.33, 0.91]]
+    assert components.vertex is not None
+    assert sample_instances(components.vertex, STACKS_DIR) == [[0.12, 0.57, 0.33, 0.91]]

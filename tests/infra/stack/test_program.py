@@ -1,5 +1,5 @@
-"""The Pulumi program (``infra/__main__.py`` -> :func:`infra.program.main`) under Pulumi's mocks,
-reading its configuration the way ``pulumi up`` hands it over."""
+"""The Pulumi program (``infra/program/__main__.py`` -> :func:`infra.stack.program.main`) under
+Pulumi's mocks, reading its configuration the way ``pulumi up`` hands it over."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.program import main
-from infra.stack import StackError, read_stack_file, stack_file
-from tests.infra.conftest import RecordingMocks
+from infra.stack.files import StackError, read_stack_file, stack_file
+from infra.stack.mocks import RecordingMocks
+from infra.stack.program import main
 from tests.infra.offline_plans import STACKS_DIR
 
 

@@ -3,7 +3,7 @@ against a git revision.
 
 Snapshots: ``tests/infra/snapshots/<stack>.json`` hold each stack's plan, so a pull request
 shows its infrastructure change as a file diff. When a plan changes on purpose, regenerate them
-with ``ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 pytest tests/infra/test_plan.py`` and commit the result.
+with ``make snapshots`` and commit the result.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from infra.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
-from infra.plan_diff import diff_plans, traffic_changes
-from infra.promotion import promote, write
+from infra.stack.diff import diff_plans, traffic_changes
+from infra.stack.files import dump_document, load_document
+from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
+from infra.stack.promotion import promote, write
 from serving.cli import main
 from tests.infra.offline_plans import ROOT, STACKS, STACKS_DIR, stack_plans
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
+SNAPSHOTS = Path(__file__).parents[1] / "snapshots"
 UPDATE = os.environ.get("ML_ENDPOINTS_UPDATE_SNAPSHOTS") == "1"
 
 
@@ -33,10 +33,10 @@ def test_plan_matches_snapshot(stack: str) -> None:
     current = stack_plans()[stack].to_json()
     if UPDATE:
         snapshot.write_text(current)
-    assert snapshot.exists(), f"no snapshot: run ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 pytest {__file__}"
+    assert snapshot.exists(), "no snapshot: run `make snapshots`"
     assert current == snapshot.read_text(), (
         f"the plan of {stack} changed; if intended, regenerate the snapshots with "
-        "ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 pytest tests/infra/test_plan.py and commit them"
+        "`make snapshots` and commit them"
     )
 
 
@@ -185,9 +185,9 @@ def test_diff_against_a_git_revision(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_encrypted_values_never_reach_the_plan(tmp_path: Path) -> None:
-    document = yaml.safe_load((STACKS_DIR / "Pulumi.dev.yaml").read_text())
+    document = load_document(STACKS_DIR / "Pulumi.dev.yaml")
     document["config"]["ml-endpoints:kubernetes"]["env"] = {"API_TOKEN": {"secure": "v1:abc="}}
-    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    (tmp_path / "Pulumi.dev.yaml").write_text(dump_document(document))
     plan = plan_stack("dev", tmp_path)
     text = plan.to_json()
     assert "v1:abc=" not in text

@@ -6,27 +6,27 @@ from ``Pulumi.SRC.yaml`` into ``Pulumi.DST.yaml`` and keeps DST's current releas
 ``ml-endpoints:previous_release``; rollback puts that previous release back and removes the key.
 The YAML is edited with ruamel.yaml's round-trip mode: values change in place, so comments,
 key order and quoting survive, and a promotion followed by a rollback restores the release
-section byte for byte. The result is validated as a whole stack before anything is written.
+section byte for byte. Each file is parsed once; the edited document is validated as a whole
+stack before anything is written.
 """
 
 from __future__ import annotations
 
 import copy
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from infra.stack import (
-    NAMESPACE,
+from infra.stack.config import NAMESPACE, Release, load_stack
+from infra.stack.files import (
     STACKS_DIR,
-    Release,
     StackError,
-    load_stack,
-    read_stack_file,
+    dump_document,
+    load_document,
+    plain,
+    plain_config,
     stack_file,
 )
 from infra.validation import validate
@@ -49,28 +49,14 @@ class Change:
     """The new content of the stack file."""
 
 
-def _yaml() -> YAML:
-    yaml = YAML()  # round-trip
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    return yaml
-
-
 def _load(path: Path) -> CommentedMap:
     try:
-        document = _yaml().load(path.read_text())
-    except OSError as exc:
-        raise PromotionError(f"{path}: cannot read the stack file: {exc.strerror}") from None
-    if not isinstance(document, CommentedMap) or not isinstance(document.get("config"), dict):
+        document = load_document(path)
+    except StackError as exc:
+        raise PromotionError(str(exc)) from None
+    if not isinstance(document.get("config"), dict):
         raise PromotionError(f"{path}: not a stack file (no config mapping)")
     return document
-
-
-def _dump(document: CommentedMap) -> str:
-    out = io.StringIO()
-    _yaml().dump(document, out)
-    return out.getvalue()
 
 
 def promote(src: str, dst: str, stacks_dir: Path = STACKS_DIR) -> Change:
@@ -86,15 +72,15 @@ def promote(src: str, dst: str, stacks_dir: Path = STACKS_DIR) -> Change:
     old = _release(current, f"{dst_path}: {RELEASE_KEY}") if current is not None else None
     if old == new:
         raise PromotionError(f"{dst_path} already runs the release of {src_path}")
-    _refuse_mutable_tag(dst_path, new)
+    _refuse_mutable_tag(dst_path, plain_config(document), new)
     if current is None:
         config[RELEASE_KEY] = copy.deepcopy(source_release)
     else:
         config[PREVIOUS_KEY] = copy.deepcopy(current)
         _sync(current, source_release)
-    text = _dump(document)
-    _validate(text, dst_path)
-    return Change(dst_path, [f"promote {src} -> {dst}", *describe(old, new)], text)
+    _validate(document, dst_path)
+    summary = [f"promote {src} -> {dst}", *describe(old, new)]
+    return Change(dst_path, summary, dump_document(document))
 
 
 def rollback(dst: str, stacks_dir: Path = STACKS_DIR) -> Change:
@@ -112,9 +98,9 @@ def rollback(dst: str, stacks_dir: Path = STACKS_DIR) -> Change:
     restored = _release(previous, f"{dst_path}: {PREVIOUS_KEY}")
     _sync(config[RELEASE_KEY], previous)
     del config[PREVIOUS_KEY]
-    text = _dump(document)
-    _validate(text, dst_path)
-    return Change(dst_path, [f"rollback {dst}", *describe(current, restored)], text)
+    _validate(document, dst_path)
+    summary = [f"rollback {dst}", *describe(current, restored)]
+    return Change(dst_path, summary, dump_document(document))
 
 
 def write(change: Change) -> None:
@@ -158,23 +144,13 @@ def _image(release: Release) -> str:
 
 
 def _release(node: Any, where: str) -> Release:
-    plain = _plain(node)
     try:
-        return validate(Release, plain, where)
+        return validate(Release, plain(node), where)
     except ValueError as exc:
         raise PromotionError(str(exc)) from None
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _refuse_mutable_tag(dst_path: Path, release: Release) -> None:
-    config = read_stack_file(dst_path)
+def _refuse_mutable_tag(dst_path: Path, config: dict[str, Any], release: Release) -> None:
     production = bool((config.get(f"{NAMESPACE}:policy") or {}).get("production", False))
     if production and release.image.digest is None:
         raise PromotionError(
@@ -184,12 +160,9 @@ def _refuse_mutable_tag(dst_path: Path, release: Release) -> None:
         )
 
 
-def _validate(text: str, path: Path) -> None:
-    import yaml  # no stubs installed
-
-    document = yaml.safe_load(text)
+def _validate(document: CommentedMap, path: Path) -> None:
     try:
-        load_stack(document.get("config", {}), str(path))
+        load_stack(plain_config(document), str(path))
     except StackError as exc:
         raise PromotionError(f"the result would be invalid, nothing written: {exc}") from None
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 
-from infra.promotion import PromotionError, promote, rollback, write
+from infra.stack.files import dump_document, load_document, read_stack_file
+from infra.stack.promotion import PromotionError, promote, rollback, write
 from serving.cli import main
 from tests.infra.offline_plans import STACKS_DIR
 
@@ -43,6 +45,12 @@ def set_release(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text().replace(old, new, 1))
 
 
+def config_of(text: str) -> dict[str, Any]:
+    """The ``config`` of a stack file's text."""
+    config: dict[str, Any] = YAML(typ="safe").load(text)["config"]
+    return config
+
+
 def cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -57,13 +65,10 @@ def test_promote_copies_the_release_and_keeps_comments_and_order(stacks: Path) -
     # Every comment stays; the kept previous release carries its own along.
     assert comments(after) == [*comments(before), *comments(release_section(before))]
     assert top_keys(after) == [*top_keys(before), "ml-endpoints:previous_release"]
-    document = yaml.safe_load(after)["config"]
-    staging = yaml.safe_load((stacks / "Pulumi.staging.yaml").read_text())["config"]
+    document = config_of(after)
+    staging = read_stack_file(stacks / "Pulumi.staging.yaml")
     assert document["ml-endpoints:release"] == staging["ml-endpoints:release"]
-    assert (
-        document["ml-endpoints:previous_release"]
-        == yaml.safe_load(before)["config"]["ml-endpoints:release"]
-    )
+    assert document["ml-endpoints:previous_release"] == config_of(before)["ml-endpoints:release"]
     # Only the release lines changed; everything else is byte-identical.
     changed = [
         line
@@ -93,12 +98,12 @@ def test_rollback_restores_the_release_byte_for_byte(stacks: Path) -> None:
 
 def test_rollback_after_an_added_variant_restores_the_release_section(stacks: Path) -> None:
     staging = stacks / "Pulumi.staging.yaml"
-    document = yaml.safe_load(staging.read_text())
+    document = load_document(staging)
     release = document["config"]["ml-endpoints:release"]
     release["variants"][0]["weight"] = 80
     release["variants"].append({**release["variants"][1], "name": "shadow", "weight": 10})
     release["image"]["digest"] = DIGEST_B
-    staging.write_text(yaml.safe_dump(document, sort_keys=False))
+    staging.write_text(dump_document(document))
     prod = stacks / "Pulumi.prod.yaml"
     original = prod.read_text()
     change = promote("staging", "prod", stacks)
@@ -126,18 +131,15 @@ def test_prod_refuses_a_mutable_tag(stacks: Path) -> None:
     # A non-production stack takes a tag.
     write(promote("staging", "dev", stacks))
     assert (
-        "digest"
-        not in yaml.safe_load((stacks / "Pulumi.dev.yaml").read_text())["config"][
-            "ml-endpoints:release"
-        ]["image"]
+        "digest" not in read_stack_file(stacks / "Pulumi.dev.yaml")["ml-endpoints:release"]["image"]
     )
 
 
 def test_an_invalid_result_is_not_written(stacks: Path) -> None:
     staging = stacks / "Pulumi.staging.yaml"
-    document = yaml.safe_load(staging.read_text())
+    document = load_document(staging)
     document["config"]["ml-endpoints:release"]["variants"][1].pop("gcs_uri")
-    staging.write_text(yaml.safe_dump(document, sort_keys=False))
+    staging.write_text(dump_document(document))
     with pytest.raises(
         PromotionError,
         match=r"nothing written: .*Pulumi\.prod\.yaml: "

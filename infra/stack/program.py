@@ -1,7 +1,9 @@
 """The Pulumi program: every resource of a stack, declared from its typed configuration.
 
-``pulumi up`` runs :func:`main` (through ``infra/__main__.py``); ``ml-endpoints plan`` runs the
-same function offline under Pulumi's mocks (:mod:`infra.plan`).
+``pulumi up`` runs :func:`main` (through ``infra/program/__main__.py``): it reads the stack's
+configuration as Pulumi hands it over, validates it once and :func:`run` declares it.
+``ml-endpoints plan`` validates the stack file once and runs the same :func:`run` offline under
+Pulumi's mocks (:mod:`infra.stack.plan`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 import pulumi
 
 from infra.secret_scan import find_plaintext_secrets, secret_advice
-from infra.stack import NAMESPACE, StackConfig, StackError, load_stack, stack_file
+from infra.stack.components import compose
+from infra.stack.config import NAMESPACE, StackConfig, load_stack
+from infra.stack.files import StackError, stack_file
 
 
 def read_config() -> dict[str, Any]:
@@ -50,7 +54,7 @@ def _project_keys() -> list[str]:
 
 def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
     """Declare the enabled targets; returns the stack outputs."""
-    components = stack.components
+    components = compose(stack)
     outputs: dict[str, pulumi.Output[Any]] = {
         "release": pulumi.Output.from_input(
             {
@@ -110,9 +114,13 @@ def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
     return outputs
 
 
+def run(stack: StackConfig) -> None:
+    """Declare ``stack`` and export its outputs."""
+    for name, value in declare(stack).items():
+        pulumi.export(name, value)
+
+
 def main() -> None:
     """Entry point of ``pulumi up``/``preview``: read, validate, declare, export."""
     source = str(stack_file(pulumi.get_stack()))
-    stack = load_stack(read_config(), source, scan_secrets=False)
-    for name, value in declare(stack).items():
-        pulumi.export(name, value)
+    run(load_stack(read_config(), source, scan_secrets=False))

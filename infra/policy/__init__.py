@@ -1,1 +1,0 @@
-"""The ml-endpoints CrossGuard policy pack: checks in :mod:`infra.policy.checks`."""

@@ -1,0 +1,399 @@
+"""The typed configuration of one stack (``stacks/Pulumi.<stack>.yaml``): a release and targets.
+
+Keys, all under the ``ml-endpoints`` namespace::
+
+    ml-endpoints:release            what runs: model, image (tag and digest), variants and weights
+    ml-endpoints:previous_release   kept by ``ml-endpoints promote`` for ``rollback``
+    ml-endpoints:policy             production: bool; allow_public_exposure: [resource names]
+    ml-endpoints:sagemaker          SageMaker target (enabled, compute, capture, ...)
+    ml-endpoints:vertex             Vertex AI target
+    ml-endpoints:kubernetes         Kubernetes target
+    ml-endpoints:cluster            where the Kubernetes target runs (eks, gke, existing, render)
+
+The release is what moves between stacks (``ml-endpoints promote dev staging``); everything
+about *where* and *how big* stays with the stack. The targets are made of the components' own
+typed pieces (:class:`~infra.aws.config.InstanceCompute`, :class:`~infra.gcp.config.MachineArgs`,
+:class:`~infra.k8s.config.ServingSettings`...), and the rules that join a target to the release
+are checked here, so every error is reported where it is in the file and names the file, the key
+and what is allowed: ``stacks/Pulumi.prod.yaml: ml-endpoints:release.image.digest: required ...``.
+Building the components' args from a valid stack (:mod:`infra.stack.components`) cannot fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from infra.aws.config import (
+    ECR_REPOSITORY_URI,
+    DataCaptureArgs,
+    DeploymentArgs,
+    EcrRepositoryArgs,
+    InstanceCompute,
+    KmsKeyArn,
+    RollbackAlarmsArgs,
+    S3ObjectUri,
+    SageMakerName,
+    SamplePayload,
+    VpcArgs,
+)
+from infra.aws.config import Environment as SageMakerEnvironment
+from infra.clusters.eks import EksClusterArgs
+from infra.clusters.existing import ExistingClusterArgs
+from infra.clusters.gke import GkeClusterArgs
+from infra.clusters.render import RenderArgs
+from infra.gcp.config import (
+    ArtifactRegistryArgs,
+    DisplayName,
+    EndpointId,
+    GcsUri,
+    Labels,
+    MachineArgs,
+    Network,
+    ProjectId,
+    RequestLoggingArgs,
+    ResourceName,
+    SampleArgs,
+    ServiceAccountId,
+    VertexEnv,
+    VertexRegion,
+)
+from infra.k8s.config import DNS_LABEL, Autoscaling, ServingSettings
+from infra.secret_scan import find_plaintext_secrets, secret_advice
+from infra.stack.files import STACKS_DIR, StackError, read_stack_file, stack_file
+from infra.validation import Frozen, Weight, key_path, rule_error, weighted_split
+from serving import contract
+
+NAMESPACE = "ml-endpoints"
+
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
+_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+_REPOSITORY = r"^[a-z0-9][a-z0-9.-]*(:\d+)?(/[a-z0-9][a-z0-9._-]*)+$"
+
+
+# ------------------------------------------------------------------------------------ release
+
+
+class ImageRef(Frozen):
+    """The serving image: a version tag, and in production the digest that pins its bytes."""
+
+    tag: Annotated[str, Field(pattern=_TAG)]
+    digest: Annotated[str, Field(pattern=_DIGEST)] | None = None
+
+    @field_validator("tag")
+    @classmethod
+    def _not_latest(cls, value: str) -> str:
+        if value == "latest":
+            raise ValueError("'latest' moves under a running deployment; give a version tag")
+        return value
+
+    def reference(self, repository: str) -> str:
+        """``REPOSITORY@sha256:...`` when pinned, else ``REPOSITORY:TAG``."""
+        return f"{repository}@{self.digest}" if self.digest else f"{repository}:{self.tag}"
+
+    @property
+    def shown(self) -> str:
+        """Short form for humans: ``sha256:ab12cd34ef56..`` or ``tag 1.4.0``."""
+        return f"{self.digest[:19]}.." if self.digest else f"tag {self.tag}"
+
+
+class ReleaseVariant(Frozen):
+    """One model behind the endpoints (``champion``, ``challenger``) and its share of traffic."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=20)]
+    model_version: Annotated[str, Field(pattern=contract.MODEL_VERSION_PATTERN)]
+    weight: Weight
+    """Percent of requests, on every target; the variants' weights add up to 100."""
+    s3_uri: S3ObjectUri | None = None
+    """``s3://BUCKET/KEY.tar.gz`` of the artifacts (SageMaker; Kubernetes with artifacts on S3)."""
+    gcs_uri: GcsUri | None = None
+    """``gs://BUCKET/DIR`` of the artifacts (Vertex AI; Kubernetes with artifacts on GCS)."""
+
+
+class Release(Frozen):
+    """What ``ml-endpoints promote`` copies from one stack to the next."""
+
+    model_name: Annotated[str, Field(pattern=contract.MODEL_NAME_PATTERN)]
+    image: ImageRef
+    variants: Annotated[
+        list[ReleaseVariant], Field(min_length=1, max_length=10), AfterValidator(weighted_split)
+    ]
+
+    def weights(self) -> dict[str, int]:
+        """Variant name -> percent."""
+        return {v.name: v.weight for v in self.variants}
+
+
+class PolicySettings(Frozen):
+    """How strict the policy pack is with this stack."""
+
+    production: bool = False
+    """Production rules: >= 2 instances/replicas per variant, images pinned by digest."""
+    allow_public_exposure: list[str] = []
+    """Resource names allowed to be reachable from the internet (explicit opt-in)."""
+
+
+# ------------------------------------------------------------------------------------ targets
+
+
+class _Target(Frozen):
+    enabled: bool = True
+
+
+class SageMakerTarget(_Target):
+    """``ml-endpoints:sagemaker``: a SageMaker endpoint serving the release's variants."""
+
+    endpoint_name: SageMakerName
+    image_repository: Annotated[str, Field(pattern=ECR_REPOSITORY_URI.pattern)]
+    """ECR repository URI without tag (``ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME``)."""
+    repository: EcrRepositoryArgs | None = None
+    """Declare that ECR repository in this stack."""
+    compute: InstanceCompute
+    variant_compute: dict[str, InstanceCompute] = {}
+    """Per variant name, replaces ``compute`` (a small challenger)."""
+    environment: SageMakerEnvironment = {}
+    vpc: VpcArgs | None = None
+    network_isolation: bool = False
+    deployment: DeploymentArgs = DeploymentArgs()
+    alarms: RollbackAlarmsArgs = RollbackAlarmsArgs()
+    data_capture: DataCaptureArgs
+    kms_key_arn: KmsKeyArn | None = None
+    sample_payload: SamplePayload | None = None
+    tags: dict[str, str] = {}
+
+    def compute_for(self, variant: str) -> tuple[str, InstanceCompute]:
+        """The key that sizes ``variant`` (``variant_compute.NAME`` or ``compute``) and its
+        compute."""
+        if variant in self.variant_compute:
+            return f"variant_compute.{variant}", self.variant_compute[variant]
+        return "compute", self.compute
+
+
+class VertexTarget(_Target):
+    """``ml-endpoints:vertex``: a Vertex AI endpoint serving the release's variants."""
+
+    project: ProjectId
+    region: VertexRegion
+    display_name: DisplayName
+    endpoint_id: EndpointId | None = None
+    image_repository: Annotated[str, Field(pattern=_REPOSITORY)]
+    """Artifact Registry image path without tag (``REGION-docker.pkg.dev/PROJECT/REPO/IMAGE``)."""
+    repository: ArtifactRegistryArgs | None = None
+    """Declare that Artifact Registry repository in this stack."""
+    compute: MachineArgs = MachineArgs()
+    variant_compute: dict[str, MachineArgs] = {}
+    env: VertexEnv = {}
+    labels: Labels = {}
+    network: Network | None = None
+    request_logging: RequestLoggingArgs | None = None
+    service_account_id: ServiceAccountId | None = None
+    sample: SampleArgs | None = None
+    """What ``ml-endpoints verify`` predicts on (``instances`` or ``file``)."""
+
+
+class KubernetesTarget(ServingSettings, _Target):
+    """``ml-endpoints:kubernetes``: a ModelDeployment on the ``ml-endpoints:cluster``."""
+
+    image_repository: Annotated[str, Field(pattern=_REPOSITORY)]
+    artifact_store: Literal["s3", "gcs"] = "gcs"
+    """Which of the release's artifact URIs the pods load (``MODEL_URI``)."""
+    variant_autoscaling: dict[str, Autoscaling] = {}
+
+
+ClusterConfig = Annotated[
+    EksClusterArgs | GkeClusterArgs | ExistingClusterArgs | RenderArgs,
+    Field(discriminator="type"),
+]
+_CLUSTER_TYPES = ("eks", "gke", "existing", "render")
+_VERTEX_NAME: TypeAdapter[str] = TypeAdapter(ResourceName)
+
+
+# -------------------------------------------------------------------------------------- stack
+
+
+class StackConfig(Frozen):
+    """Every ``ml-endpoints:*`` key of one stack, checked together. Build it with
+    :func:`load_stack`; :func:`infra.stack.components.compose` gives the components' args."""
+
+    release: Release
+    previous_release: Release | None = None
+    policy: PolicySettings = PolicySettings()
+    sagemaker: SageMakerTarget | None = None
+    vertex: VertexTarget | None = None
+    kubernetes: KubernetesTarget | None = None
+    cluster: ClusterConfig | None = None
+
+    @model_validator(mode="after")
+    def _targets_fit_release(self) -> Self:
+        names = [v.name for v in self.release.variants]
+        for target, per_variant in (
+            ("sagemaker", "variant_compute"),
+            ("vertex", "variant_compute"),
+            ("kubernetes", "variant_autoscaling"),
+        ):
+            settings = getattr(self, target)
+            unknown = sorted(set(getattr(settings, per_variant, {})) - set(names))
+            if unknown:
+                raise rule_error(
+                    (target, per_variant, unknown[0]),
+                    f"not a variant of ml-endpoints:release (variants: {', '.join(names)})",
+                    None,
+                )
+        self._check_artifacts()
+        self._check_production()
+        self._check_sagemaker()
+        self._check_vertex()
+        self._check_kubernetes()
+        return self
+
+    def _check_artifacts(self) -> None:
+        needs = []
+        if enabled(self.sagemaker):
+            needs.append(("s3_uri", "ml-endpoints:sagemaker is enabled"))
+        if enabled(self.vertex):
+            needs.append(("gcs_uri", "ml-endpoints:vertex is enabled"))
+        if self.kubernetes is not None and self.kubernetes.enabled:
+            store = self.kubernetes.artifact_store
+            needs.append((f"{store}_uri", f"ml-endpoints:kubernetes loads artifacts from {store}"))
+        for index, variant in enumerate(self.release.variants):
+            for field, why in needs:
+                if getattr(variant, field) is None:
+                    raise rule_error(
+                        ("release", "variants", index, field), f"required: {why}", None
+                    )
+
+    def _check_production(self) -> None:
+        if self.policy.production and self.release.image.digest is None:
+            raise rule_error(
+                ("release", "image", "digest"),
+                "required in a production stack (ml-endpoints:policy.production): tags are "
+                "mutable, pin the image by its sha256 digest",
+                None,
+            )
+
+    def _check_sagemaker(self) -> None:
+        """The rollout fits the fleet the release's variants get."""
+        target = self.sagemaker
+        if target is None or not target.enabled:
+            return
+        fleet = []
+        for variant in self.release.variants:
+            key, compute = target.compute_for(variant.name)
+            fleet.append((f"ml-endpoints:sagemaker.{key}.instance_count", compute.instance_count))
+        problem = target.deployment.fleet_problem(fleet)
+        if problem is not None:
+            raise problem.error(("sagemaker", "deployment"))
+
+    def _check_vertex(self) -> None:
+        """Vertex AI names deployed models after the variants: they start with a letter."""
+        if not enabled(self.vertex):
+            return
+        for index, variant in enumerate(self.release.variants):
+            try:
+                _VERTEX_NAME.validate_python(variant.name)
+            except ValidationError as exc:
+                message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise rule_error(
+                    ("release", "variants", index, "name"),
+                    f"{message} (ml-endpoints:vertex is enabled)",
+                    variant.name,
+                ) from None
+
+    def _check_kubernetes(self) -> None:
+        k8s = self.kubernetes
+        if k8s is None or not k8s.enabled:
+            return
+        problem = k8s.variants_problem(
+            [v.name for v in self.release.variants], k8s.variant_autoscaling
+        )
+        if problem is not None:
+            raise problem.error(("kubernetes",))
+        cluster = self.cluster
+        if cluster is None:
+            raise rule_error(
+                ("cluster",),
+                "required while ml-endpoints:kubernetes is enabled: type eks, gke, existing "
+                "or render",
+                None,
+            )
+        if isinstance(cluster, EksClusterArgs | GkeClusterArgs):
+            for ours, theirs in (
+                ("namespace", "serving_namespace"),
+                ("service_account_name", "serving_service_account"),
+            ):
+                if getattr(k8s, ours) != getattr(cluster, theirs):
+                    raise rule_error(
+                        ("cluster", theirs),
+                        f"must equal ml-endpoints:kubernetes.{ours} ({getattr(k8s, ours)!r}): "
+                        "the model server's cloud identity is bound to that service account",
+                        None,
+                    )
+
+
+def enabled(target: _Target | None) -> bool:
+    """The target is configured and not switched off."""
+    return target is not None and target.enabled
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def project_keys(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ml-endpoints:*`` entries of a stack's ``config``, without the namespace."""
+    prefix = f"{NAMESPACE}:"
+    return {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
+
+
+def load_stack(config: Mapping[str, Any], source: str, *, scan_secrets: bool = True) -> StackConfig:
+    """Validate a stack's ``config`` mapping (``source`` names the file in errors).
+
+    Raises :class:`StackError` for a plain-text secret (unless ``scan_secrets`` is false: the
+    caller checked, knowing which values Pulumi decrypted) or the first invalid key.
+    """
+    for found in find_plaintext_secrets(config) if scan_secrets else ():
+        raise StackError(f"{source}: {found.key}", f"{found.reason}; {secret_advice(found.key)}")
+    try:
+        return StackConfig.model_validate(project_keys(config))
+    except ValidationError as exc:
+        raise _stack_error(exc, source) from None
+
+
+def _stack_error(exc: ValidationError, source: str) -> StackError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden" and len(loc) == 1:
+        message = f"not a known key; keys: {', '.join(_known_keys())}"
+    more = len(errors) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    value = first.get("input")
+    shown = value if isinstance(value, str | int | float | bool) else None
+    return StackError(f"{source}: {_key(loc)}", message + suffix, shown)
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """``("cluster", "eks", "subnet_ids", 0)`` -> ``ml-endpoints:cluster.subnet_ids[0]``."""
+    if len(loc) > 1 and loc[0] == "cluster" and loc[1] in _CLUSTER_TYPES:
+        loc = (loc[0], *loc[2:])  # the union's tag is not a key in the file
+    return key_path(f"{NAMESPACE}:{loc[0]}", loc[1:]) if loc else NAMESPACE
+
+
+def _known_keys() -> list[str]:
+    return [f"{NAMESPACE}:{name}" for name in StackConfig.model_fields]
+
+
+def load_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    """Read and validate ``stacks_dir/Pulumi.<stack>.yaml``."""
+    path = stack_file(stack, stacks_dir)
+    return load_stack(read_stack_file(path), str(path))
