@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.stack.config import StackConfig
 from infra.stack.diff import diff_plans, traffic_changes
 from infra.stack.files import dump_document, load_document
-from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
+from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, run_offline, traffic
 from infra.stack.promotion import promote, write
 from serving.cli import main
 from tests.infra.offline_plans import ROOT, STACKS, STACKS_DIR, stack_plans
@@ -38,6 +39,22 @@ def test_plan_matches_snapshot(stack: str) -> None:
         f"the plan of {stack} changed; if intended, regenerate the snapshots with "
         "`make snapshots` and commit them"
     )
+
+
+def test_a_plan_validates_the_stack_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack file is validated before the program runs, and the program declares that
+    validated stack (it used to validate it again from Pulumi's config)."""
+    validated: list[object] = []
+    original = StackConfig.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[StackConfig], data: object, **kwargs: object) -> StackConfig:
+        validated.append(data)
+        return original(cls, data, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(StackConfig, "model_validate", classmethod(counting))
+    plan = run_offline("dev", STACKS_DIR)
+    assert len(validated) == 1
+    assert Plan.from_json(plan.to_json()) == stack_plans()["dev"]
 
 
 def test_plan_declares_every_enabled_target() -> None:

@@ -83,6 +83,25 @@ def test_promote_copies_the_release_and_keeps_comments_and_order(stacks: Path) -
     ]
 
 
+def test_each_stack_file_is_parsed_once(stacks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    original = YAML.load
+
+    def counting(self: YAML, stream: Any) -> Any:
+        parsed.append(stream if isinstance(stream, str) else "")
+        return original(self, stream)
+
+    monkeypatch.setattr(YAML, "load", counting)
+    staging, prod = (stacks / "Pulumi.staging.yaml").read_text(), stacks / "Pulumi.prod.yaml"
+    before = prod.read_text()
+    write(promote("staging", "prod", stacks))
+    assert parsed == [staging, before]
+    parsed.clear()
+    promoted = prod.read_text()
+    write(rollback("prod", stacks))
+    assert parsed == [promoted]
+
+
 def test_rollback_restores_the_release_byte_for_byte(stacks: Path) -> None:
     prod = stacks / "Pulumi.prod.yaml"
     original = prod.read_text()
