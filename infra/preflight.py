@@ -37,7 +37,7 @@ from infra.registries import (
 )
 
 if TYPE_CHECKING:
-    from infra.stack import StackConfig
+    from infra.stack.config import StackConfig
 
 ARTIFACT_REGISTRY_ENDPOINT = "ML_ENDPOINTS_ARTIFACT_REGISTRY_ENDPOINT"
 """An ``http://HOST:PORT`` Artifact Registry API to use instead of Google's (a local fake),

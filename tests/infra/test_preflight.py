@@ -28,7 +28,7 @@ from infra.preflight import (
     references,
 )
 from infra.registries import parse
-from infra.stack import load_stack
+from infra.stack.config import load_stack
 from serving.cli import main
 from tests import emulators
 from tests.infra.gcp.fake_artifact_registry import FakeArtifactRegistry

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from infra.plan import Plan, plan_stack
 from infra.replacements import RULES, Action, classify, rule_for, uncovered
+from infra.stack.plan import Plan, plan_stack
 from tests.infra.offline_plans import stack_plans
 
 OPTIONS_DIR = Path(__file__).parent / "stacks"

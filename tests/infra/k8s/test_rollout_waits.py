@@ -6,7 +6,7 @@ import pytest
 
 from infra.k8s.config import load
 from infra.k8s.model_deployment import ModelDeployment
-from tests.infra.conftest import RecordingMocks
+from infra.stack.mocks import RecordingMocks
 from tests.infra.k8s.support import base_config, run_program
 
 
