@@ -12,14 +12,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from infra.stack.config import StackConfig
 from infra.stack.diff import diff_plans, traffic_changes
 from infra.stack.files import dump_document, load_document
-from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, run_offline, traffic
+from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
 from infra.stack.promotion import promote, write
 from serving.cli import main
 from tests.infra.offline_plans import ROOT, STACKS, STACKS_DIR, stack_plans
@@ -41,20 +41,33 @@ def test_plan_matches_snapshot(stack: str) -> None:
     )
 
 
-def test_a_plan_validates_the_stack_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plan_validates_the_stack_once() -> None:
     """The stack file is validated before the program runs, and the program declares that
-    validated stack (it used to validate it again from Pulumi's config)."""
-    validated: list[object] = []
-    original = StackConfig.model_validate.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[StackConfig], data: object, **kwargs: object) -> StackConfig:
-        validated.append(data)
-        return original(cls, data, **kwargs)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(StackConfig, "model_validate", classmethod(counting))
-    plan = run_offline("dev", STACKS_DIR)
-    assert len(validated) == 1
-    assert Plan.from_json(plan.to_json()) == stack_plans()["dev"]
+    validated stack (it used to validate it again from Pulumi's config). In a fresh process,
+    as every plan runs: Pulumi's runtime state is global."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from infra.stack.config import StackConfig\n"
+        "from infra.stack.plan import run_offline\n"
+        "validate, calls = StackConfig.model_validate.__func__, []\n"
+        "def counting(cls, data, **kwargs):\n"
+        "    calls.append(1)\n"
+        "    return validate(cls, data, **kwargs)\n"
+        "StackConfig.model_validate = classmethod(counting)\n"
+        "sys.stdout.write(run_offline('dev', Path(sys.argv[1])).to_json())\n"
+        "sys.stderr.write(f'validations={len(calls)}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(STACKS_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith("validations=1")
+    assert done.stdout == stack_plans()["dev"].to_json()
 
 
 def test_plan_declares_every_enabled_target() -> None:
