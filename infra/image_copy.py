@@ -104,7 +104,7 @@ def register(subparsers: Any) -> None:
 
 def run(stack: str, stacks_dir: Path, source: str | None) -> int:
     """0 on success, 1 when a copy failed, 2 on an invalid stack."""
-    from infra.stack import load_stack_file
+    from infra.stack.config import load_stack_file
     from infra.validation import ConfigError
 
     try:

@@ -417,7 +417,8 @@ def register(subparsers: Any) -> None:
 
 def run(stack: str, stacks_dir: Path) -> int:
     """Print one line per check; 0 when none failed, 1 when some did, 2 on an invalid stack."""
-    from infra.stack import load_stack_file, stack_file
+    from infra.stack.config import load_stack_file
+    from infra.stack.files import stack_file
     from infra.validation import ConfigError
 
     source = str(stack_file(stack, stacks_dir))

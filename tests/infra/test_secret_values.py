@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from infra.secret_values import Secret, has_secret, mark, secret_paths, to_input
-from tests.infra.conftest import RecordingMocks
+from infra.stack.mocks import RecordingMocks
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # pulumi sdk/python/lib/pulumi/runtime/rpc.py
 PLAINTEXT = "tok-3f9a1c77e2"
