@@ -75,6 +75,8 @@ def _minimal_args(name: str) -> list[str]:
         "rollback": ["prod"],
         "plan": ["--stack", "dev"],
         "diff": ["--stack", "dev", "--base", "HEAD"],
+        "preflight": ["--stack", "dev"],
+        "images": ["--stack", "dev"],
     }
     return [name, *required.get(name, [])]
 
