@@ -70,6 +70,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Ite
             "MODEL_NAME": model,
             "ML_ENDPOINTS_VARIANT": variant,
             "ML_ENDPOINTS_DRIFT_WINDOW_ROWS": "100",
+            "ML_ENDPOINTS_DRAIN_SECONDS": "0",  # nothing routes to them: stop at once
             **env,
         }
         server = ServerProcess(args, environment)
@@ -81,8 +82,8 @@ def serve(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Ite
         return server
 
     yield start
-    for server in servers:
-        server.stop(timeout=15)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda server: server.stop(timeout=15), servers))
 
 
 @pytest.fixture(scope="session")

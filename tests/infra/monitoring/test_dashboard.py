@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.monitoring import DASHBOARD_FILE
 from infra.monitoring.dashboard import VARIABLES, dashboard_json, targets
+from infra.monitoring.picture import render
 from tests.infra.monitoring.conftest import Serve
 from tests.infra.monitoring.harness import SCRAPE_SECONDS, PrometheusServer
 from tests.infra.monitoring.traffic import Mix, Sent, drive
 
 MODEL = "dashboard"
 VARIANTS = ("champion", "challenger")
-LOAD_SECONDS = 8.0
+#: ``make dashboard-picture`` serves longer for the README's picture.
+LOAD_SECONDS = float(os.environ.get("ML_ENDPOINTS_DASHBOARD_LOAD_SECONDS", "8"))
 RATE_INTERVAL = f"{4 * SCRAPE_SECONDS}s"
 
 
@@ -71,12 +75,9 @@ def observed(serve: Serve, prometheus: PrometheusServer) -> Observed:
 
 def substitute(expr: str, variant: str) -> str:
     """The query Grafana sends for ``variant``'s row (``$namespace`` = All)."""
-    return (
-        expr.replace("$__rate_interval", RATE_INTERVAL)
-        .replace("$namespace", ".*")
-        .replace("$model", MODEL)
-        .replace("$variant", variant)
-    )
+    from infra.monitoring.picture import substitute
+
+    return substitute(expr, MODEL, variant, RATE_INTERVAL)
 
 
 def dashboard_file() -> dict[str, Any]:
@@ -153,3 +154,17 @@ def test_error_panel_tells_the_variants_apart(observed: Observed) -> None:
         )
         codes[variant] = {s.labels["code"] for s in series if any(v > 0 for _, v in s.points)}
     assert codes == {"champion": {"400"}, "challenger": {"400", "500"}}
+
+
+def test_picture_is_drawn_from_real_data(observed: Observed, tmp_path: Path) -> None:
+    """The README's picture: every panel of the comparison row and of each variant's row drawn
+    from the same queries over the load window (``ML_ENDPOINTS_DASHBOARD_PICTURE`` keeps it)."""
+    out = Path(os.environ.get("ML_ENDPOINTS_DASHBOARD_PICTURE") or tmp_path / "dashboard.png")
+    model = dashboard_file()
+    drawn = render(
+        model, observed.prometheus.client, MODEL, VARIANTS, observed.start, observed.end, out
+    )
+    panels = [p for p in model["panels"] if p["type"] != "row"]
+    per_variant = [p for p in panels if "$variant" in json.dumps(p["targets"])]
+    assert drawn == len(panels) - len(per_variant) + len(VARIANTS) * len(per_variant)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
