@@ -103,8 +103,8 @@ def rule_groups(config: AlertsConfig, matchers: str = "", name: str = "ml-endpoi
                 "the features).",
             )
         )
+    ready, loaded = q.selector(q.READY, matchers), q.selector(q.LOAD_SECONDS, matchers)
     if (readiness := config.readiness) is not None:
-        ready, loaded = q.selector(q.READY, matchers), q.selector(q.LOAD_SECONDS, matchers)
         alerts.append(
             _alert(
                 "ModelNotReady",
@@ -117,7 +117,6 @@ def rule_groups(config: AlertsConfig, matchers: str = "", name: str = "ml-endpoi
             )
         )
     if (loading := config.loading) is not None:
-        ready, loaded = q.selector(q.READY, matchers), q.selector(q.LOAD_SECONDS, matchers)
         alerts.append(
             _alert(
                 "ModelStuckLoading",
