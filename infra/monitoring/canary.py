@@ -5,8 +5,9 @@ challenger is *worse* when its 5xx or 4xx ratio exceeds the champion's by more t
 increase, its p99 latency exceeds the champion's by more than the allowed factor, its drift
 monitor keeps finding drift the champion's does not, or none of its instances is ready. The watch
 looks every ``poll`` during ``window`` (since it began, so older traffic never counts) and stops
-early once a challenger with enough requests is worse; with too few challenger requests at the
-end the verdict is *inconclusive*, never a pass. Exit codes: 0 pass, 1 worse, 3 inconclusive.
+early once a challenger with enough requests fails on readiness or error ratios; latency and
+drift are judged on the whole window. With too few challenger requests at the end the verdict is
+*inconclusive*, never a pass. Exit codes: 0 pass, 1 worse, 3 inconclusive.
 """
 
 from __future__ import annotations
@@ -111,8 +112,16 @@ def read_signals(client: PrometheusClient, matchers: str, variant: str, window: 
     )
 
 
-def compare(champion: Signals, challenger: Signals, config: CanaryConfig, window: float) -> Verdict:
-    """Judge ``challenger`` against ``champion`` by ``config``'s limits."""
+def compare(
+    champion: Signals,
+    challenger: Signals,
+    config: CanaryConfig,
+    window: float,
+    final: bool = True,
+) -> Verdict:
+    """Judge ``challenger`` against ``champion`` by ``config``'s limits. Before the window ends
+    (``final=False``) only readiness and error ratios count: a p99 of a few hundred requests is
+    one slow request, and drift needs several reports; both are judged on the whole window."""
     verdict = Verdict(champion, challenger, window)
     ch, cl, name = champion, challenger, challenger.variant
     if cl.instances and not cl.ready:
@@ -137,6 +146,8 @@ def compare(champion: Signals, challenger: Signals, config: CanaryConfig, window
                 f"{label} {_pct(mine)} > {_pct(theirs + allowed)} "
                 f"({ch.variant} {_pct(theirs)} + {allowed * 100:g} points allowed)"
             )
+    if not final:
+        return verdict
     if cl.p99_seconds is not None and ch.p99_seconds is not None:
         limit = ch.p99_seconds * config.max_p99_ratio + config.p99_tolerance_seconds
         if cl.p99_seconds > limit:
@@ -177,8 +188,9 @@ def watch(
     while True:
         sleep(min(poll, max(0.0, started + total - clock())))
         elapsed = min(clock() - started, total)
-        verdict = _judge(client, matchers, champion, challenger, config, elapsed)
-        if elapsed >= total or verdict.worse:
+        final = elapsed >= total
+        verdict = _judge(client, matchers, champion, challenger, config, elapsed, final)
+        if final or verdict.worse:
             return verdict
         progress(
             f"{elapsed:.0f}/{total:.0f} s: {verdict.challenger.requests:.0f} challenger "
@@ -193,6 +205,7 @@ def _judge(
     challenger: str,
     config: CanaryConfig,
     window: float,
+    final: bool = True,
 ) -> Verdict:
     lookback = f"{max(1, math.ceil(window))}s"
     return compare(
@@ -200,6 +213,7 @@ def _judge(
         read_signals(client, matchers, challenger, lookback),
         config,
         window,
+        final,
     )
 
 

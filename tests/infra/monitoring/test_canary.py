@@ -22,8 +22,10 @@ from tests.infra.monitoring.conftest import ServePair
 from tests.infra.monitoring.harness import PrometheusServer
 from tests.infra.monitoring.traffic import ROWS, Mix, drive
 
-#: Short enough for a test, long enough for several scrapes and drift reports.
-CONFIG = CanaryConfig(window="10s", poll="2s", min_requests=50)
+#: Short enough for a test, long enough for several scrapes and drift reports. The p99
+#: tolerance is wider than the default's 5 ms: test servers share two cores with the suite, and
+#: the slow challenger's 50 ms requests stay far above it.
+CONFIG = CanaryConfig(window="10s", poll="2s", min_requests=50, p99_tolerance_seconds=0.02)
 
 
 @contextmanager
@@ -71,7 +73,7 @@ def test_challenger_answering_5xx_is_worse_and_stops_early(
     serve_pair: ServePair, prometheus: PrometheusServer
 ) -> None:
     champion, challenger = serve_pair("canary-5xx", prometheus, challenger={"faults": True})
-    config = CanaryConfig(window="60s", poll="2s", min_requests=50)
+    config = CONFIG.model_copy(update={"window": "60s"})
     started = time.monotonic()
     with load((champion, Mix(good=4)), (challenger, Mix(good=4, failing=1)), seconds=60):
         verdict = run_watch(prometheus, "canary-5xx", config)
@@ -79,8 +81,8 @@ def test_challenger_answering_5xx_is_worse_and_stops_early(
     assert time.monotonic() - started < 30, (
         "a clearly worse challenger fails before the window ends"
     )
-    # 1 in 5 requests fails: about 20 % (the handler's slower path may fail p99 as well)
-    (reason,) = [r for r in verdict.worse if r.startswith("5xx ratio")]
+    # 1 in 5 requests fails: about 20 %; latency is not judged before the window ends
+    (reason,) = verdict.worse
     assert 0.1 < (verdict.challenger.server_error_ratio or 0) < 0.3
     assert reason.endswith("(champion 0.00% + 1 points allowed)")
 
@@ -172,6 +174,13 @@ def signals(variant: str, **values: float | None) -> Signals:
 def test_limits(challenger: dict[str, float | None], worse: bool) -> None:
     verdict = compare(signals("a"), signals("b", **challenger), CanaryConfig(), 600)
     assert bool(verdict.worse) is worse, verdict.report()
+
+
+def test_latency_and_drift_wait_for_the_whole_window() -> None:
+    slow_and_drifting = signals("b", p99_seconds=0.5, drift_share=1.0)
+    early = compare(signals("a"), slow_and_drifting, CanaryConfig(), 60, final=False)
+    assert early.exit_code == PASS
+    assert len(compare(signals("a"), slow_and_drifting, CanaryConfig(), 600).worse) == 2
 
 
 def test_drift_on_both_variants_is_not_the_challengers_fault() -> None:
