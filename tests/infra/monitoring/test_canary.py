@@ -131,7 +131,7 @@ def test_not_ready_challenger_is_worse(serve_pair: ServePair, prometheus: Promet
             wait=False,
         )
     assert verdict.exit_code == WORSE, verdict.report()
-    assert "challenger: none of its 1 instances is ready" in verdict.worse
+    assert "challenger: none of its 1 instances is ready" in verdict.worse, verdict.report()
 
 
 def test_too_little_traffic_is_inconclusive(
