@@ -1,0 +1,150 @@
+"""The container's signals in Cloud Monitoring for a Vertex AI endpoint: log-based metrics over
+its structured signal lines, and alert policies on them written in PromQL.
+
+On Vertex AI the container writes one JSON line per worker and interval to stdout
+(:func:`serving.cloud_signals.cloud_logging_entry`); container logging (on by default on the v1
+API, https://cloud.google.com/vertex-ai/docs/predictions/online-prediction-logging) puts it in
+Cloud Logging under the endpoint's monitored resource. Each signal becomes a distribution
+log-based metric (``EXTRACT(jsonPayload.<member>)``, labelled by variant), which Cloud
+Monitoring exposes to PromQL as a histogram (``_sum``, ``_count``) under the mapped name
+``logging_googleapis_com:user_<name>`` (https://cloud.google.com/monitoring/promql/promql-mapping).
+The alert policies ask the same questions as the Prometheus rules (:mod:`infra.monitoring.rules`)
+with the same :class:`~infra.monitoring.config.AlertsConfig`: 5xx burn rate over a long and a
+short window, p99 latency, 4xx ratio, drift share.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from infra.monitoring.config import AlertsConfig
+from serving import cloud_signals as cs
+
+RESOURCE_TYPE = "aiplatform.googleapis.com/Endpoint"
+
+
+@dataclass(frozen=True)
+class LogMetric:
+    """One distribution log-based metric: its name, the member it extracts and its unit."""
+
+    name: str
+    member: str
+    unit: str
+    description: str
+
+    @property
+    def promql(self) -> str:
+        """The metric's PromQL name (first ``/`` -> ``:``, other specials -> ``_``)."""
+        return promql_name(f"logging.googleapis.com/user/{self.name}")
+
+
+def promql_name(metric_type: str) -> str:
+    """Cloud Monitoring's mapping of a metric type to a PromQL metric name."""
+    domain, _, path = metric_type.partition("/")
+    return re.sub(r"[^a-zA-Z0-9_]", "_", domain) + ":" + re.sub(r"[^a-zA-Z0-9_]", "_", path)
+
+
+def log_metrics(endpoint_name: str) -> dict[str, LogMetric]:
+    """The log-based metrics of one endpoint, by signal."""
+    prefix = f"ml-endpoints/{endpoint_name}"
+    return {
+        "requests": LogMetric(f"{prefix}/requests", cs.REQUESTS, "1", "Prediction requests"),
+        "server_errors": LogMetric(
+            f"{prefix}/server_errors", cs.SERVER_ERRORS, "1", "Requests answered 5xx"
+        ),
+        "client_errors": LogMetric(
+            f"{prefix}/client_errors", cs.CLIENT_ERRORS, "1", "Requests answered 4xx"
+        ),
+        "latency_p99": LogMetric(
+            f"{prefix}/latency_p99", cs.LATENCY_P99, "ms", "p99 latency per worker and interval"
+        ),
+        "drift": LogMetric(
+            f"{prefix}/drift_detected", cs.DRIFT_DETECTED, "1", "1 when a drift report found drift"
+        ),
+    }
+
+
+def log_filter(endpoint_id: str) -> str:
+    """The Cloud Logging filter selecting one endpoint's signal lines."""
+    return (
+        f'resource.type="{RESOURCE_TYPE}" AND resource.labels.endpoint_id="{endpoint_id}" '
+        f'AND jsonPayload.kind="{cs.KIND}"'
+    )
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """One alert policy: PromQL condition, how long it must hold, severity and text."""
+
+    name: str
+    query: str
+    duration: str
+    severity: str
+    documentation: str
+
+
+def alert_queries(endpoint_name: str, config: AlertsConfig) -> list[AlertQuery]:
+    """The alert policies of one endpoint, by :class:`AlertsConfig`."""
+    metrics = log_metrics(endpoint_name)
+    on = f'{{monitored_resource="{RESOURCE_TYPE}"}}'
+
+    def rate(signal: str, window: str, part: str = "sum") -> str:
+        return f"sum by (variant) (rate({metrics[signal].promql}_{part}{on}[{window}]))"
+
+    def ratio(signal: str, window: str) -> str:
+        return f"{rate(signal, window)} / {rate('requests', window)}"
+
+    out: list[AlertQuery] = []
+    if (availability := config.availability) is not None:
+        budget = 1 - availability.objective
+        for burn in availability.burn_rates:
+            limit = f"{burn.burn_rate * budget:.6g}"
+            out.append(
+                AlertQuery(
+                    f"{endpoint_name}: 5xx burn rate {burn.burn_rate:g}x "
+                    f"({burn.long_window}/{burn.short_window})",
+                    f"({ratio('server_errors', burn.long_window)} > {limit}) and "
+                    f"({ratio('server_errors', burn.short_window)} > {limit})",
+                    burn.for_,
+                    "CRITICAL" if burn.severity == "critical" else "WARNING",
+                    f"5xx answers use the error budget of the {availability.objective:.4g} "
+                    f"objective {burn.burn_rate:g} times too fast over {burn.long_window}.",
+                )
+            )
+    if (latency := config.latency) is not None:
+        mean_p99 = f"{rate('latency_p99', latency.window)} / " + rate(
+            "latency_p99", latency.window, "count"
+        )
+        out.append(
+            AlertQuery(
+                f"{endpoint_name}: p99 latency",
+                f"{mean_p99} > {latency.p99_seconds * 1000:g}",
+                latency.for_,
+                "WARNING",
+                f"The workers' p99 latency averages above {latency.p99_seconds * 1000:g} ms.",
+            )
+        )
+    if (client := config.client_errors) is not None:
+        out.append(
+            AlertQuery(
+                f"{endpoint_name}: 4xx ratio",
+                f"{ratio('client_errors', client.window)} > {client.ratio:g}",
+                client.for_,
+                "WARNING",
+                "Callers send what the model does not accept (often a feature-schema change).",
+            )
+        )
+    if (drift := config.drift) is not None:
+        share = f"{rate('drift', drift.window)} / {rate('drift', drift.window, 'count')}"
+        out.append(
+            AlertQuery(
+                f"{endpoint_name}: input drift",
+                f"{share} >= {drift.share:g}",
+                drift.for_,
+                "WARNING",
+                "Most drift reports found drift against the reference profile "
+                "(GET /drift on an instance names the features).",
+            )
+        )
+    return out

@@ -1,0 +1,133 @@
+"""Vertex alert policies' PromQL, evaluated by promtool on series named as Cloud Monitoring
+names the log-based metrics (https://cloud.google.com/monitoring/promql/promql-mapping): each
+policy fires for a variant whose signal lines say so and stays silent for a healthy one; and the
+log metrics extract members the container's Cloud Logging lines carry."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.gcp.signal_alerts import (
+    RESOURCE_TYPE,
+    alert_queries,
+    log_filter,
+    log_metrics,
+    promql_name,
+)
+from infra.monitoring.config import AlertsConfig
+from serving import cloud_signals as cs
+
+ENDPOINT = "churn"
+
+
+def test_promql_names_follow_cloud_monitorings_mapping() -> None:
+    assert (
+        promql_name("logging.googleapis.com/user/ml-endpoints/churn/requests")
+        == "logging_googleapis_com:user_ml_endpoints_churn_requests"
+    )
+    assert promql_name("compute.googleapis.com/instance/cpu/utilization") == (
+        "compute_googleapis_com:instance_cpu_utilization"
+    )  # the documentation's own example
+
+
+def test_log_metrics_extract_members_of_the_containers_lines() -> None:
+    entry = cs.cloud_logging_entry(
+        cs.IntervalSignals(100, 2, 3, 1.0, 9.0, 0, 1, 1), {"model": "churn", "variant": "green"}
+    )
+    for metric in log_metrics(ENDPOINT).values():
+        assert metric.member in entry
+    assert entry["kind"] == cs.KIND
+    assert f'jsonPayload.kind="{cs.KIND}"' in log_filter("123")
+    assert 'resource.labels.endpoint_id="123"' in log_filter("123")
+
+
+def series(metric: str, variant: str, values: str) -> dict[str, str]:
+    name = log_metrics(ENDPOINT)[metric].promql
+    return {
+        "series": f'{name}{{monitored_resource="{RESOURCE_TYPE}",variant="{variant}"}}',
+        "values": values,
+    }
+
+
+def test_policies_fire_on_bad_lines_and_stay_silent_on_good_ones(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus; make system-deps)")
+    queries = alert_queries(ENDPOINT, AlertsConfig())
+    rules = {
+        "groups": [
+            {
+                "name": "vertex",
+                "rules": [
+                    {"alert": f"q{i}", "expr": q.query, "for": q.duration}
+                    for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    names = {q.name: f"q{i}" for i, q in enumerate(queries)}
+    # one line a minute per variant: "bad" has 10 % 5xx, 20 % 4xx, p99 800 ms and drift in
+    # every report; "ok" none of that. Distribution metrics: cumulative _sum and _count.
+    input_series = [
+        series("requests", "bad", "0+100x180"),
+        series("server_errors", "bad", "0+10x180"),
+        series("client_errors", "bad", "0+20x180"),
+        {**series("latency_p99", "bad", "0+800x180")},
+        {**series("drift", "bad", "0+1x180")},
+        series("requests", "ok", "0+100x180"),
+        series("server_errors", "ok", "0+0x180"),
+        series("client_errors", "ok", "0+1x180"),
+        series("latency_p99", "ok", "0+5x180"),
+        series("drift", "ok", "0+0x180"),
+    ]
+    for signal in ("latency_p99", "drift"):  # one value per line: _count grows by one
+        for variant in ("bad", "ok"):
+            name = log_metrics(ENDPOINT)[signal].promql
+            input_series.append(
+                {
+                    "series": f'{name}_count{{monitored_resource="{RESOURCE_TYPE}",'
+                    f'variant="{variant}"}}',
+                    "values": "0+1x180",
+                }
+            )
+    for item in input_series:  # the _sum suffix for the summed values
+        if "_count{" not in item["series"]:
+            item["series"] = item["series"].replace("{", "_sum{", 1)
+    expected = {
+        f"{ENDPOINT}: 5xx burn rate 14.4x (1h/5m)": True,
+        f"{ENDPOINT}: p99 latency": True,
+        f"{ENDPOINT}: 4xx ratio": True,
+        f"{ENDPOINT}: input drift": True,
+    }
+    tests = [
+        {
+            "alertname": names[name],
+            "eval_time": "170m",
+            "exp_alerts": [{"exp_labels": {"variant": "bad"}}] if fires else [],
+        }
+        for name, fires in expected.items()
+    ]
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["rules.yaml"],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {"interval": "1m", "input_series": input_series, "alert_rule_test": tests}
+                ],
+            }
+        )
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "test.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
