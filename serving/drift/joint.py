@@ -6,8 +6,10 @@ that see such shifts compare whole samples: alibi-detect's MMD and LSDD detector
 two-sample statistics, p-values by permutation or bootstrap over the stored reference and the
 window) and its classifier detector (a model trained to tell reference from window), Evidently's
 embedding drift methods (a domain classifier, MMD). Each needs the window's raw rows and work that
-grows with the window and the reference, so none fits a monitor whose state must stay a few count
-matrices, whatever the window. NannyML's "data reconstruction drift" does fit: standardize the
+grows with the window and the reference (alibi-detect's online MMD and LSDD keep the window's
+rows and their kernel values against the reference, with thresholds simulated for an expected
+run time), so none fits a monitor whose state must stay a few count matrices, whatever the
+window. NannyML's "data reconstruction drift" does fit: standardize the
 features, fit a PCA on the reference, and watch the per-row reconstruction error; but it alarms
 when the mean error leaves mean +- 3 standard deviations of reference chunks, a threshold with no
 stated error rate.
@@ -38,13 +40,21 @@ Calibration is honest: the profile's rows are split at random (seeded, so a prof
 reproducible) into a half that fits the standardization and the PCA and a held-out half whose
 statistics form the reference distribution. Rows a PCA was fitted on sit closer to its subspace
 than new rows do, so calibrating on them would raise false alarms; rows the PCA never saw are
-exchangeable with a window's rows under no drift, which makes the two-sample test exact.
+exchangeable with a window's rows under no drift, so the two-sample test is valid at any window
+size, like the per-feature KS tests.
+
+Why the PCA's least-variance components rather than random projections: a shift that leaves the
+marginals alone shows mostly along directions in which the standardized features vary little
+together (a direction of large variance carries much of many features' spread, so moving rows
+along it moves their marginals). Random directions weigh mostly the high-variance part, where
+the per-feature tests already look; the minor components are the low-variance directions
+themselves, and the reference tells which they are.
 
 When it helps and when it does not (measured in ``bench/drift/README.md``):
 
 - It helps when features are correlated: the stronger the relations in the reference, the
   smaller the break it sees, long before any marginal moves. It also adds power on ordinary
-  shifts that break relations (noise on some features, a dead sensor).
+  shifts that break relations (noise added to some features).
 - It cannot help when features are nearly independent (no relation to break), for shifts that
   move rows within the principal subspace (those change marginals, which the per-feature tests
   see), or for a segment mix along a direction of moderate variance that is neither one of the
