@@ -15,7 +15,7 @@ FROM ?= staging
 TO ?= prod
 BASE ?= origin/main
 
-.PHONY: serve test test-fast lint image bench system-deps clean help \
+.PHONY: serve test test-fast lint image bench system-deps clients clean help \
 	bootstrap preview up plan diff validate promote rollback snapshots soak preflight
 
 help:
@@ -41,7 +41,7 @@ $(VENV)/.deploy: $(VENV)/.infra
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q '$(TORCH_PIN)'
-	$(PIP) install -q -e '.[serving,onnx,torch,aws,gcp,drift,skops,infra,preflight,dev]'
+	$(PIP) install -q -e '.[serving,onnx,treelite,xgboost,lightgbm,torch,aws,gcp,drift,skops,infra,preflight,dev]'
 	touch $@
 
 serve: $(VENV)/.serving ## serve the bundled demo model on :8080 (ARGS="--model PATH" for yours)
@@ -50,12 +50,15 @@ serve: $(VENV)/.serving ## serve the bundled demo model on :8080 (ARGS="--model 
 system-deps: ## install the real tools tests use (podman, wrk, promtool), if missing
 	bash .ci/system-deps
 
-test: $(VENV)/.dev system-deps ## lint, type-check and run every test (as CI does)
+test: $(VENV)/.dev system-deps clients ## lint, type-check and run every test (as CI does)
 	$(BIN)/ruff check .
 	$(BIN)/mypy serving infra
 	$(BIN)/pytest -n 2 --ignore=tests/serving/reliability
 	# timing-sensitive (load, overload, shutdown): alone, not beside other tests
 	$(BIN)/pytest tests/serving/reliability
+
+clients: $(VENV)/.dev ## venvs of the real client libraries the tests drive (made once per machine)
+	$(BIN)/python -m tests.serving.clients.venvs
 
 test-fast: $(VENV)/.dev ## the tests that need no container image
 	$(BIN)/pytest -m 'not slow'

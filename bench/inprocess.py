@@ -11,8 +11,7 @@ import numpy as np
 
 from serving.demo import DemoKind, demo_data, write_demo_artifacts
 from serving.models.base import Model, Prediction
-from serving.models.compiled import ONNX_FILE, compile_model
-from serving.models.onnx import OnnxModel
+from serving.models.compiled import compile_model, load_compiled
 from serving.models.sklearn import load_joblib
 
 
@@ -37,8 +36,11 @@ def measure(kind: DemoKind) -> list[tuple[str, str, float]]:
         model_dir = write_demo_artifacts(Path(tmp), kind)
         sklearn_model = load_joblib(model_dir / "model.joblib")
         decision = compile_model(model_dir / "model.joblib", model_dir)
-        served: Model = OnnxModel(model_dir / ONNX_FILE) if decision.use_onnx else sklearn_model
-        label = "ONNX Runtime" if decision.use_onnx else "scikit-learn"
+        served: Model = (
+            sklearn_model if decision.form is None else load_compiled(decision.form, model_dir)
+        )
+        names = {None: "scikit-learn", "onnx": "ONNX Runtime", "treelite": "Treelite"}
+        label = names[decision.form]
         out = []
         for name, model in (("scikit-learn", sklearn_model), (f"served: {label}", served)):
             for batch in (1, 32):

@@ -65,6 +65,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = REPO
     port: int = field(default_factory=free_port)
+    content_type: str = "application/json"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,7 +103,13 @@ class Server:
     def drive(self, connections: int, seconds: float, core: int) -> LoadResult:
         """``wrk`` on core ``core`` POSTing this server's request body at its path."""
         return run_wrk(
-            self.url, self.path, self.body, connections=connections, seconds=seconds, core=core
+            self.url,
+            self.path,
+            self.body,
+            connections=connections,
+            seconds=seconds,
+            core=core,
+            content_type=self.content_type,
         )
 
     def rss_mb(self) -> float:
@@ -166,6 +173,7 @@ def ours(
     *extra: str,
     path: str = "/predict",
     tree: Path | None = None,
+    content_type: str = "application/json",
 ) -> Server:
     """Our server with default settings (metrics on) on ``model_dir``.
 
@@ -195,6 +203,7 @@ def ours(
         "/ping",
         env=env,
         cwd=tree or REPO,
+        content_type=content_type,
     )
 
 
@@ -288,4 +297,43 @@ def mlserver(label: str, model_file: Path, body: bytes, *, batching: bool) -> Se
             "MLSERVER_METRICS_PORT": str(free_port()),
             "MLSERVER_LOGGING_LEVEL": "WARNING",
         },
+    )
+
+
+def sagemaker_xgboost(label: str, model_file: Path, body: bytes) -> Server:
+    """Flask + gunicorn (gevent, one worker per CPU) serving ``model_file`` the way SageMaker's
+    XGBoost container does (``bench/baselines/sagemaker_xgboost_app.py``), in its own venv with
+    our xgboost and numpy versions."""
+    bin_dir = ensure_venv(
+        "sagemaker-xgboost",
+        [
+            "flask",
+            "gunicorn",
+            "gevent",
+            "packaging",  # gunicorn's gevent worker imports it
+            f"xgboost-cpu=={version('xgboost-cpu')}",
+            f"numpy=={version('numpy')}",
+        ],
+    )
+    return Server(
+        label,
+        [
+            str(bin_dir / "gunicorn"),
+            "--worker-class",
+            "gevent",
+            "--workers",
+            str(os.cpu_count() or 1),
+            "--keep-alive",
+            "60",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "bench.baselines.sagemaker_xgboost_app:app",
+        ],
+        "/invocations",
+        body,
+        "/ping",
+        env={"MODEL_PATH": str(model_file)},
+        content_type="text/csv",
     )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from serving import encodings
 from serving.auth import Authenticator
 from serving.errors import (
     BadRequest,
@@ -25,7 +26,7 @@ from serving.errors import (
     ServingError,
     Unavailable,
 )
-from serving.http import Request, Resolved, Response, Router, json_response
+from serving.http import Request, Resolved, Response, Router, json_response, raw_header
 from serving.metrics import RequestRecorder
 
 log = logging.getLogger("ml_endpoints.app")
@@ -158,6 +159,11 @@ class ServingApp:
                     body if isinstance(body, bytes) else await self._read_body(request, body)
                 )
                 request_size = len(request.body)
+                coding = raw_header(headers, b"content-encoding")
+                if coding is not None:  # gzip/deflate: the limit holds for the decoded size
+                    request.body = encodings.decode(
+                        request.body, coding.decode("latin-1"), self.body_limit
+                    )
             response = await route.handler(request)
         except ServingError as exc:
             response = json_response({"error": exc.message}, exc.status, exc.headers or None)

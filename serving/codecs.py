@@ -27,7 +27,7 @@ _NPY_HEADERS = {
     (1, 0): npy_format.read_array_header_1_0,
     (2, 0): npy_format.read_array_header_2_0,
 }
-OUTPUT_TYPES = (JSON, CSV, JSONLINES)
+OUTPUT_TYPES = (JSON, CSV, NPY, JSONLINES)
 
 
 def media_type(header: str | None, default: str = JSON) -> str:
@@ -280,17 +280,41 @@ def encode_json(document: Any) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def encode_rows(predictions: list[Any], accept: str | None) -> tuple[bytes, str]:
-    """Encode per-row predictions as the ``Accept`` header asks (406 if it allows none)."""
+def encode_rows(
+    predictions: Any, accept: str | None, *, json_document: bool = False
+) -> tuple[bytes, str]:
+    """Encode per-row predictions (an array or a list) as ``accept`` asks (406 if it allows
+    none of :data:`OUTPUT_TYPES`).
+
+    JSON is a bare list, as SageMaker's framework containers answer (their encoders'
+    ``json.dumps(array.tolist())``); ``json_document`` wraps it as ``{"predictions": [...]}``.
+    ``.npy`` is ``numpy.save`` of the array, never pickled."""
     out_type = negotiate(accept, OUTPUT_TYPES)
+    rows = predictions.tolist() if isinstance(predictions, np.ndarray) else predictions
     if out_type == CSV:
-        lines = [
-            ",".join(map(str, row)) if isinstance(row, list) else str(row) for row in predictions
-        ]
+        lines = [",".join(map(str, row)) if isinstance(row, list) else str(row) for row in rows]
         return ("\n".join(lines) + "\n").encode(), CSV
     if out_type == JSONLINES:
-        return b"".join(orjson.dumps(row) + b"\n" for row in predictions), JSONLINES
-    return encode_json({"predictions": predictions}), JSON
+        return b"".join(orjson.dumps(row) + b"\n" for row in rows), JSONLINES
+    if out_type == NPY:
+        return _npy(predictions), NPY
+    return encode_json({"predictions": rows} if json_document else rows), JSON
+
+
+def _npy(predictions: Any) -> bytes:
+    """``numpy.save`` bytes of the predictions; refused (406) when only a pickle could hold them."""
+    array = np.asarray(predictions)
+    if array.dtype.hasobject:  # labels held as Python objects (strings): as a unicode array
+        array = np.asarray(array.tolist())
+    buffer = io.BytesIO()
+    try:
+        np.save(buffer, array, allow_pickle=False)
+    except ValueError:
+        raise NotAcceptable(
+            "these predictions are Python objects that .npy can hold only as a pickle; "
+            "ask for application/json"
+        ) from None
+    return buffer.getvalue()
 
 
 def check_content_type(content_type: str, allowed: Sequence[str]) -> None:

@@ -73,7 +73,9 @@ def create_app(
     spoken = [route.protocol for route in routes if route.protocol is not None]
     recorder = RequestRecorder(metrics, protocols=dict.fromkeys(spoken))
     auth = Authenticator.from_settings(settings)
-    router = Router([*routes, recorder.route()])
+    router = Router([*routes, recorder.route()])  # raises RouteConflict on a collision
+    for route in router.shadowed:
+        log.info("%s is not served: the platform configured that path for another route", route)
     router.add(openapi.route(router.routes, auth.protected if auth is not None else frozenset()))
 
     async def start() -> None:

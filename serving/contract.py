@@ -37,7 +37,9 @@ ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PORT: Final = 8080
 """Default port (SageMaker's fixed port; Vertex AI's ``AIP_HTTP_PORT`` default)."""
 RUN_AS_USER: Final = 10001
-"""The image's numeric ``USER`` (``serving/Dockerfile``), so ``runAsNonRoot`` can be verified."""
+"""The uid requests are served as: the image's ``ML_ENDPOINTS_SERVING_USER`` (it starts as root
+only to read the model, ``serving/privileges.py``) and the pod's ``runAsUser``, so that
+``runAsNonRoot`` can be verified."""
 
 # -- routes ------------------------------------------------------------------------------------
 LIVENESS_PATH: Final = "/health/live"

@@ -60,7 +60,10 @@ class Response:
         return wire
 
 
-_CONTENT_TYPES = {t: t.encode() for t in ("application/json", "text/csv", "application/jsonlines")}
+_CONTENT_TYPES = {
+    t: t.encode()
+    for t in ("application/json", "text/csv", "application/jsonlines", "application/x-npy")
+}
 
 
 def json_response(
@@ -82,7 +85,10 @@ class Access(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Route:
     """A route: method, path template, handler; ``protocol`` set for prediction routes (it
-    labels their metrics); ``doc``: its OpenAPI description, written next to the handler."""
+    labels their metrics); ``doc``: its OpenAPI description, written next to the handler.
+
+    ``configured``: the platform chose this path (Vertex AI's ``AIP_PREDICT_ROUTE``), so it wins
+    over a built-in route on the same method and path (:class:`Router`)."""
 
     method: str
     template: str
@@ -91,6 +97,14 @@ class Route:
     body: bool = False
     access: Access = Access.API
     doc: Operation | None = None
+    configured: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.template} ({self.protocol or self.handler.__qualname__})"
+
+
+class RouteConflict(ValueError):
+    """Two routes claim the same method and path: refused at start-up, never overwritten."""
 
 
 Resolved = tuple[dict[str, Route] | None, Route | None, dict[str, str]]
@@ -100,18 +114,35 @@ _PARAM = re.compile(r"\{(\w+)\}")
 
 
 class Router:
-    """Exact paths are one dict lookup; templated paths (``{name}``) are tried in order."""
+    """Exact paths are one dict lookup; templated paths (``{name}``) are tried in order.
+
+    Routes the platform configured are registered first; a built-in route on the same method
+    and path gives way to one (it is listed in :attr:`shadowed`). Any other collision raises
+    :class:`RouteConflict`: a route is never replaced silently."""
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._exact: dict[str, dict[str, Route]] = {}
         self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
-        for route in routes:
+        listed = list(routes)
+        configured = [r for r in listed if r.configured]
+        for route in configured:
             self.add(route)
+        taken = {(r.method, r.template) for r in configured}
+        self.shadowed: list[Route] = []
+        """Built-in routes not served because a configured route has their method and path."""
+        for route in listed:
+            if route.configured:
+                continue
+            if (route.method, route.template) in taken:
+                self.shadowed.append(route)
+            else:
+                self.add(route)
 
     def add(self, route: Route) -> None:
-        """Register a route; a path may carry several methods."""
+        """Register a route; a path may carry several methods. Raises :class:`RouteConflict`
+        rather than replace a route already registered for the same method and path."""
         if _PARAM.search(route.template) is None:
-            self._exact.setdefault(route.template, {})[route.method] = route
+            _claim(self._exact.setdefault(route.template, {}), route)
             return
         regex = (
             "^"
@@ -123,7 +154,7 @@ class Router:
         )
         for pattern, methods in self._patterns:
             if pattern.pattern == regex:
-                methods[route.method] = route
+                _claim(methods, route)
                 return
         self._patterns.append((re.compile(regex), {route.method: route}))
 
@@ -151,3 +182,14 @@ class Router:
             if found is not None:
                 return methods, found.groupdict()
         return None, {}
+
+
+def _claim(methods: dict[str, Route], route: Route) -> None:
+    """Put ``route`` into its path's ``methods``, unless another route has that method."""
+    existing = methods.get(route.method)
+    if existing is not None:
+        raise RouteConflict(
+            f"{route} would replace {existing}: two routes on the same method and path; "
+            "choose another path (for Vertex AI: AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE)"
+        )
+    methods[route.method] = route

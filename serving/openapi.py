@@ -55,6 +55,26 @@ SCHEMAS: dict[str, Schema] = {
         "oneOf": [{"type": "array", "items": _ref("Row")}, {"type": "array", "items": _NUMBER}],
     },
     "Status": {"type": "object", "required": ["status"], "properties": {"status": {}}},
+    "ServerLive": {
+        "type": "object",
+        "required": ["live"],
+        "properties": {"live": {"type": "boolean"}},
+    },
+    "ServerReady": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models"],
+        "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+    },
+    "SageMakerAnswer": {
+        "description": "A bare list of per-row answers, or {'predictions': [...]} when "
+        "ML_ENDPOINTS_SAGEMAKER_JSON=predictions.",
+        "oneOf": [{"type": "array"}, _ref("Predictions")],
+    },
     "Health": {
         "type": "object",
         "required": ["status", "model_loaded", "state"],
@@ -73,6 +93,14 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["instances"],
         "properties": {"instances": _ref("Rows"), "parameters": {"type": "object"}},
+    },
+    "V1Request": {
+        "description": "KServe V1: rows as 'instances' or as 'inputs'.",
+        "type": "object",
+        "oneOf": [
+            {"required": ["instances"], "properties": {"instances": _ref("Rows")}},
+            {"required": ["inputs"], "properties": {"inputs": _ref("Rows")}},
+        ],
     },
     "FeaturesRequest": {
         "type": "object",

@@ -149,19 +149,14 @@ class ModelRuntime:
         model_dir = path if path.is_dir() else path.parent
         handler = load_handler(self.settings.handler, model_dir) if self.settings.handler else None
         self.handler = handler
-        compiled = None
+        model: Model | None = None
         if self.settings.compile and handler is None:
-            from serving.models.compiled import COMPILABLE_SUFFIXES, compile_cached
+            from serving.models.compiled import compilable, compile_cached
 
             model_file = find_model_file(path)
-            if model_file.suffix in COMPILABLE_SUFFIXES:
-                compiled = compile_cached(model_file, cache_dir)
-        if compiled is not None:
-            from serving.models.onnx import OnnxModel
-
-            model: Model = OnnxModel(compiled)
-            model.format = "sklearn->onnxruntime"
-        else:
+            if compilable(model_file):
+                model = compile_cached(model_file, cache_dir)
+        if model is None:
             model = load_model(path, handler, skops_trusted=self.settings.skops_trusted_types)
         warm_seconds = self._warm_up(model, model_dir)
         return model, handler, model_dir, warm_seconds
@@ -282,9 +277,14 @@ class ModelRuntime:
 
     def instance_outputs(self, prediction: Prediction, output: OutputKind) -> list[Any]:
         """Per-row answers for instance-style protocols: labels or class probabilities."""
+        return self.instance_array(prediction, output).tolist()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def instance_array(prediction: Prediction, output: OutputKind) -> np.ndarray:
+        """:meth:`instance_outputs` as the array itself (for ``.npy`` answers)."""
         if output is OutputKind.PROBABILITIES and prediction.probabilities is not None:
-            return prediction.probabilities.tolist()  # type: ignore[no-any-return]
-        return prediction.outputs.tolist()  # type: ignore[no-any-return]
+            return prediction.probabilities
+        return prediction.outputs
 
     def _count_batch(self, rows: np.ndarray, prediction: Prediction) -> None:
         n = rows.shape[0]

@@ -55,6 +55,13 @@ def serve(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    from serving.privileges import unprivileged
+
+    try:
+        settings = unprivileged(settings)  # started as root: read the model, then drop root
+    except (OSError, ValueError) as exc:
+        print(f"ml-endpoints: cannot serve as {settings.serving_user}: {exc}", file=sys.stderr)
+        return 1
     if settings.workers == 1:
         run_worker(settings.model_dump_json(), sock)
         return 0

@@ -51,6 +51,22 @@ PROFILE_FILE = "drift_reference.json"
 """The drift profile the server looks for next to the model."""
 
 
+class SageMakerJson(StrEnum):
+    """The shape of JSON answers on ``/invocations``."""
+
+    LIST = "list"  # a bare list, as SageMaker's scikit-learn and framework containers answer
+    PREDICTIONS = "predictions"  # {"predictions": [...]}, as Vertex AI and KServe V1 answer
+
+
+class AnswerType(StrEnum):
+    """Media types ``/invocations`` answers in (``serving.codecs.OUTPUT_TYPES``)."""
+
+    JSON = "application/json"
+    CSV = "text/csv"
+    NPY = "application/x-npy"
+    JSONLINES = "application/jsonlines"
+
+
 class DriftSettings(BaseModel):
     """``ML_ENDPOINTS_DRIFT_*``: the streaming drift monitor (``serving.monitoring``)."""
 
@@ -158,6 +174,15 @@ class Settings(BaseSettings):
         description="Comma-separated types a model.skops may hold beyond skops' defaults.",
     )
     output: OutputKind = OutputKind.LABEL
+    sagemaker_json: SageMakerJson = Field(
+        SageMakerJson.LIST,
+        description="JSON answers on /invocations: a bare list, or {'predictions': [...]}.",
+    )
+    serving_user: str | None = Field(
+        None,
+        description="UID[:GID] to serve as when started as root, after reading the model "
+        "(the image sets 10001:10001); unset: no change of user.",
+    )
 
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
@@ -216,6 +241,11 @@ class Settings(BaseSettings):
         None,
         validation_alias=_env("SAGEMAKER_BIND_TO_PORT"),
     )
+    sagemaker_default_accept: AnswerType | None = Field(
+        None,
+        validation_alias=_env("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"),
+        description="Answer type when a request to /invocations has no Accept (or */*).",
+    )
     aip_mode: str | None = Field(None, validation_alias=_env("AIP_MODE"))
     aip_http_port: int | None = Field(None, validation_alias=_env("AIP_HTTP_PORT"))
     aip_health_route: str | None = Field(None, validation_alias=_env("AIP_HEALTH_ROUTE"))
@@ -243,6 +273,15 @@ class Settings(BaseSettings):
                 reasons.append(f"invalid {variable}={error.get('input')!r}: {error['msg']}")
             return kind(off_reason="; ".join(reasons))
         return feature
+
+    @field_validator("serving_user")
+    @classmethod
+    def _numeric_user(cls, value: str | None) -> str | None:
+        from serving.privileges import ServingUser
+
+        if value is not None:
+            ServingUser.parse(value)
+        return value
 
     @field_validator("aip_health_route", "aip_predict_route")
     @classmethod

@@ -1,11 +1,15 @@
 """Find and load the model in a local file or directory.
 
 A directory is searched for :data:`MODEL_FILES` in that order and the first one found is loaded:
-``model.skops`` wins over ``model.joblib`` (the safer file of the same model), and both win over
-``model.onnx`` and ``model.pt``. Point ``--model`` at a file to choose another.
+``model.skops`` wins over the pickles (the safer file of the same model); then the names the
+platforms' own containers read — ``model.joblib`` and ``model.pkl`` (scikit-learn, and Vertex
+AI's XGBoost container), ``model.bst`` (Vertex AI's XGBoost), ``xgboost-model`` (SageMaker's
+XGBoost) — then XGBoost's ``model.json``/``model.ubj``, LightGBM's ``model.txt``, ONNX and
+TorchScript. Point ``--model`` at a file to choose another.
 
-``.joblib``/``.pkl`` files are unpickled: load only artifacts you trust (see
-:mod:`serving.models.sklearn`).
+``.joblib``/``.pkl`` files (and a pickled ``xgboost-model``) are unpickled: load only artifacts
+you trust (see :mod:`serving.models.sklearn`). XGBoost's, LightGBM's, ONNX and skops files are
+parsed, not executed.
 """
 
 from __future__ import annotations
@@ -20,18 +24,38 @@ from serving.models.base import Model
 from serving.models.handler import Handler, HandlerModel
 
 #: Recognised file names, in the order a directory is searched.
-MODEL_FILES = ("model.skops", "model.joblib", "model.onnx", "model.pt")
+MODEL_FILES = (
+    "model.skops",
+    "model.joblib",
+    "model.pkl",
+    "model.bst",
+    "xgboost-model",
+    "model.json",
+    "model.ubj",
+    "model.txt",
+    "model.onnx",
+    "model.pt",
+)
 
 
 def _loaders(skops_trusted: Sequence[str] = ()) -> dict[str, Callable[[Path], Model]]:
+    """Loaders by file suffix, and by whole name for names without one (``xgboost-model``)."""
+    from serving.models.lightgbm import load_lightgbm
     from serving.models.onnx import load_onnx
-    from serving.models.sklearn import load_joblib, load_skops
+    from serving.models.pickled import load_pickle
+    from serving.models.sklearn import load_skops
     from serving.models.torchscript import load_torchscript
+    from serving.models.xgboost import load_xgboost
 
     return {
-        ".joblib": load_joblib,
-        ".pkl": load_joblib,
+        ".joblib": load_pickle,
+        ".pkl": load_pickle,
         ".skops": partial(load_skops, trusted=skops_trusted),
+        ".bst": load_xgboost,
+        "xgboost-model": load_xgboost,
+        ".json": load_xgboost,
+        ".ubj": load_xgboost,
+        ".txt": load_lightgbm,
         ".onnx": load_onnx,
         ".pt": load_torchscript,
         ".pth": load_torchscript,
@@ -68,28 +92,37 @@ def load_model(
         return _wrap(obj)
     model_file = find_model_file(path)
     loaders = _loaders(skops_trusted)
-    loader = loaders.get(model_file.suffix)
+    loader = loaders.get(model_file.name) or loaders.get(model_file.suffix)
     if loader is None:
         raise ValueError(
             f"unknown model format {model_file.name!r}; supported: {', '.join(loaders)}"
         )
     model = loader(model_file)
     if handler is not None and handler.predict_fn is not None:
-        inner = model.estimator if hasattr(model, "estimator") else model
-        return HandlerModel(handler.predict_fn, inner)
+        return HandlerModel(handler.predict_fn, _library_object(model))
+    return model
+
+
+def _library_object(model: Model) -> Any:
+    """What a user's ``predict_fn`` receives: the estimator or booster itself, as the platforms'
+    containers pass it."""
+    for attribute in ("estimator", "booster"):
+        if hasattr(model, attribute):
+            return getattr(model, attribute)
     return model
 
 
 def _wrap(obj: Any) -> Model:
     """Wrap what a ``model_fn`` returned when no ``predict_fn`` says how to call it."""
-    from serving.models.sklearn import SklearnModel
+    from serving.models.pickled import wrap
     from serving.models.torchscript import TorchScriptModel
 
-    if hasattr(obj, "predict") and callable(obj.predict):
-        return SklearnModel(obj)
     torch = sys.modules.get("torch")  # imported by model_fn if it built a torch module
     if torch is not None and isinstance(obj, torch.nn.Module):
         return TorchScriptModel(obj)
-    raise TypeError(
-        f"model_fn returned a {type(obj).__name__} without predict(); define predict_fn too"
-    )
+    try:
+        return wrap(obj, "model_fn's result")
+    except TypeError:
+        raise TypeError(
+            f"model_fn returned a {type(obj).__name__} without predict(); define predict_fn too"
+        ) from None

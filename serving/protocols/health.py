@@ -12,18 +12,18 @@ READY_DOC = Operation(
 )
 LIVE_DOC = Operation("Liveness.", {JSON: ref("Status")}, errors=(503,))
 
-_READY = json_response({"status": "ready"})
-_ALIVE = json_response({"status": "alive"})
+READY = json_response({"status": "ready"})
+ALIVE = json_response({"status": "alive"})
 
 
-def ready(runtime: ModelRuntime) -> Response:
-    """200 when ready, else 503 with the reason and ``Retry-After``."""
+def ready(runtime: ModelRuntime, answer: Response = READY) -> Response:
+    """``answer`` (200) when ready, else 503 with the reason and ``Retry-After``."""
     runtime.require_ready()
-    return _READY
+    return answer
 
 
-def live(runtime: ModelRuntime) -> Response:
-    """200 while the process can make progress."""
+def live(runtime: ModelRuntime, answer: Response = ALIVE) -> Response:
+    """``answer`` (200) while the process can make progress, else 503 with the reason."""
     if not runtime.live:
         raise Unavailable(runtime.reason, retry_after=5)
-    return _ALIVE
+    return answer

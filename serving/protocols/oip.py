@@ -1,7 +1,10 @@
 """Open Inference Protocol (KServe V2, as spoken by Triton clients) and KServe V1.
 
 Supports JSON tensors and the binary tensor data extension (``Inference-Header-Content-Length``),
-which ``tritonclient`` uses by default.
+which ``tritonclient`` uses by default. Health bodies are the protocol's own: ``{"live": true}``
+and ``{"ready": true}`` (KServe's ``ServerLiveResponse``/``ServerReadyResponse``, which its
+client reads); V1 adds ``GET /`` (``{"status": "alive"}``) and ``GET /v1/models``, and takes
+``instances`` or ``inputs`` (kserve/kserve ``python/kserve/kserve/protocol/rest/``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from serving.errors import BadRequest, NotFound
 from serving.http import Access, Request, Response, Route, json_response
 from serving.models.base import Prediction
 from serving.openapi import BINARY, JSON, JSON_PREDICT_ERRORS, OCTET, Operation, ref
-from serving.protocols.health import READY_DOC, live, ready
+from serving.protocols.health import live, ready
 from serving.protocols.instances import read_instances
 from serving.runtime import ModelRuntime
 
@@ -26,7 +29,14 @@ PROTOCOL_V1 = "v1"
 BINARY_HEADER = b"inference-header-content-length"
 
 SERVER_METADATA_DOC = Operation("V2 server metadata.", {JSON: ref("ServerMetadata")})
-SERVER_LIVE_DOC = Operation("V2 liveness.", {JSON: ref("Status")}, errors=(503,))
+SERVER_LIVE_DOC = Operation("V2 liveness.", {JSON: ref("ServerLive")}, errors=(503,))
+SERVER_READY_DOC = Operation(
+    "V2 readiness: model loaded, warm, not shutting down.",
+    {JSON: ref("ServerReady")},
+    errors=(503,),
+)
+V1_LIVE_DOC = Operation("KServe V1 liveness.", {JSON: ref("Status")}, errors=(503,))
+V1_MODELS_DOC = Operation("KServe V1 model list.", {JSON: ref("ModelList")})
 MODEL_METADATA_DOC = Operation(
     "V2 model metadata.", {JSON: ref("ModelMetadata")}, errors=(404, 503)
 )
@@ -41,7 +51,7 @@ V1_STATUS_DOC = Operation("KServe V1 model status.", {JSON: ref("ModelReady")}, 
 V1_PREDICT_DOC = Operation(
     "KServe V1 prediction.",
     {JSON: ref("Predictions")},
-    {JSON: ref("InstancesRequest")},
+    {JSON: ref("V1Request")},
     errors=(404, *JSON_PREDICT_ERRORS),
 )
 
@@ -60,6 +70,9 @@ DTYPES: dict[str, Any] = {
     "FP64": np.float64,
 }
 _ALL_DTYPES = ", ".join([*DTYPES, "BYTES"])
+_V2_LIVE = json_response({"live": True})
+_V2_READY = json_response({"ready": True})
+V1_INSTANCE_KEYS = ("instances", "inputs")
 
 
 def routes(runtime: ModelRuntime) -> list[Route]:
@@ -79,10 +92,16 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         return json_response({"name": "ml-endpoints", "version": __version__, "extensions": []})
 
     async def server_live(_: Request) -> Response:
-        return live(runtime)
+        return live(runtime, _V2_LIVE)
 
     async def server_ready(_: Request) -> Response:
-        return ready(runtime)
+        return ready(runtime, _V2_READY)
+
+    async def v1_live(_: Request) -> Response:
+        return live(runtime)
+
+    async def v1_models(_: Request) -> Response:
+        return json_response({"models": [runtime.name]})
 
     async def model_metadata(request: Request) -> Response:
         model_of(request)
@@ -111,7 +130,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
 
     async def v1_predict(request: Request) -> Response:
         model_of(request)
-        _, rows = read_instances(request, runtime)
+        _, rows = read_instances(request, runtime, V1_INSTANCE_KEYS)
         prediction = await runtime.predict(rows)
         return json_response(
             {"predictions": runtime.instance_outputs(prediction, runtime.settings.output)}
@@ -120,7 +139,9 @@ def routes(runtime: ModelRuntime) -> list[Route]:
     routes_: list[Route] = [
         Route("GET", "/v2", server_metadata, doc=SERVER_METADATA_DOC),
         Route("GET", "/v2/health/live", server_live, access=Access.HEALTH, doc=SERVER_LIVE_DOC),
-        Route("GET", "/v2/health/ready", server_ready, access=Access.HEALTH, doc=READY_DOC),
+        Route("GET", "/v2/health/ready", server_ready, access=Access.HEALTH, doc=SERVER_READY_DOC),
+        Route("GET", "/", v1_live, access=Access.HEALTH, doc=V1_LIVE_DOC),
+        Route("GET", "/v1/models", v1_models, doc=V1_MODELS_DOC),
         Route("GET", "/v1/models/{model}", v1_status, doc=V1_STATUS_DOC),
         Route(
             "POST",

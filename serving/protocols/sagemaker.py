@@ -14,11 +14,12 @@ from serving.models.handler import HandlerModel
 from serving.openapi import BINARY, PREDICT_ERRORS, STRING, Operation, ref
 from serving.protocols.health import READY_DOC, ready
 from serving.runtime import ModelRuntime
+from serving.settings import SageMakerJson
 
 PROTOCOL = "sagemaker"
 INVOCATIONS_DOC = Operation(
-    "SageMaker inference: JSON, CSV, .npy or JSON Lines in; JSON, CSV or JSON Lines out.",
-    {JSON: ref("Predictions"), CSV: STRING, JSONLINES: STRING},
+    "SageMaker inference: JSON, CSV, .npy or JSON Lines in and out.",
+    {JSON: ref("SageMakerAnswer"), CSV: STRING, NPY: BINARY, JSONLINES: STRING},
     {JSON: ref("SageMakerJson"), CSV: STRING, NPY: BINARY, JSONLINES: STRING},
     errors=PREDICT_ERRORS,
 )
@@ -48,14 +49,28 @@ def decode(body: bytes, content_type: str, feature_names: list[str] | None) -> n
 
 
 def routes(runtime: ModelRuntime) -> list[Route]:
-    """The two routes SageMaker calls."""
+    """The two routes SageMaker calls.
+
+    Answers are encoded as SageMaker's own framework containers encode them
+    (aws/sagemaker-inference-toolkit ``encoder.py``): JSON as a bare list (or
+    ``{"predictions": [...]}`` with ``ML_ENDPOINTS_SAGEMAKER_JSON=predictions``), CSV, ``.npy``
+    (``numpy.save``) or JSON Lines, as ``Accept`` asks; without one (or ``*/*``),
+    ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, else JSON."""
+    settings = runtime.settings
+    json_document = settings.sagemaker_json is SageMakerJson.PREDICTIONS
+    default = settings.sagemaker_default_accept
+
+    def wanted(accept: str | None) -> str | None:
+        if default is not None and (not accept or accept.strip() in ("", "*/*")):
+            return str(default)
+        return accept
 
     async def ping(_: Request) -> Response:
         return ready(runtime)
 
     async def invocations(request: Request) -> Response:
         content_type = codecs.media_type(request.header(b"content-type"))
-        accept = request.header(b"accept")
+        accept = wanted(request.header(b"accept"))
         handler = runtime.handler
         if handler is not None and handler.overrides_invocations:
             return await _user_pipeline(runtime, request.body, content_type, accept)
@@ -63,7 +78,9 @@ def routes(runtime: ModelRuntime) -> list[Route]:
         rows = decode(request.body, content_type, runtime.feature_names)
         prediction = await runtime.predict(rows)
         body, out_type = codecs.encode_rows(
-            runtime.instance_outputs(prediction, runtime.settings.output), out_type
+            runtime.instance_array(prediction, settings.output),
+            out_type,
+            json_document=json_document,
         )
         return Response(body, 200, out_type)
 
@@ -116,7 +133,11 @@ async def _user_pipeline(
             raise ModelError(f"predict_fn failed: {type(exc).__name__}: {exc}") from None
         wanted = codecs.media_type(accept)
         if handler.output_fn is None:
-            encoded, out_type = codecs.encode_rows(_plain(result), accept)
+            encoded, out_type = codecs.encode_rows(
+                _plain(result),
+                accept,
+                json_document=runtime.settings.sagemaker_json is SageMakerJson.PREDICTIONS,
+            )
             return Response(encoded, 200, out_type)
         try:
             produced = handler.output_fn(result, wanted)

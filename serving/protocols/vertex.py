@@ -23,7 +23,11 @@ PREDICT_DOC = Operation(
 
 
 def routes(runtime: ModelRuntime) -> list[Route]:
-    """The routes Vertex names in ``AIP_*`` variables, or its default templates."""
+    """The routes Vertex names in ``AIP_*`` variables, or its default templates.
+
+    Routes Vertex configured win over the server's built-in routes on the same path: the Vertex
+    AI SDK's ``LocalModel`` defaults to ``/predict`` and ``/health``, the Kubernetes API's paths
+    (googleapis/python-aiplatform ``google/cloud/aiplatform/constants/prediction.py``)."""
     settings = runtime.settings
 
     async def health(_: Request) -> Response:
@@ -53,6 +57,7 @@ def routes(runtime: ModelRuntime) -> list[Route]:
             health,
             access=Access.PLATFORM,
             doc=READY_DOC,
+            configured=settings.aip_health_route is not None,
         ),
         Route(
             "POST",
@@ -62,5 +67,6 @@ def routes(runtime: ModelRuntime) -> list[Route]:
             body=True,
             access=Access.PLATFORM,
             doc=PREDICT_DOC,
+            configured=settings.aip_predict_route is not None,
         ),
     ]

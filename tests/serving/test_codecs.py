@@ -55,7 +55,9 @@ def test_negotiate(accept: str | None, expected: str) -> None:
 
 @pytest.mark.parametrize("accept", ["text/html", "image/*", "text/csv;q=0", "application/xml"])
 def test_negotiate_refuses_what_it_cannot_produce(accept: str) -> None:
-    with pytest.raises(NotAcceptable, match="application/json, text/csv, application/jsonlines"):
+    with pytest.raises(
+        NotAcceptable, match="application/json, text/csv, application/x-npy, application/jsonlines"
+    ):
         codecs.negotiate(accept, codecs.OUTPUT_TYPES)
 
 
@@ -222,9 +224,26 @@ def test_jsonlines_errors(body: bytes, message: str) -> None:
 
 
 def test_encode_rows_in_every_output_type() -> None:
+    """JSON a bare list unless the document shape is asked for; ``.npy`` as ``np.save`` writes
+    it (aws/sagemaker-inference-toolkit ``encoder.py``: ``_array_to_json``, ``_array_to_npy``)."""
     labels = [0, 1]
     probabilities = [[0.25, 0.75], [1.0, 0.0]]
-    assert codecs.encode_rows(labels, None) == (b'{"predictions":[0,1]}', codecs.JSON)
+    assert codecs.encode_rows(labels, None) == (b"[0,1]", codecs.JSON)
+    assert codecs.encode_rows(np.array(labels), None, json_document=True) == (
+        b'{"predictions":[0,1]}',
+        codecs.JSON,
+    )
+    for value in (
+        np.array(probabilities),
+        probabilities,
+        np.array(["setosa", "virginica"], object),
+    ):
+        body, kind = codecs.encode_rows(value, "application/x-npy")
+        assert kind == codecs.NPY
+        expected = io.BytesIO()
+        np.save(expected, np.asarray(np.asarray(value).tolist()), allow_pickle=False)
+        assert body == expected.getvalue()
+        assert np.load(io.BytesIO(body), allow_pickle=False).tolist() == np.asarray(value).tolist()
     assert codecs.encode_rows(labels, "text/csv") == (b"0\n1\n", codecs.CSV)
     assert codecs.encode_rows(probabilities, "text/csv") == (b"0.25,0.75\n1.0,0.0\n", codecs.CSV)
     body, kind = codecs.encode_rows(probabilities, "application/jsonlines")

@@ -222,7 +222,7 @@ def test_sigterm_drains_then_exits_0(start: Callable[..., ServerProcess], row: l
     assert response.status_code == 200, response.text
     finished = slow.result()  # still in flight when the drain window ended
     assert finished.status_code == 200, finished.text
-    assert finished.json()["predictions"] == build_demo_model().predict([slow.row]).tolist()
+    assert finished.json() == build_demo_model().predict([slow.row]).tolist()
     assert slow.finished - signalled > DRAIN_SECONDS  # it outlived the drain window
     assert exit_code(server, 20) == 0
 
@@ -255,7 +255,7 @@ def test_a_killed_worker_is_replaced(start: Callable[..., ServerProcess], row: l
     os.kill(victim, signal.SIGKILL)
     answers = [predict(server, row) for _ in range(20)]
     assert [a.status_code for a in answers] == [200] * 20
-    assert np.unique([a.json()["predictions"][0] for a in answers]).tolist() == [0]
+    assert np.unique([a.json()[0] for a in answers]).tolist() == [0]
 
     def replaced() -> bool:
         pids = worker_pids(server)

@@ -262,7 +262,8 @@ def _refusal(server: ServerProcess) -> str:
 def _invoke(server: ServerProcess, rows: np.ndarray, path: str = "/invocations") -> list[Any]:
     response = httpx.post(server.url + path, json={"instances": rows.tolist()}, timeout=10)
     assert response.status_code == 200, response.text
-    return list(response.json()["predictions"])
+    document = response.json()  # SageMaker: a bare list; Vertex AI: {"predictions": [...]}
+    return list(document if path == "/invocations" else document["predictions"])
 
 
 @pytest.fixture(scope="module")

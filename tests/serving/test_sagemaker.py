@@ -1,4 +1,10 @@
-"""SageMaker's contract over real HTTP: ``/ping``, ``/invocations`` in every content type."""
+"""SageMaker's contract over real HTTP: ``/ping``, ``/invocations`` in every content type.
+
+Answers are encoded as SageMaker's own framework containers encode them
+(aws/sagemaker-inference-toolkit ``src/sagemaker_inference/encoder.py``): JSON as a bare list
+(``json.dumps(array.tolist())``), ``.npy`` as ``np.save`` bytes, CSV one row per line; the
+default ``Accept`` is ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, else JSON
+(aws/sagemaker-containers ``_env.py``)."""
 
 from __future__ import annotations
 
@@ -33,11 +39,14 @@ def client(demo_server: ServerProcess) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def bind_to_port_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Started as SageMaker starts it: ``serve`` with no ``--port``, the port in the environment;
-    returns class probabilities (``ML_ENDPOINTS_OUTPUT=probabilities``)."""
+    returns class probabilities (``ML_ENDPOINTS_OUTPUT=probabilities``) in the other JSON shape
+    (``{"predictions": [...]}``), CSV unless asked otherwise."""
     server = ServerProcess([], flags=False)
     server.env |= {
         "SAGEMAKER_BIND_TO_PORT": str(server.port),
         "ML_ENDPOINTS_OUTPUT": "probabilities",
+        "ML_ENDPOINTS_SAGEMAKER_JSON": "predictions",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
         "ML_ENDPOINTS_DRAIN_SECONDS": "0",
     }
     server.start(tmp_path_factory.mktemp("bind-to-port"))
@@ -80,8 +89,8 @@ def test_json_bodies_give_sklearn_labels(
     response = post(client, encode(rows).encode(), "application/json")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"predictions": reference.predict(rows).tolist()}
-    assert len(set(response.json()["predictions"])) == 2  # both classes really occur
+    assert response.json() == reference.predict(rows).tolist()  # a bare list
+    assert len(set(response.json())) == 2  # both classes really occur
 
 
 @pytest.mark.parametrize("body", ["features", "flat"])
@@ -90,14 +99,14 @@ def test_single_row_json(client: httpx.Client, reference: Any, rows: np.ndarray,
     document = {"features": row} if body == "features" else row
     response = post(client, json.dumps(document).encode(), "application/json; charset=utf-8")
     assert response.status_code == 200, response.text
-    assert response.json() == {"predictions": reference.predict(rows[:1]).tolist()}
+    assert response.json() == reference.predict(rows[:1]).tolist()
 
 
 def test_csv_body(client: httpx.Client, reference: Any, rows: np.ndarray) -> None:
     body = "\n".join(",".join(repr(v) for v in row) for row in rows.tolist()) + "\n"
     response = post(client, body.encode(), "text/csv")
     assert response.status_code == 200, response.text
-    assert response.json() == {"predictions": reference.predict(rows).tolist()}
+    assert response.json() == reference.predict(rows).tolist()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
@@ -106,7 +115,7 @@ def test_npy_body(client: httpx.Client, reference: Any, rows: np.ndarray, dtype:
     response = post(client, npy(array), "application/x-npy")
     assert response.status_code == 200, response.text
     expected = reference.predict(array.astype(np.float64)).tolist()
-    assert response.json() == {"predictions": expected}
+    assert response.json() == expected
 
 
 def test_pickled_npy_is_refused_and_never_unpickled(client: httpx.Client, tmp_path: Path) -> None:
@@ -129,7 +138,7 @@ def test_jsonlines_body(client: httpx.Client, reference: Any, rows: np.ndarray) 
     lines = [json.dumps(rows[0].tolist()), json.dumps({"features": rows[-1].tolist()})]
     response = post(client, "\n".join(lines).encode(), "application/jsonlines")
     assert response.status_code == 200, response.text
-    assert response.json() == {"predictions": reference.predict(rows[[0, -1]]).tolist()}
+    assert response.json() == reference.predict(rows[[0, -1]]).tolist()
 
 
 @pytest.mark.parametrize(
@@ -140,6 +149,7 @@ def test_jsonlines_body(client: httpx.Client, reference: Any, rows: np.ndarray) 
         ("*/*", "application/json"),
         ("text/csv", "text/csv"),
         ("application/jsonlines", "application/jsonlines"),
+        ("application/x-npy", "application/x-npy"),
         ("text/html, text/csv;q=0.9, */*;q=0.1", "text/csv"),
         ("application/*;q=0.5, application/jsonlines", "application/jsonlines"),
     ],
@@ -156,7 +166,11 @@ def test_accept_selects_the_output_encoding(
     assert response.headers["content-type"] == content_type
     expected = reference.predict(rows).tolist()
     if content_type == "application/json":
-        assert response.json() == {"predictions": expected}
+        assert response.json() == expected
+    elif content_type == "application/x-npy":
+        answer = np.load(io.BytesIO(response.content), allow_pickle=False)
+        assert answer.dtype == np.int64
+        assert answer.tolist() == expected
     elif content_type == "text/csv":
         assert response.text.splitlines() == [str(label) for label in expected]
     else:
@@ -169,7 +183,7 @@ def test_unsupported_accept_is_406(client: httpx.Client, rows: np.ndarray, accep
     assert response.status_code == 406
     error = response.json()["error"]
     assert repr(accept) in error
-    assert "application/json, text/csv, application/jsonlines" in error
+    assert "application/json, text/csv, application/x-npy, application/jsonlines" in error
 
 
 def test_custom_attributes_and_unknown_headers_are_ignored(
@@ -186,7 +200,7 @@ def test_custom_attributes_and_unknown_headers_are_ignored(
         ],
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"predictions": reference.predict(rows).tolist()}
+    assert response.json() == reference.predict(rows).tolist()
 
 
 def test_bind_to_port_without_port_flag(bind_to_port_server: ServerProcess) -> None:
@@ -209,11 +223,45 @@ def test_probabilities_output_equals_predict_proba(
     response = httpx.post(
         bind_to_port_server.url + "/invocations",
         content=body,
-        headers={"content-type": content_type},
+        headers={"content-type": content_type, "accept": "application/json"},
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    served = np.asarray(response.json()["predictions"])
+    served = np.asarray(response.json()["predictions"])  # the configured other shape
+    np.testing.assert_allclose(served, reference.predict_proba(rows), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("accept", [None, "*/*"])
+def test_default_accept_comes_from_sagemaker_default_invocations_accept(
+    bind_to_port_server: ServerProcess, reference: Any, rows: np.ndarray, accept: str | None
+) -> None:
+    headers = {"content-type": "application/json"} | ({"accept": accept} if accept else {})
+    response = httpx.post(
+        bind_to_port_server.url + "/invocations",
+        content=json.dumps(rows.tolist()),
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv"
+    served = np.loadtxt(io.StringIO(response.text), delimiter=",", ndmin=2)
+    np.testing.assert_allclose(served, reference.predict_proba(rows), rtol=0, atol=1e-6)
+
+
+def test_probabilities_as_npy(
+    bind_to_port_server: ServerProcess, reference: Any, rows: np.ndarray
+) -> None:
+    """What the SageMaker SDK's NumpyDeserializer reads (SKLearnPredictor's default)."""
+    response = httpx.post(
+        bind_to_port_server.url + "/invocations",
+        content=npy(rows),
+        headers={"content-type": "application/x-npy", "accept": "application/x-npy"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-npy"
+    served = np.load(io.BytesIO(response.content), allow_pickle=False)
+    assert served.shape == (len(rows), 2)
     np.testing.assert_allclose(served, reference.predict_proba(rows), rtol=0, atol=1e-6)
 
 

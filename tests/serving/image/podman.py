@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +17,12 @@ from typing import Any
 
 import httpx
 
+from serving.artifacts import file_lock
 from tests.conftest import REPO, free_port
 
 BUILD_SCRIPT = REPO / "serving" / "build-image.sh"
+IMAGE = "localhost/ml-endpoints:test"
+"""The image the tests build (``podman`` fixture in ``tests/serving/conftest.py``) and run."""
 CONTAINER_PORT = 8080
 
 
@@ -63,7 +67,10 @@ class Podman:
             raise PodmanUnavailable("podman is not installed (`make system-deps` installs it)")
         env = {**self.env, "IMAGE": image}
         env.pop("CONTAINERS_CONF")  # the script writes it into ML_ENDPOINTS_BUILD_CACHE
-        with log_path.open("wb") as log:
+        # pytest workers building at once would each build every layer: one builds, the others
+        # then find every layer cached
+        lock = Path(tempfile.gettempdir()) / "ml-endpoints-image-build.lock"
+        with file_lock(lock), log_path.open("wb") as log:
             code = subprocess.run(
                 ["bash", str(BUILD_SCRIPT)],
                 env=env,

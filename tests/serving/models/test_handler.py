@@ -105,7 +105,7 @@ def test_model_fn_only_loads_the_users_file(
         servers["model_fn"].url + "/invocations", json={"instances": rows[:40].tolist()}, timeout=10
     )
     assert response.status_code == 200, response.text
-    assert response.json()["predictions"] == build_demo_model("logreg").predict(rows[:40]).tolist()
+    assert response.json() == build_demo_model("logreg").predict(rows[:40]).tolist()
 
 
 def test_predict_fn_only_replaces_the_prediction_step(
@@ -118,7 +118,7 @@ def test_predict_fn_only_replaces_the_prediction_step(
     )
     assert response.status_code == 200, response.text
     expected = build_demo_model("logreg").predict_proba(rows[:10])[:, 1]
-    np.testing.assert_allclose(response.json()["predictions"], expected)
+    np.testing.assert_allclose(response.json(), expected)
 
 
 def test_predict_fn_failure_is_a_500_naming_it(

@@ -24,13 +24,27 @@ def every_format(tmp_path: Path) -> Path:
     """A directory holding one file of each recognised name."""
     skops.io.dump(_constant_classifier("skops"), tmp_path / "model.skops")
     joblib.dump(_constant_classifier("joblib"), tmp_path / "model.joblib")
-    for name in ("model.onnx", "model.pt"):
+    for name in MODEL_FILES[2:]:
         (tmp_path / name).write_bytes(b"not loaded")
     return tmp_path
 
 
 def test_directory_precedence_is_model_files_order(every_format: Path) -> None:
-    assert MODEL_FILES == ("model.skops", "model.joblib", "model.onnx", "model.pt")
+    """The safer skops file first, then the names the platforms' own containers read
+    (scikit-learn and Vertex AI: model.joblib, model.pkl, model.bst; SageMaker XGBoost:
+    xgboost-model), then the libraries' own file names."""
+    assert MODEL_FILES == (
+        "model.skops",
+        "model.joblib",
+        "model.pkl",
+        "model.bst",
+        "xgboost-model",
+        "model.json",
+        "model.ubj",
+        "model.txt",
+        "model.onnx",
+        "model.pt",
+    )
     found = []
     for name in MODEL_FILES:
         found.append(find_model_file(every_format).name)
@@ -53,8 +67,9 @@ def test_empty_directory_lists_what_it_expected(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as caught:
         find_model_file(tmp_path)
     assert str(caught.value) == (
-        f"no model file in {tmp_path}: expected one of model.skops, model.joblib, model.onnx, "
-        "model.pt; found ['weights.bin']"
+        f"no model file in {tmp_path}: expected one of model.skops, model.joblib, model.pkl, "
+        "model.bst, xgboost-model, model.json, model.ubj, model.txt, model.onnx, model.pt; "
+        "found ['weights.bin']"
     )
 
 

@@ -106,7 +106,7 @@ def test_server_answers_with_the_onnx_probabilities(
     )
     assert response.status_code == 200, response.text
     np.testing.assert_allclose(
-        np.asarray(response.json()["predictions"]),
+        np.asarray(response.json()),  # /invocations: a bare list
         estimator.predict_proba(rows[:20]),
         rtol=0,
         atol=1e-6,

@@ -79,6 +79,4 @@ def test_server_serves_the_scripted_module(
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    np.testing.assert_allclose(
-        np.asarray(response.json()["predictions"]), _expected(ROWS), rtol=0, atol=1e-6
-    )
+    np.testing.assert_allclose(np.asarray(response.json()), _expected(ROWS), rtol=0, atol=1e-6)
