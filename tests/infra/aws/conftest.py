@@ -1,4 +1,4 @@
-"""AWS test harness: a ``declare`` helper and one moto server."""
+"""AWS test harness: a ``declare`` helper, one moto server, the SageMaker fake."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pulumi
 import pytest
 
 from tests import emulators
+from tests.infra.aws.fake_sagemaker import FakeSageMaker
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -61,3 +62,46 @@ def aws_client(aws_env: str) -> Callable[[str], Any]:
         return boto3.client(service, endpoint_url=aws_env, region_name=REGION)
 
     return make
+
+
+# -- SageMaker fake (tests/infra/aws/fake_sagemaker.py) with moto's Application Auto Scaling --
+
+
+@pytest.fixture(scope="session")
+def autoscaling(moto_url: str) -> Callable[[], Any]:
+    """Application Auto Scaling in moto (one client for the session)."""
+    client = boto3.client(
+        "application-autoscaling",
+        endpoint_url=moto_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return lambda: client
+
+
+@pytest.fixture(scope="session")
+def fake_server(autoscaling: Callable[[], Any]) -> Iterator[FakeSageMaker]:
+    server = FakeSageMaker(REGION, autoscaling=autoscaling).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake(fake_server: FakeSageMaker, aws_env: str) -> FakeSageMaker:
+    """The fake, emptied, with moto reset (``aws_env``)."""
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture(scope="session")
+def sm(fake_server: FakeSageMaker) -> Any:
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=fake_server.url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )

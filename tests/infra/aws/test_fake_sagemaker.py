@@ -8,58 +8,16 @@ service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.infra.aws.conftest import REGION
 from tests.infra.aws.fake_sagemaker import SCALABLE_DIMENSION, FakeSageMaker, Script
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving:1.0.0"
 ROLE = "arn:aws:iam::123456789012:role/execution"
-
-
-@pytest.fixture(scope="session")
-def autoscaling(moto_url: str) -> Callable[[], Any]:
-    """Application Auto Scaling in moto (one client for the session)."""
-    client = boto3.client(
-        "application-autoscaling",
-        endpoint_url=moto_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    return lambda: client
-
-
-@pytest.fixture(scope="session")
-def fake_server(autoscaling: Callable[[], Any]) -> Iterator[FakeSageMaker]:
-    server = FakeSageMaker(REGION, autoscaling=autoscaling).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fake(fake_server: FakeSageMaker, aws_env: str) -> FakeSageMaker:
-    """The fake, emptied, with moto reset (``aws_env``)."""
-    fake_server.reset()
-    return fake_server
-
-
-@pytest.fixture(scope="session")
-def sm(fake_server: FakeSageMaker) -> Any:
-    return boto3.client(
-        "sagemaker",
-        endpoint_url=fake_server.url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def variant(
