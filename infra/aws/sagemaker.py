@@ -310,7 +310,7 @@ def _grants(args: SageMakerEndpointArgs, env: dict[str, Any]) -> ExecutionGrants
         repository_arns=tuple(sorted(repositories)),
         metrics_namespace=args.metrics_namespace,
         capture_s3_uri=args.data_capture.destination_s3_uri if args.data_capture.enabled else None,
-        kms_key_arns=tuple(keys),
+        capture_kms_key_arns=tuple(keys),
         subnet_ids=tuple(s for vpc in vpcs for s in vpc.subnet_ids),
         security_group_ids=tuple(g for vpc in vpcs for g in vpc.security_group_ids),
     )
