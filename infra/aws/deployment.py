@@ -74,3 +74,42 @@ def custom_timeouts(args: DeploymentArgs, variants: Sequence[VariantArgs]) -> pu
 def _minutes(seconds: int) -> int:
     """Whole minutes, rounded up."""
     return -(-seconds // 60)
+
+
+def deployment_request(
+    args: DeploymentArgs, variants: Sequence[VariantArgs], alarm_names: Sequence[str]
+) -> dict[str, Any]:
+    """SageMaker's ``DeploymentConfig`` (API shape, as UpdateEndpoint takes it): blue/green
+    traffic shifting with baking waits, and auto-rollback on ``alarm_names`` when on."""
+    counts = [v.instance_count for v in variants]
+    routing: dict[str, Any] = {
+        "Type": _TRAFFIC_TYPES[args.strategy],
+        "WaitIntervalInSeconds": args.wait_interval_s,
+    }
+    step = args.effective_step
+    if step is not None:
+        size_key = "CanarySize" if args.strategy == "canary" else "LinearStepSize"
+        routing[size_key] = {"Type": _CAPACITY_TYPES[step.unit], "Value": step.value}
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": args.termination_wait_s,
+            "MaximumExecutionTimeoutInSeconds": args.execution_timeout_s(counts),
+        }
+    }
+    if args.auto_rollback and alarm_names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": n} for n in alarm_names]}
+    return config
+
+
+def timeouts_s(args: DeploymentArgs, variants: Sequence[VariantArgs]) -> dict[str, int]:
+    """How long the endpoint's provider waits, in seconds: creating waits for provisioning;
+    updating also for the whole traffic shift (SageMaker's execution timeout) and a rollback of
+    the same length. No 60-minute cap (the Terraform provider's ``waitEndpointInService``)."""
+    counts = [v.instance_count for v in variants]
+    create = provisioning_s(variants) + TIMEOUT_MARGIN_S
+    return {
+        "create": create,
+        "update": create + 2 * args.execution_timeout_s(counts),
+        "delete": PROVISIONING_S,
+    }
