@@ -27,7 +27,13 @@ from serving import contract
 #: Environment variables the component sets on every model container itself.
 RESERVED_ENVIRONMENT = contract.MODEL_IDENTITY_ENV
 #: Longest wait SageMaker allows one blue/green deployment (MaximumExecutionTimeoutInSeconds).
-MAX_DEPLOYMENT_S = 28_800
+#: The API model allows 28800 s, but pulumi-aws's provider validates 600-14400
+#: (hashicorp/terraform-provider-aws internal/service/sagemaker/endpoint.go,
+#: ``maximum_execution_timeout_in_seconds``: ``validation.IntBetween(600, 14400)``): the
+#: stricter bound keeps a stack valid on either path.
+MAX_DEPLOYMENT_S = 14_400
+#: SageMaker's AutoRollbackConfig takes 1-10 alarms (AlarmList in the API model).
+MAX_ROLLBACK_ALARMS = 10
 #: Margin on top of the baking waits for SageMaker's own deployment timeout.
 DEPLOYMENT_MARGIN_S = 600
 #: Hard limit of one SageMaker invocation: a latency alarm above it can never fire.
@@ -54,6 +60,40 @@ def sagemaker_instance_types() -> frozenset[str]:
     """``ProductionVariantInstanceType`` from the SageMaker API model botocore ships."""
     model = botocore.loaders.Loader().load_service_model("sagemaker", "service-2")
     return frozenset(model["shapes"]["ProductionVariantInstanceType"]["enum"])
+
+
+def local_storage(instance_type: str) -> bool:
+    """Whether a hosting instance type has NVMe instance storage instead of an EBS volume.
+
+    aws/sagemaker-python-sdk ``sagemaker/utils.py::volume_size_supported``: "Any instance type
+    with a 'd' in the instance family (i.e. c5d, p4d, etc) + g5 does not support attaching an
+    EBS volume". The CreateEndpointConfig reference: ``KmsKeyId`` "does not encrypt instance
+    local storage", and the SDK refuses a volume key there ("KMS key is not supported for NVMe
+    instance storage", aws/sagemaker-python-sdk#3677).
+    """
+    family = instance_type.removeprefix("ml.").split(".", 1)[0]
+    return "d" in family or family.startswith("g5")
+
+
+def local_storage_problem(instance_type: str | None, volume_size_gb: int | None) -> Problem | None:
+    """``volume_size_gb`` on an instance type without an EBS volume."""
+    if instance_type is None or volume_size_gb is None or not local_storage(instance_type):
+        return None
+    return Problem(
+        ("volume_size_gb",),
+        f"{instance_type} has NVMe instance storage and no EBS volume to size; remove "
+        "volume_size_gb or use a family without local storage (no 'd', not g5)",
+        volume_size_gb,
+    )
+
+
+def volume_key_message(instance_types: Sequence[str]) -> str:
+    """Why a volume KMS key cannot go with these instance types."""
+    return (
+        f"{', '.join(sorted(set(instance_types)))} keep data on NVMe instance storage, which "
+        "SageMaker encrypts in hardware and KmsKeyId cannot; remove kms_key_arn or use a family "
+        "without local storage (no 'd', not g5)"
+    )
 
 
 def _sagemaker_name(value: str) -> str:
@@ -141,9 +181,17 @@ class EcrRepositoryArgs(Frozen):
     kms_key_arn: KmsKeyArn | None = None
     #: Untagged images are expired this many days after push.
     untagged_expiry_days: Annotated[int, Field(ge=1)] = 14
-    #: Keep this many release images (tags starting with a release prefix); older ones expire.
+    #: Keep this many release images (tags matching a release pattern); older ones expire.
     keep_releases: Annotated[int, Field(ge=1)] = 30
-    release_tag_prefixes: Annotated[tuple[ImageTag, ...], Field(min_length=1)] = ("v",)
+    #: ECR ``tagPatternList`` patterns of release tags (``*`` wildcards, at most 4 each); the
+    #: project's release tags are versions such as ``1.5.2``.
+    release_tag_patterns: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[\w.*-]{1,128}$")], ...], Field(min_length=1)
+    ] = ("*.*.*",)
+    #: Tags of images a stack references (its release and previous release): never expired.
+    protected_tags: tuple[ImageTag, ...] = ()
+    #: Production: Pulumi refuses to delete or replace the repository.
+    protect: bool = False
     #: Accounts allowed to pull (cross-account SageMaker or clusters); no policy when empty.
     pull_account_ids: tuple[AccountId, ...] = ()
     #: Delete the repository even if it still holds images.
@@ -255,6 +303,13 @@ class InstanceCompute(Capacity):
 
     instance_type: InstanceType
 
+    @model_validator(mode="after")
+    def _volume(self) -> Self:
+        problem = local_storage_problem(self.instance_type, self.volume_size_gb)
+        if problem is not None:
+            raise problem.error(())
+        return self
+
 
 class VariantArgs(Capacity):
     """A production (or shadow) variant. Keep names stable: blue/green updates require it."""
@@ -274,6 +329,9 @@ class VariantArgs(Capacity):
             raise rule_error(
                 ("instance_type",), "give exactly one of instance_type or serverless", None
             )
+        problem = local_storage_problem(self.instance_type, self.volume_size_gb)
+        if problem is not None:
+            raise problem.error(())
         if self.serverless is not None:
             for key in ("autoscaling", "volume_size_gb"):
                 if getattr(self, key) is not None:
@@ -335,7 +393,7 @@ class DeploymentArgs(Frozen):
     #: Extra time the old fleet is kept after the shift completed.
     termination_wait_s: Seconds3600 = 0
     #: Upper bound SageMaker allows the deployment; derived from the intervals when unset.
-    maximum_execution_timeout_s: Annotated[int, Field(ge=600, le=28800)] | None = None
+    maximum_execution_timeout_s: Annotated[int, Field(ge=600, le=MAX_DEPLOYMENT_S)] | None = None
     auto_rollback: bool = True
 
     @model_validator(mode="after")
@@ -384,6 +442,27 @@ class DeploymentArgs(Frozen):
             return self.maximum_execution_timeout_s
         return max(600, self.rollout_s(instance_counts) + DEPLOYMENT_MARGIN_S)
 
+    def _step_problem(self, step: CapacityStep, where: str, count: int) -> Problem | None:
+        """A canary or linear step moves whole instances of the new fleet: at least one and at
+        most half of it (TrafficRoutingConfig CanarySize: "Value must be less than or equal to
+        50% of the variant's total instance count"; LinearStepSize "10-50%"). So a one-instance
+        fleet cannot canary."""
+        moved = step.value if step.unit == "instances" else math.ceil(step.value * count / 100)
+        low = 0.1 if self.strategy == "linear" else 0.0
+        if 2 * moved <= count and moved >= low * count:
+            return None
+        key: tuple[str, ...] = ("step", "value") if self.step is not None else ("strategy",)
+        value: Any = step.value if self.step is not None else self.strategy
+        shown = f"{step.value} instances" if step.unit == "instances" else f"{step.value}%"
+        return Problem(
+            key,
+            f"a {self.strategy} step of {shown} moves {moved} of the {count} instances of "
+            f"{where}; SageMaker needs at least one and at most half "
+            f"({'10-50%' if self.strategy == 'linear' else 'at most 50%'} of the fleet): give "
+            f"{where} at least 2 instances or use strategy all_at_once",
+            value,
+        )
+
     def fleet_problem(self, fleet: Sequence[tuple[str, int | None]]) -> Problem | None:
         """What is wrong with this rollout for ``fleet`` (per variant: where its instance count
         is set, and the count, None for serverless), located under this model; None if it fits.
@@ -391,21 +470,20 @@ class DeploymentArgs(Frozen):
         Written once for the component's args and the stack that builds them, each locating
         the count in its own keys.
         """
-        step = self.step
-        if step is not None and step.unit == "instances":
+        step = self.effective_step
+        if step is not None:
             for where, count in fleet:
                 if count is None:
-                    return Problem(
-                        ("step", "unit"),
-                        "serverless variants have no instances; use unit: percent",
-                        step.unit,
-                    )
-                if step.value > count // 2:
-                    return Problem(
-                        ("step", "value"),
-                        f"at most half of {where} ({count}), i.e. {count // 2}",
-                        step.value,
-                    )
+                    if step.unit == "instances":
+                        return Problem(
+                            ("step", "unit"),
+                            "serverless variants have no instances; use unit: percent",
+                            step.unit,
+                        )
+                    continue
+                problem = self._step_problem(step, where, count)
+                if problem is not None:
+                    return problem
         counts = [count or 0 for _, count in fleet]
         waits = self.rollout_s(counts)
         given = self.maximum_execution_timeout_s
@@ -498,6 +576,10 @@ class SageMakerEndpointArgs(Frozen):
     data_capture: DataCaptureArgs = Field(default_factory=dict, validate_default=True)
     #: Encrypts the instances' storage volumes.
     kms_key_arn: KmsKeyArn | None = None
+    #: The KMS key of the model data's bucket, if it uses SSE-KMS (the role may decrypt via S3).
+    model_data_kms_key_arn: KmsKeyArn | None = None
+    #: Production: Pulumi refuses to delete or replace the endpoint.
+    protect: bool = False
     #: Namespace the container may publish custom CloudWatch metrics to.
     metrics_namespace: Annotated[str, Field(min_length=1, max_length=255)] = "ml-endpoints"
     sample_payload: SamplePayload | None = None
@@ -545,6 +627,20 @@ class SageMakerEndpointArgs(Frozen):
             raise rule_error(
                 ("shadow_variant",),
                 "a shadow variant needs exactly one production variant",
+                len(self.variants),
+            )
+        if self.kms_key_arn is not None:
+            nvme = [
+                v.instance_type for v in every if v.instance_type and local_storage(v.instance_type)
+            ]
+            if nvme:
+                raise rule_error(("kms_key_arn",), volume_key_message(nvme), self.kms_key_arn)
+        if self.deployment.auto_rollback and 2 * len(self.variants) > MAX_ROLLBACK_ALARMS:
+            raise rule_error(
+                ("variants",),
+                f"auto-rollback watches 2 alarms per production variant and SageMaker takes at "
+                f"most {MAX_ROLLBACK_ALARMS} (AutoRollbackConfig.Alarms): at most "
+                f"{MAX_ROLLBACK_ALARMS // 2} variants, or deployment.auto_rollback: false",
                 len(self.variants),
             )
         fleet = [

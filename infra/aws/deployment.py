@@ -1,13 +1,10 @@
-"""Blue/green rollout of endpoint updates: SageMaker's ``deployment_config`` and the Pulumi
-timeouts derived from it."""
+"""Blue/green rollout of endpoint updates: SageMaker's ``DeploymentConfig`` and how long the
+endpoint's provider waits for it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
-
-import pulumi
-import pulumi_aws as aws
+from typing import Any
 
 from infra.aws.config import DeploymentArgs, VariantArgs
 
@@ -20,34 +17,6 @@ _TRAFFIC_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "L
 _CAPACITY_TYPES = {"percent": "CAPACITY_PERCENT", "instances": "INSTANCE_COUNT"}
 
 
-def deployment_config(
-    args: DeploymentArgs, variants: Sequence[VariantArgs], alarm_names: Sequence[str]
-) -> aws.sagemaker.EndpointDeploymentConfigArgsDict:
-    """The endpoint's ``deployment_config``: blue/green traffic shifting with baking waits, and
-    auto-rollback on ``alarm_names`` when ``auto_rollback`` is on."""
-    counts = [v.instance_count for v in variants]
-    routing: dict[str, Any] = {
-        "type": _TRAFFIC_TYPES[args.strategy],
-        "wait_interval_in_seconds": args.wait_interval_s,
-    }
-    step = args.effective_step
-    if step is not None:
-        size_key = "canary_size" if args.strategy == "canary" else "linear_step_size"
-        routing[size_key] = {"type": _CAPACITY_TYPES[step.unit], "value": step.value}
-    config: dict[str, Any] = {
-        "blue_green_update_policy": {
-            "traffic_routing_configuration": routing,
-            "termination_wait_in_seconds": args.termination_wait_s,
-            "maximum_execution_timeout_in_seconds": args.execution_timeout_s(counts),
-        }
-    }
-    if args.auto_rollback and alarm_names:
-        config["auto_rollback_configuration"] = {
-            "alarms": [{"alarm_name": name} for name in alarm_names]
-        }
-    return cast(aws.sagemaker.EndpointDeploymentConfigArgsDict, config)
-
-
 def provisioning_s(variants: Sequence[VariantArgs]) -> int:
     """Time to bring up a fleet: a base plus the variants' longest download and health-check
     allowances."""
@@ -55,25 +24,6 @@ def provisioning_s(variants: Sequence[VariantArgs]) -> int:
         (v.model_data_download_timeout_s or 0) + (v.container_startup_health_check_timeout_s or 0)
         for v in variants
     )
-
-
-def custom_timeouts(args: DeploymentArgs, variants: Sequence[VariantArgs]) -> pulumi.CustomTimeouts:
-    """Pulumi timeouts for the endpoint: creating waits for provisioning; updating also waits
-    for the whole traffic shift (SageMaker's execution timeout), so a slow GPU rollout with long
-    baking intervals is not abandoned half-way."""
-    counts = [v.instance_count for v in variants]
-    create = provisioning_s(variants) + TIMEOUT_MARGIN_S
-    update = create + args.execution_timeout_s(counts)
-    return pulumi.CustomTimeouts(
-        create=f"{_minutes(create)}m",
-        update=f"{_minutes(update)}m",
-        delete=f"{_minutes(PROVISIONING_S)}m",
-    )
-
-
-def _minutes(seconds: int) -> int:
-    """Whole minutes, rounded up."""
-    return -(-seconds // 60)
 
 
 def deployment_request(

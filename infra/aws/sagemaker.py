@@ -1,4 +1,6 @@
-"""``SageMakerEndpoint``: models, an endpoint configuration and the endpoint, updated safely."""
+"""``SageMakerEndpoint``: an execution role, rollback alarms, and the endpoint with its models,
+configurations and autoscaling, owned by a dynamic provider that updates it safely
+(:mod:`infra.aws.endpoint_provider` says why pulumi-aws's resources cannot)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,11 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.alarms import alarm_names, create_rollback_alarms
-from infra.aws.autoscaling import create_variant_scaling
 from infra.aws.config import ECR_IMAGE, SageMakerEndpointArgs, VariantArgs
-from infra.aws.deployment import custom_timeouts, deployment_config
+from infra.aws.deployment import deployment_request, timeouts_s
 from infra.aws.ecr import EcrRepository
-from infra.aws.iam import ExecutionGrants, ExecutionRole, create_execution_role
-from infra.aws.naming import content_name
+from infra.aws.endpoint_provider import SageMakerEndpointProvider, desired
+from infra.aws.iam import ExecutionGrants, create_execution_role
 from infra.validation import ConfigError, validate
 from serving import contract
 
@@ -27,72 +28,105 @@ def capture_prefix(args: SageMakerEndpointArgs) -> str | None:
     return f"{capture.destination_s3_uri.rstrip('/')}/{args.endpoint_name}"
 
 
-def _variant_inputs(variant: VariantArgs, model_name: str) -> dict[str, Any]:
-    """One ``production_variants`` entry (snake_case, as pulumi-aws takes it)."""
-    entry: dict[str, Any] = {
-        "variant_name": variant.name,
-        "model_name": model_name,
-        # InitialVariantWeight is a Float in SageMaker's API; SageMaker routes by each weight's
-        # share of the sum, so integer percent route as given.
-        "initial_variant_weight": float(variant.weight),
-    }
+def _variant_request(variant: VariantArgs, *, shadow: bool = False) -> dict[str, Any]:
+    """One ``ProductionVariants`` entry of CreateEndpointConfig (API shape; the provider fills
+    in ``ModelName``, and for production variants the weight, which is not part of the
+    configuration's content name)."""
+    entry: dict[str, Any] = {"VariantName": variant.name}
+    if shadow:
+        # InitialVariantWeight is a Float in SageMaker's API: the percent copied to the shadow.
+        entry["InitialVariantWeight"] = float(variant.weight)
     if variant.serverless is not None:
         serverless: dict[str, Any] = {
-            "memory_size_in_mb": variant.serverless.memory_mb,
-            "max_concurrency": variant.serverless.max_concurrency,
+            "MemorySizeInMB": variant.serverless.memory_mb,
+            "MaxConcurrency": variant.serverless.max_concurrency,
         }
         if variant.serverless.provisioned_concurrency is not None:
-            serverless["provisioned_concurrency"] = variant.serverless.provisioned_concurrency
-        entry["serverless_config"] = serverless
+            serverless["ProvisionedConcurrency"] = variant.serverless.provisioned_concurrency
+        entry["ServerlessConfig"] = serverless
     else:
-        entry["instance_type"] = variant.instance_type
-        entry["initial_instance_count"] = variant.instance_count
+        entry["InstanceType"] = variant.instance_type
+        entry["InitialInstanceCount"] = variant.instance_count
     optional = {
-        "volume_size_in_gb": variant.volume_size_gb,
-        "container_startup_health_check_timeout_in_seconds": (
+        "VolumeSizeInGB": variant.volume_size_gb,
+        "ContainerStartupHealthCheckTimeoutInSeconds": (
             variant.container_startup_health_check_timeout_s
         ),
-        "model_data_download_timeout_in_seconds": variant.model_data_download_timeout_s,
+        "ModelDataDownloadTimeoutInSeconds": variant.model_data_download_timeout_s,
     }
     entry.update({k: v for k, v in optional.items() if v is not None})
     return entry
 
 
-def _data_capture_inputs(args: SageMakerEndpointArgs) -> dict[str, Any] | None:
+def _data_capture_request(args: SageMakerEndpointArgs) -> dict[str, Any] | None:
     capture = args.data_capture
     if not capture.enabled:
         return None
     modes = [("Input", capture.capture_input), ("Output", capture.capture_output)]
     config: dict[str, Any] = {
-        "enable_capture": True,
-        "destination_s3_uri": capture.destination_s3_uri,
-        "initial_sampling_percentage": capture.sampling_percentage,
-        "capture_options": [{"capture_mode": mode} for mode, on in modes if on],
-        "capture_content_type_header": {
-            "json_content_types": list(capture.json_content_types),
-            "csv_content_types": list(capture.csv_content_types),
+        "EnableCapture": True,
+        "DestinationS3Uri": capture.destination_s3_uri,
+        "InitialSamplingPercentage": capture.sampling_percentage,
+        "CaptureOptions": [{"CaptureMode": mode} for mode, on in modes if on],
+        "CaptureContentTypeHeader": {
+            "JsonContentTypes": list(capture.json_content_types),
+            "CsvContentTypes": list(capture.csv_content_types),
         },
     }
     if capture.kms_key_arn is not None:
-        config["kms_key_id"] = capture.kms_key_arn
+        config["KmsKeyId"] = capture.kms_key_arn
     return config
+
+
+def config_request(args: SageMakerEndpointArgs) -> dict[str, Any]:
+    """CreateEndpointConfig without name, model names and production weights."""
+    request: dict[str, Any] = {
+        "ProductionVariants": [_variant_request(v) for v in args.variants],
+    }
+    if args.shadow_variant is not None:
+        request["ShadowProductionVariants"] = [_variant_request(args.shadow_variant, shadow=True)]
+    capture = _data_capture_request(args)
+    if capture is not None:
+        request["DataCaptureConfig"] = capture
+    if args.kms_key_arn is not None:
+        request["KmsKeyId"] = args.kms_key_arn
+    return request
+
+
+class SageMakerDeployment(
+    pulumi.dynamic.Resource, module="ml-endpoints/aws", name="SageMakerDeployment"
+):
+    """The endpoint, its models, configurations and autoscaling (see
+    :mod:`infra.aws.endpoint_provider`)."""
+
+    endpoint_arn: pulumi.Output[str]
+    endpoint_config_name: pulumi.Output[str]
+    model_names: pulumi.Output[dict[str, str]]
+    live_weights: pulumi.Output[dict[str, float]]
+
+    def __init__(
+        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        outputs = ("endpoint_arn", "endpoint_config_name", "model_names", "live_weights")
+        super().__init__(
+            SageMakerEndpointProvider(), name, {**props, **dict.fromkeys(outputs)}, opts
+        )
 
 
 class SageMakerEndpoint(pulumi.ComponentResource):
     """A SageMaker real-time endpoint with weighted (or serverless, or shadow) variants.
 
-    Declares, as children: the execution role and its least-privilege policy; one
-    ``sagemaker.Model`` per variant; one ``EndpointConfiguration``; two rollback alarms per
-    production variant; the ``Endpoint`` with a blue/green ``deployment_config``; and
-    autoscaling per variant that asks for it.
+    Declares, as children: the execution role and its least-privilege policy; two rollback
+    alarms per production variant; and a :class:`SageMakerDeployment` — the endpoint, one model
+    per variant, the endpoint configuration and the variants' autoscaling, kept by
+    :mod:`infra.aws.endpoint_provider`.
 
-    Updates: models and endpoint configurations are immutable and an endpoint sees a new
-    configuration only under a new name, so both are named after a hash of their content
-    (:mod:`infra.aws.naming`). Any change yields a new name, Pulumi creates the replacement first
-    (``delete_before_replace=False``), updates the endpoint to it — SageMaker shifts traffic
-    blue/green, watching the alarms — and only then deletes the old configuration and models.
-    Variant names stay as configured, which blue/green updates require. The endpoint's
-    timeouts are derived from the rollout's waits (:mod:`infra.aws.deployment`).
+    Updates: a release (new model, image, instance type, capture...) is one blue/green
+    ``UpdateEndpoint`` that keeps the instance counts autoscaling chose; a weight change moves
+    traffic in place; guardrail changes (rollback alarms, intervals) apply to the next release.
+    A rollback by SageMaker fails ``pulumi up`` with its reason; nothing that serves is deleted
+    (``ml-endpoints gc`` removes unused configurations and models). Only a new endpoint name
+    replaces the endpoint, which ``protect`` (production) refuses.
 
     Outputs: ``endpoint_name``, ``endpoint_arn``, ``endpoint_config_name``, ``variant_weights``
     (production variant -> percent of requests), ``role_arn``, ``capture_s3_uri``.
@@ -123,52 +157,55 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         region = aws.get_region_output(opts=invoke)
         partition = aws.get_partition_output(opts=invoke)
 
+        names = [n for v in args.variants for n in alarm_names(args.endpoint_name, v.name)]
         images = {v.name: _image(v, repository) for v in args.all_variants}
         grants = pulumi.Output.all(
             partition=partition.partition,
             region=region.region,
             account=identity.account_id,
             repository_arn=repository.arn if repository is not None else None,
-        ).apply(lambda env: _grants(args, env))
+            repository_key=repository.kms_key_arn if repository is not None else None,
+        ).apply(lambda env: _grants(args, env, names))
         execution = create_execution_role(
             f"{resource_name}-execution", grants, tags=args.tags, parent=self
         )
-
-        models = {
-            v.name: self._model(resource_name, args, v, images[v.name], execution)
-            for v in args.all_variants
-        }
-        config = self._endpoint_config(resource_name, args, models)
-
         alarms = create_rollback_alarms(
             resource_name, args.endpoint_name, args.variants, args.alarms, self
         )
-        names = [n for v in args.variants for n in alarm_names(args.endpoint_name, v.name)]
-        endpoint = aws.sagemaker.Endpoint(
+        deployment = args.deployment
+        props: dict[str, Any] = {
+            "endpoint_name": args.endpoint_name,
+            "region": region.region,
+            "profile": pulumi.Config("aws").get("profile"),
+            "models": {
+                v.name: _model_request(v, images[v.name], execution.role.arn)
+                for v in args.all_variants
+            },
+            "config": config_request(args),
+            "weights": {v.name: float(v.weight) for v in args.variants},
+            "deployment": deployment_request(deployment, args.variants, names),
+            "autoscaling": {
+                v.name: v.autoscaling.model_dump()
+                for v in args.variants
+                if v.autoscaling is not None
+            },
+            "tags": args.tags,
+            "timeouts": timeouts_s(deployment, args.all_variants),
+            "poll_seconds": POLL_SECONDS,
+        }
+        endpoint = SageMakerDeployment(
             resource_name,
-            name=args.endpoint_name,
-            endpoint_config_name=config.name,
-            deployment_config=deployment_config(args.deployment, args.variants, names),
-            tags=args.tags or None,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*alarms, execution.policy],
-                custom_timeouts=custom_timeouts(args.deployment, args.all_variants),
+            props,
+            pulumi.ResourceOptions(
+                parent=self, depends_on=[*alarms, execution.policy], protect=args.protect
             ),
         )
-        for variant in args.all_variants:
-            if variant.autoscaling is not None:
-                create_variant_scaling(
-                    f"{resource_name}-{variant.name}-scaling",
-                    endpoint.name,
-                    variant.name,
-                    variant.autoscaling,
-                    self,
-                )
 
-        self.endpoint_name = endpoint.name
-        self.endpoint_arn = endpoint.arn
-        self.endpoint_config_name = config.name
+        self.endpoint_name = pulumi.Output.from_input(args.endpoint_name)
+        self.endpoint_arn = endpoint.endpoint_arn
+        self.endpoint_config_name = pulumi.Output.from_input(props).apply(
+            lambda resolved: desired(resolved).config_name
+        )
         self.variant_weights = pulumi.Output.from_input({v.name: v.weight for v in args.variants})
         self.role_arn = execution.role.arn
         self.capture_s3_uri = pulumi.Output.from_input(capture_prefix(args))
@@ -183,86 +220,36 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             }
         )
 
-    def _model(
-        self,
-        resource_name: str,
-        args: SageMakerEndpointArgs,
-        variant: VariantArgs,
-        image: pulumi.Output[str],
-        execution: ExecutionRole,
-    ) -> aws.sagemaker.Model:
-        spec = variant.model
-        role_arn = execution.role.arn
-        environment = {
-            **spec.environment,
-            contract.MODEL_NAME_ENV: spec.model_name,
-            contract.MODEL_VERSION_ENV: spec.model_version,
-            contract.VARIANT_ENV: variant.name,
+
+#: How often the provider asks SageMaker how an update is going.
+POLL_SECONDS = 30
+
+
+def _model_request(
+    variant: VariantArgs, image: pulumi.Output[str], role_arn: pulumi.Output[str]
+) -> dict[str, Any]:
+    """CreateModel (API shape, without name and tags) for one variant."""
+    spec = variant.model
+    request: dict[str, Any] = {
+        "PrimaryContainer": {
+            "Image": image,
+            "ModelDataUrl": spec.model_data_url,
+            "Environment": {
+                **spec.environment,
+                contract.MODEL_NAME_ENV: spec.model_name,
+                contract.MODEL_VERSION_ENV: spec.model_version,
+                contract.VARIANT_ENV: variant.name,
+            },
+        },
+        "ExecutionRoleArn": role_arn,
+        "EnableNetworkIsolation": spec.network_isolation,
+    }
+    if spec.vpc is not None:
+        request["VpcConfig"] = {
+            "Subnets": list(spec.vpc.subnet_ids),
+            "SecurityGroupIds": list(spec.vpc.security_group_ids),
         }
-        vpc = (
-            aws.sagemaker.ModelVpcConfigArgs(
-                subnets=list(spec.vpc.subnet_ids),
-                security_group_ids=list(spec.vpc.security_group_ids),
-            )
-            if spec.vpc is not None
-            else None
-        )
-        content = pulumi.Output.all(image=image, role=role_arn).apply(
-            lambda resolved: {
-                **resolved,
-                "model_data_url": spec.model_data_url,
-                "environment": environment,
-                "vpc": spec.vpc.model_dump(mode="json") if spec.vpc else None,
-                "network_isolation": spec.network_isolation,
-            }
-        )
-        return aws.sagemaker.Model(
-            f"{resource_name}-{variant.name}",
-            name=content.apply(lambda c: content_name(f"{args.endpoint_name}-{variant.name}", c)),
-            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
-                image=image, model_data_url=spec.model_data_url, environment=environment
-            ),
-            execution_role_arn=role_arn,
-            vpc_config=vpc,
-            enable_network_isolation=spec.network_isolation,
-            tags=args.tags or None,
-            opts=pulumi.ResourceOptions(
-                parent=self, delete_before_replace=False, depends_on=[execution.policy]
-            ),
-        )
-
-    def _endpoint_config(
-        self,
-        resource_name: str,
-        args: SageMakerEndpointArgs,
-        models: dict[str, aws.sagemaker.Model],
-    ) -> aws.sagemaker.EndpointConfiguration:
-        names = pulumi.Output.all(**{name: model.name for name, model in models.items()})
-
-        def content(model_names: dict[str, str]) -> dict[str, Any]:
-            shadow = args.shadow_variant
-            return {
-                "production_variants": [
-                    _variant_inputs(v, model_names[v.name]) for v in args.variants
-                ],
-                "shadow_production_variants": (
-                    [_variant_inputs(shadow, model_names[shadow.name])] if shadow else None
-                ),
-                "data_capture_config": _data_capture_inputs(args),
-                "kms_key_arn": args.kms_key_arn,
-            }
-
-        inputs = names.apply(content)
-        return aws.sagemaker.EndpointConfiguration(
-            f"{resource_name}-config",
-            name=inputs.apply(lambda c: content_name(args.endpoint_name, c)),
-            production_variants=inputs.apply(lambda c: c["production_variants"]),
-            shadow_production_variants=inputs.apply(lambda c: c["shadow_production_variants"]),
-            data_capture_config=inputs.apply(lambda c: c["data_capture_config"]),
-            kms_key_arn=args.kms_key_arn,
-            tags=args.tags or None,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
-        )
+    return request
 
 
 def _check_repository(
@@ -289,7 +276,7 @@ def _image(variant: VariantArgs, repository: EcrRepository | None) -> pulumi.Out
     return repository.repository_url.apply(lambda url: f"{url}:{tag}")
 
 
-def _grants(args: SageMakerEndpointArgs, env: dict[str, Any]) -> ExecutionGrants:
+def _grants(args: SageMakerEndpointArgs, env: dict[str, Any], alarms: list[str]) -> ExecutionGrants:
     partition, region, account = env["partition"], env["region"], env["account"]
     repositories = {env["repository_arn"]} if env["repository_arn"] else set()
     for variant in args.all_variants:
@@ -300,7 +287,7 @@ def _grants(args: SageMakerEndpointArgs, env: dict[str, Any]) -> ExecutionGrants
                 f"repository/{match['repository']}"
             )
     vpcs = [v.model.vpc for v in args.all_variants if v.model.vpc is not None]
-    keys = [k for k in (args.data_capture.kms_key_arn,) if k and args.data_capture.enabled]
+    capture_key = args.data_capture.kms_key_arn if args.data_capture.enabled else None
     return ExecutionGrants(
         partition=partition,
         region=region,
@@ -310,7 +297,10 @@ def _grants(args: SageMakerEndpointArgs, env: dict[str, Any]) -> ExecutionGrants
         repository_arns=tuple(sorted(repositories)),
         metrics_namespace=args.metrics_namespace,
         capture_s3_uri=args.data_capture.destination_s3_uri if args.data_capture.enabled else None,
-        capture_kms_key_arns=tuple(keys),
+        model_kms_key_arns=(args.model_data_kms_key_arn,) if args.model_data_kms_key_arn else (),
+        repository_kms_key_arns=(env["repository_key"],) if env["repository_key"] else (),
+        capture_kms_key_arns=(capture_key,) if capture_key else (),
+        alarm_names=tuple(alarms) if args.deployment.auto_rollback else (),
         subnet_ids=tuple(s for vpc in vpcs for s in vpc.subnet_ids),
         security_group_ids=tuple(g for vpc in vpcs for g in vpc.security_group_ids),
     )

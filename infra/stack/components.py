@@ -43,9 +43,16 @@ def compose(stack: StackConfig) -> Components:
     """The args of every component the stack declares."""
     release = stack.release
     parts: dict[str, Any] = {}
+    production = stack.policy.production
     if stack.sagemaker is not None and stack.sagemaker.enabled:
-        parts["ecr"] = stack.sagemaker.repository
-        parts["sagemaker"] = sagemaker_args(release, stack.sagemaker)
+        if stack.sagemaker.repository is not None:
+            referenced = [r.image.tag for r in (release, stack.previous_release) if r is not None]
+            parts["ecr"] = stack.sagemaker.repository.model_copy(
+                update={"protected_tags": tuple(sorted(set(referenced))), "protect": production}
+            )
+        parts["sagemaker"] = sagemaker_args(release, stack.sagemaker).model_copy(
+            update={"protect": production}
+        )
     if stack.vertex is not None and stack.vertex.enabled:
         parts["artifact_registry"] = stack.vertex.repository
         parts["vertex"] = vertex_args(release, stack.vertex)
@@ -80,6 +87,7 @@ def sagemaker_args(release: Release, target: SageMakerTarget) -> SageMakerEndpoi
         alarms=target.alarms,
         data_capture=target.data_capture,
         kms_key_arn=target.kms_key_arn,
+        model_data_kms_key_arn=target.model_data_kms_key_arn,
         sample_payload=target.sample_payload,
         tags=target.tags,
     )

@@ -46,6 +46,8 @@ from infra.aws.config import (
     SageMakerName,
     SamplePayload,
     VpcArgs,
+    local_storage,
+    volume_key_message,
 )
 from infra.aws.config import Environment as SageMakerEnvironment
 from infra.clusters.eks import EksClusterArgs
@@ -168,8 +170,19 @@ class SageMakerTarget(_Target):
     alarms: RollbackAlarmsArgs = RollbackAlarmsArgs()
     data_capture: DataCaptureArgs
     kms_key_arn: KmsKeyArn | None = None
+    model_data_kms_key_arn: KmsKeyArn | None = None
+    """KMS key of the model bucket if it uses SSE-KMS (the execution role decrypts via S3)."""
     sample_payload: SamplePayload | None = None
     tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _volume_key(self) -> Self:
+        if self.kms_key_arn is not None:
+            computes = [self.compute, *self.variant_compute.values()]
+            nvme = [c.instance_type for c in computes if local_storage(c.instance_type)]
+            if nvme:
+                raise rule_error(("kms_key_arn",), volume_key_message(nvme), self.kms_key_arn)
+        return self
 
     def compute_for(self, variant: str) -> tuple[str, InstanceCompute]:
         """The key that sizes ``variant`` (``variant_compute.NAME`` or ``compute``) and its

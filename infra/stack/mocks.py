@@ -100,6 +100,7 @@ class Declared:
     dependencies: tuple[str, ...] = ()
     delete_before_replace: bool = False
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    protect: bool = False
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -132,6 +133,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 provider=args.provider or None,
                 dependencies=tuple(getattr(request, "dependencies", ())),
                 delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+                protect=bool(getattr(request, "protect", False)),
                 custom_timeouts={
                     k: getattr(timeouts, k)
                     for k in ("create", "update", "delete")

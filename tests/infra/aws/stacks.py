@@ -54,9 +54,10 @@ def two_variants() -> dict[str, Any]:
                 "name": "green",
                 "weight": 25,
                 "instance_type": "ml.g4dn.xlarge",
+                "instance_count": 2,
                 "model": model("v2", tag="v1.3.0"),
                 "autoscaling": {
-                    "min_instances": 1,
+                    "min_instances": 2,
                     "max_instances": 3,
                     "target_invocations_per_instance": 100,
                     "scale_in_cooldown_s": 600,

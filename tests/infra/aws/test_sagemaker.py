@@ -9,6 +9,7 @@ import pytest
 
 from infra.aws.config import SageMakerEndpointArgs
 from infra.aws.ecr import EcrRepository
+from infra.aws.endpoint_provider import SageMakerEndpointProvider, desired
 from infra.aws.sagemaker import SageMakerEndpoint
 from infra.stack.mocks import RecordingMocks
 from infra.validation import ConfigError, validate
@@ -16,12 +17,8 @@ from tests.infra.aws import stacks
 from tests.infra.aws.conftest import declare
 
 COMPONENT = "ml-endpoints:aws:SageMakerEndpoint"
-MODEL = "aws:sagemaker/model:Model"
-CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
-ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-TARGET = "aws:appautoscaling/target:Target"
-POLICY = "aws:appautoscaling/policy:Policy"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
@@ -36,14 +33,9 @@ def deploy(config: dict[str, Any], *, with_repository: bool = False) -> dict[str
     return declare(build)
 
 
-def models(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
-    """Variant name -> model inputs."""
-    found = {}
-    for model in mocks.of_type(MODEL):
-        found[model.inputs["primaryContainer"]["environment"]["ML_ENDPOINTS_VARIANT"]] = (
-            model.inputs
-        )
-    return found
+def inputs(mocks: RecordingMocks) -> dict[str, Any]:
+    """The endpoint's dynamic resource inputs (what its provider receives)."""
+    return mocks.one(DEPLOYMENT).inputs
 
 
 def statements(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
@@ -55,315 +47,209 @@ def test_one_variant_graph_parents_and_outputs(pulumi_mocks: RecordingMocks) -> 
     outputs = deploy(stacks.one_variant())
 
     types = sorted(r.type for r in pulumi_mocks.resources if r.type != COMPONENT)
-    assert types == sorted([ROLE, ROLE_POLICY, MODEL, CONFIG, ALARM, ALARM, ENDPOINT])
-    component = pulumi_mocks.one(COMPONENT)
-    assert component.name == "churn"
+    assert types == sorted([ROLE, ROLE_POLICY, ALARM, ALARM, DEPLOYMENT])
     for resource in pulumi_mocks.resources:
         if resource.type != COMPONENT:
             assert resource.parent is not None
             assert resource.parent.endswith(f"{COMPONENT}::churn"), resource.name
-    assert outputs == {
-        "endpoint_name": "churn",
-        "endpoint_arn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn",
-        "endpoint_config_name": pulumi_mocks.one(CONFIG).inputs["name"],
-        "variant_weights": {"main": 100},
-        "role_arn": "arn:aws:iam::123456789012:role/churn-execution",
-        "capture_s3_uri": f"{stacks.CAPTURE}/churn",
-    }
+    props = inputs(pulumi_mocks)
+    assert outputs["endpoint_name"] == "churn"
+    assert outputs["endpoint_config_name"] == desired(props).config_name
+    assert outputs["variant_weights"] == {"main": 100}
+    assert outputs["role_arn"] == f"arn:aws:iam::{stacks.ACCOUNT}:role/churn-execution"
+    assert outputs["capture_s3_uri"] == f"{stacks.CAPTURE}/churn"
+    deployment = pulumi_mocks.by_name["churn"]
+    alarm_urns = [a for a in deployment.dependencies if "MetricAlarm" in a]
+    assert len(alarm_urns) == 2, "the endpoint must not roll out before its rollback alarms"
 
 
-def test_one_variant_model_serves_the_contract(pulumi_mocks: RecordingMocks) -> None:
+def test_one_variant_model_and_configuration_requests(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.one_variant())
-    model = pulumi_mocks.one(MODEL).inputs
-    assert model["primaryContainer"] == {
-        "image": stacks.IMAGE,
-        "modelDataUrl": "s3://ml-models/churn/v1/model.tar.gz",
-        "environment": {
-            "MODEL_NAME": "churn",
-            "MODEL_VERSION": "v1",
-            "ML_ENDPOINTS_VARIANT": "main",
+    props = inputs(pulumi_mocks)
+    assert props["models"]["main"] == {
+        "PrimaryContainer": {
+            "Image": stacks.IMAGE,
+            "ModelDataUrl": "s3://ml-models/churn/v1/model.tar.gz",
+            "Environment": {
+                "MODEL_NAME": "churn",
+                "MODEL_VERSION": "v1",
+                "ML_ENDPOINTS_VARIANT": "main",
+            },
         },
+        "ExecutionRoleArn": f"arn:aws:iam::{stacks.ACCOUNT}:role/churn-execution",
+        "EnableNetworkIsolation": False,
     }
-    assert model["executionRoleArn"] == "arn:aws:iam::123456789012:role/churn-execution"
-    assert model["enableNetworkIsolation"] is False
-    assert "vpcConfig" not in model
-    assert model["name"].startswith("churn-main-")
-
-    config = pulumi_mocks.one(CONFIG).inputs
-    assert config["productionVariants"] == [
-        {
-            "variantName": "main",
-            "modelName": model["name"],
-            "initialVariantWeight": 100.0,
-            "instanceType": "ml.m5.large",
-            "initialInstanceCount": 1.0,
-        }
+    assert props["config"]["ProductionVariants"] == [
+        {"VariantName": "main", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
     ]
-    assert pulumi_mocks.one(ENDPOINT).inputs["endpointConfigName"] == config["name"]
-
-
-def test_data_capture_is_on_by_default(pulumi_mocks: RecordingMocks) -> None:
-    deploy(stacks.one_variant())
-    assert pulumi_mocks.one(CONFIG).inputs["dataCaptureConfig"] == {
-        "enableCapture": True,
-        "destinationS3Uri": stacks.CAPTURE,
-        "initialSamplingPercentage": 100.0,
-        "captureOptions": [{"captureMode": "Input"}, {"captureMode": "Output"}],
-        "captureContentTypeHeader": {
-            "jsonContentTypes": ["application/json"],
-            "csvContentTypes": ["text/csv"],
+    assert props["weights"] == {"main": 100}
+    assert props["config"]["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "DestinationS3Uri": stacks.CAPTURE,
+        "InitialSamplingPercentage": 100,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "JsonContentTypes": ["application/json"],
+            "CsvContentTypes": ["text/csv"],
         },
     }
+    assert props["endpoint_name"] == "churn"
+    assert props["region"] == "us-east-1"
 
 
-def test_two_weighted_variants(pulumi_mocks: RecordingMocks) -> None:
+def test_two_weighted_variants_autoscaling_and_guardrails(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.two_variants(), with_repository=True)
-
+    props = inputs(pulumi_mocks)
     assert outputs["variant_weights"] == {"blue": 75, "green": 25}
-    variants = pulumi_mocks.one(CONFIG).inputs["productionVariants"]
-    assert [(v["variantName"], v["initialVariantWeight"]) for v in variants] == [
-        ("blue", 75.0),
-        ("green", 25.0),
-    ]
-    assert [(v["instanceType"], v["initialInstanceCount"]) for v in variants] == [
-        ("ml.m5.large", 2.0),
-        ("ml.g4dn.xlarge", 1.0),
-    ]
-    images = {name: m["primaryContainer"]["image"] for name, m in models(pulumi_mocks).items()}
+    assert props["weights"] == {"blue": 75, "green": 25}
     url = f"{stacks.ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{stacks.REPOSITORY}"
+    images = {v: m["PrimaryContainer"]["Image"] for v, m in props["models"].items()}
     assert images == {"blue": f"{url}:v1.2.0", "green": f"{url}:v1.3.0"}
-    assert pulumi_mocks.one(CONFIG).inputs["dataCaptureConfig"]["initialSamplingPercentage"] == 20
-
-
-def test_autoscaling_per_variant(pulumi_mocks: RecordingMocks) -> None:
-    deploy(stacks.two_variants(), with_repository=True)
-
-    targets = {t.inputs["resourceId"]: t.inputs for t in pulumi_mocks.of_type(TARGET)}
-    assert targets == {
-        "endpoint/churn/variant/blue": {
-            "serviceNamespace": "sagemaker",
-            "resourceId": "endpoint/churn/variant/blue",
-            "scalableDimension": "sagemaker:variant:DesiredInstanceCount",
-            "minCapacity": 2.0,
-            "maxCapacity": 6.0,
-        },
-        "endpoint/churn/variant/green": {
-            "serviceNamespace": "sagemaker",
-            "resourceId": "endpoint/churn/variant/green",
-            "scalableDimension": "sagemaker:variant:DesiredInstanceCount",
-            "minCapacity": 1.0,
-            "maxCapacity": 3.0,
-        },
+    assert props["autoscaling"]["green"] == {
+        "min_instances": 2,
+        "max_instances": 3,
+        "target_invocations_per_instance": 100,
+        "scale_in_cooldown_s": 600,
+        "scale_out_cooldown_s": 30,
+        "disable_scale_in": False,
     }
-    policies = {p.inputs["resourceId"]: p.inputs for p in pulumi_mocks.of_type(POLICY)}
-    green = policies["endpoint/churn/variant/green"]
-    assert green["policyType"] == "TargetTrackingScaling"
-    assert green["scalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
-    assert green["targetTrackingScalingPolicyConfiguration"] == {
-        "targetValue": 100.0,
-        "predefinedMetricSpecification": {
-            "predefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+    alarms = sorted(a.inputs["name"] for a in pulumi_mocks.of_type(ALARM))
+    assert props["deployment"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 900,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+            },
+            "TerminationWaitInSeconds": 0,
+            # two shifts (canary, then the rest) x 900 s + the 600 s margin
+            "MaximumExecutionTimeoutInSeconds": 2400,
         },
-        "scaleInCooldown": 600.0,
-        "scaleOutCooldown": 30.0,
-        "disableScaleIn": False,
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in alarms]},
     }
-    blue = policies["endpoint/churn/variant/blue"]["targetTrackingScalingPolicyConfiguration"]
-    assert blue["targetValue"] == 250.0
-
-
-def test_rollback_alarms_and_blue_green_deployment(pulumi_mocks: RecordingMocks) -> None:
-    deploy(stacks.two_variants(), with_repository=True)
-
-    alarms = {a.inputs["name"]: a.inputs for a in pulumi_mocks.of_type(ALARM)}
-    assert sorted(alarms) == [
-        "churn-blue-invocation-5xx-errors",
-        "churn-blue-model-latency",
-        "churn-green-invocation-5xx-errors",
-        "churn-green-model-latency",
+    assert statements(pulumi_mocks)["WatchRollbackAlarms"]["Resource"] == [
+        f"arn:aws:cloudwatch:us-east-1:{stacks.ACCOUNT}:alarm:{n}" for n in alarms
     ]
-    errors = alarms["churn-green-invocation-5xx-errors"]
-    assert errors["namespace"] == "AWS/SageMaker"
-    assert errors["metricName"] == "Invocation5XXErrors"
-    assert errors["dimensions"] == {"EndpointName": "churn", "VariantName": "green"}
-    assert (errors["statistic"], errors["threshold"]) == ("Sum", 1.0)
-    assert errors["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    latency = alarms["churn-blue-model-latency"]
-    assert latency["metricName"] == "ModelLatency"
-    assert latency["extendedStatistic"] == "p99"
-    assert latency["threshold"] == 1_000_000.0  # 1000 ms in CloudWatch's microseconds
-
-    deployment = pulumi_mocks.one(ENDPOINT).inputs["deploymentConfig"]
-    assert deployment["blueGreenUpdatePolicy"] == {
-        "trafficRoutingConfiguration": {
-            "type": "CANARY",
-            "canarySize": {"type": "CAPACITY_PERCENT", "value": 25.0},
-            "waitIntervalInSeconds": 900.0,
-        },
-        "terminationWaitInSeconds": 0.0,
-        # two shifts (canary, then the rest) x 900 s + the 600 s margin
-        "maximumExecutionTimeoutInSeconds": 2400.0,
-    }
-    rollback = deployment["autoRollbackConfiguration"]["alarms"]
-    assert sorted(a["alarmName"] for a in rollback) == sorted(alarms)
 
 
-def test_alarm_thresholds_are_configurable(pulumi_mocks: RecordingMocks) -> None:
-    config = stacks.changed(
-        stacks.one_variant(),
-        "alarms",
-        value={
-            "invocation_5xx_errors": {"threshold": 5, "period_s": 300, "evaluation_periods": 2},
-            "model_latency": {"threshold": 250, "statistic": "Average", "period_s": 30},
-        },
-    )
-    deploy(config)
-    alarms = {a.inputs["metricName"]: a.inputs for a in pulumi_mocks.of_type(ALARM)}
-    errors, latency = alarms["Invocation5XXErrors"], alarms["ModelLatency"]
-    assert (errors["threshold"], errors["period"], errors["evaluationPeriods"]) == (5, 300, 2)
-    assert (latency["threshold"], latency["statistic"], latency["period"]) == (
-        250_000,
-        "Average",
-        30,
-    )
-    assert "extendedStatistic" not in latency
-
-
-def test_endpoint_timeouts_follow_the_rollout(pulumi_mocks: RecordingMocks) -> None:
+def test_rollouts_longer_than_an_hour_are_waited_for(pulumi_mocks: RecordingMocks) -> None:
+    """Item 4: pulumi-aws's waitEndpointInService stops after a hard-coded 60 minutes
+    (internal/service/sagemaker/endpoint.go) whatever ``custom_timeouts`` say; the provider's
+    wait comes from the rollout."""
     slow = stacks.changed(
         stacks.one_variant(),
         "deployment",
-        value={
-            "strategy": "linear",
-            "step": {"value": 10},
-            "wait_interval_s": 1800,
-            "termination_wait_s": 1200,
-        },
+        value={"strategy": "linear", "step": {"value": 50}, "wait_interval_s": 3600},
     )
-    slow["variants"][0]["container_startup_health_check_timeout_s"] = 1200
+    slow["variants"][0]["instance_count"] = 2
     deploy(slow)
-    # 10 linear shifts x 1800 s + 1200 s termination wait + 600 s margin
-    policy = pulumi_mocks.one(ENDPOINT).inputs["deploymentConfig"]["blueGreenUpdatePolicy"]
-    assert policy["maximumExecutionTimeoutInSeconds"] == 19_800
-    assert policy["trafficRoutingConfiguration"]["linearStepSize"] == {
-        "type": "CAPACITY_PERCENT",
-        "value": 10.0,
-    }
-    timeouts = pulumi_mocks.by_name["churn"].custom_timeouts
-    # create: 20 min provisioning + 20 min health check + 10 min margin; update adds the rollout
-    assert timeouts == {"create": "50m", "update": f"{50 + 19_800 // 60}m", "delete": "20m"}
-
-
-def test_all_at_once_keeps_default_baking(pulumi_mocks: RecordingMocks) -> None:
-    deploy(stacks.one_variant())
-    routing = pulumi_mocks.one(ENDPOINT).inputs["deploymentConfig"]["blueGreenUpdatePolicy"][
-        "trafficRoutingConfiguration"
-    ]
-    assert routing == {"type": "ALL_AT_ONCE", "waitIntervalInSeconds": 300.0}
+    props = inputs(pulumi_mocks)
+    policy = props["deployment"]["BlueGreenUpdatePolicy"]
+    assert policy["MaximumExecutionTimeoutInSeconds"] == 2 * 3600 + 600
+    # create: 20 min provisioning + 10 min margin; update: + the rollout and its rollback
+    assert props["timeouts"] == {"create": 1800, "update": 1800 + 2 * 7800, "delete": 1200}
+    assert props["timeouts"]["update"] > 3600
 
 
 def test_auto_rollback_can_be_turned_off(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.changed(stacks.one_variant(), "deployment", value={"auto_rollback": False}))
-    assert "autoRollbackConfiguration" not in pulumi_mocks.one(ENDPOINT).inputs["deploymentConfig"]
+    assert "AutoRollbackConfiguration" not in inputs(pulumi_mocks)["deployment"]
     assert len(pulumi_mocks.of_type(ALARM)) == 2  # still there, for paging
-
-
-def test_replacements_are_created_before_deletion(pulumi_mocks: RecordingMocks) -> None:
-    deploy(stacks.one_variant())
-    for resource in [*pulumi_mocks.of_type(MODEL), pulumi_mocks.one(CONFIG)]:
-        assert pulumi_mocks.by_name[resource.name].delete_before_replace is False
-    endpoint = pulumi_mocks.by_name["churn"]
-    alarm_urns = [a for a in endpoint.dependencies if "MetricAlarm" in a]
-    assert len(alarm_urns) == 2, "the endpoint must not roll out before its rollback alarms"
+    assert "WatchRollbackAlarms" not in statements(pulumi_mocks)
 
 
 def test_serverless(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.serverless())
-
-    config = pulumi_mocks.one(CONFIG).inputs
-    (variant,) = config["productionVariants"]
-    assert variant["serverlessConfig"] == {"memorySizeInMb": 2048.0, "maxConcurrency": 20.0}
-    assert "instanceType" not in variant
-    assert "initialInstanceCount" not in variant
-    assert "dataCaptureConfig" not in config
-    assert pulumi_mocks.of_type(TARGET) == []
+    config = inputs(pulumi_mocks)["config"]
+    (variant,) = config["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 20}
+    assert "InstanceType" not in variant
+    assert "DataCaptureConfig" not in config
+    assert inputs(pulumi_mocks)["autoscaling"] == {}
     assert outputs["capture_s3_uri"] is None
     assert "WriteCapturedData" not in statements(pulumi_mocks)
 
 
 def test_shadow_variant(pulumi_mocks: RecordingMocks) -> None:
     outputs = deploy(stacks.shadow())
-
-    config = pulumi_mocks.one(CONFIG).inputs
-    assert [v["variantName"] for v in config["productionVariants"]] == ["main"]
-    (shadow,) = config["shadowProductionVariants"]
-    assert (shadow["variantName"], shadow["instanceType"]) == ("candidate", "ml.m5.xlarge")
-    candidate = models(pulumi_mocks)["candidate"]
-    assert shadow["modelName"] == candidate["name"]
-    assert candidate["primaryContainer"]["modelDataUrl"] == "s3://ml-models/churn/v2/model.tar.gz"
+    props = inputs(pulumi_mocks)
+    assert [v["VariantName"] for v in props["config"]["ProductionVariants"]] == ["main"]
+    (shadow,) = props["config"]["ShadowProductionVariants"]
+    assert (shadow["VariantName"], shadow["InstanceType"]) == ("candidate", "ml.m5.xlarge")
+    assert props["models"]["candidate"]["PrimaryContainer"]["ModelDataUrl"] == (
+        "s3://ml-models/churn/v2/model.tar.gz"
+    )
+    plan = desired(props)
+    (named,) = plan.config["ShadowProductionVariants"]
+    assert named["ModelName"] == plan.model_names["candidate"]
     assert outputs["variant_weights"] == {"main": 100}
     dimensions = {a.inputs["dimensions"]["VariantName"] for a in pulumi_mocks.of_type(ALARM)}
     assert dimensions == {"main"}
 
 
-def _names(mocks: RecordingMocks) -> tuple[str, dict[str, str], list[str]]:
-    config = mocks.one(CONFIG).inputs
-    model_names = {name: m["name"] for name, m in models(mocks).items()}
-    return config["name"], model_names, [v["variantName"] for v in config["productionVariants"]]
+def _declared(mocks: RecordingMocks, config: dict[str, Any]) -> dict[str, Any]:
+    mocks.resources.clear()
+    deploy(config, with_repository=True)
+    return dict(inputs(mocks))
 
 
-def test_config_change_gets_a_new_name_and_keeps_variant_names(
-    pulumi_mocks: RecordingMocks,
-) -> None:
+def test_weights_are_not_part_of_the_configuration_name(pulumi_mocks: RecordingMocks) -> None:
+    """Item 3: moving traffic keeps the configuration (and so needs no new fleet); a release
+    gets a new configuration with the same variant names."""
     before = stacks.two_variants()
-    deploy(before, with_repository=True)
-    config_before, models_before, variants_before = _names(pulumi_mocks)
-    pulumi_mocks.resources.clear()
-
-    after = stacks.changed(before, "variants", 1, "model", "image_tag", value="v1.4.0")
-    after = stacks.changed(after, "variants", 0, "weight", value=60)
-    after = stacks.changed(after, "variants", 1, "weight", value=40)
-    deploy(after, with_repository=True)
-    config_after, models_after, variants_after = _names(pulumi_mocks)
-
-    assert config_after != config_before
-    assert variants_after == variants_before == ["blue", "green"]
-    assert models_after["blue"] == models_before["blue"]
-    assert models_after["green"] != models_before["green"]
-    assert pulumi_mocks.one(ENDPOINT).inputs["endpointConfigName"] == config_after
-
-
-def test_names_are_stable_without_changes(pulumi_mocks: RecordingMocks) -> None:
-    deploy(stacks.two_variants(), with_repository=True)
-    first = _names(pulumi_mocks)
-    pulumi_mocks.resources.clear()
-    # autoscaling and alarms are not part of the endpoint configuration
-    calmer = stacks.changed(
-        stacks.two_variants(), "variants", 0, "autoscaling", "max_instances", value=9
+    old = desired(_declared(pulumi_mocks, before))
+    moved = stacks.changed(
+        stacks.changed(before, "variants", 0, "weight", value=60), "variants", 1, "weight", value=40
     )
-    calmer = stacks.changed(calmer, "alarms", value={"model_latency": {"threshold": 400}})
-    deploy(calmer, with_repository=True)
-    assert _names(pulumi_mocks) == first
+    assert desired(_declared(pulumi_mocks, moved)).config_name == old.config_name
+    release = stacks.changed(before, "variants", 1, "model", "image_tag", value="v1.4.0")
+    new = desired(_declared(pulumi_mocks, release))
+    assert new.config_name != old.config_name
+    assert new.model_names["blue"] == old.model_names["blue"]
+    assert new.model_names["green"] != old.model_names["green"]
+    assert [v["VariantName"] for v in new.config["ProductionVariants"]] == ["blue", "green"]
 
 
-@pytest.mark.parametrize(
-    ("path", "value"),
-    [
-        (("variants", 0, "instance_type"), "ml.m5.xlarge"),
-        (("variants", 0, "instance_count"), 3),
-        (("data_capture", "sampling_percentage"), 50),
-        (("kms_key_arn",), stacks.KMS_KEY),
-        (("variants", 0, "model", "environment"), {"LOG_LEVEL": "debug"}),
-    ],
-)
-def test_every_config_property_changes_the_config_name(
-    pulumi_mocks: RecordingMocks, path: tuple[str | int, ...], value: Any
+ROUTINE_CHANGES = {
+    "auto-rollback-off": lambda c: stacks.changed(c, "deployment", "auto_rollback", value=False),
+    "alarm-threshold": lambda c: stacks.changed(
+        c, "alarms", value={"model_latency": {"threshold": 250}}
+    ),
+    "remove-variant": lambda c: {
+        **c,
+        "variants": [{**c["variants"][0], "weight": 100}],
+        "deployment": {"strategy": "all_at_once"},
+    },
+    "rename-variant": lambda c: stacks.changed(c, "variants", 1, "name", value="teal"),
+    "weights": lambda c: stacks.changed(
+        stacks.changed(c, "variants", 0, "weight", value=90), "variants", 1, "weight", value=10
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(ROUTINE_CHANGES))
+def test_routine_changes_never_replace_the_endpoint(
+    pulumi_mocks: RecordingMocks, change: str
 ) -> None:
-    deploy(stacks.one_variant())
-    before = pulumi_mocks.one(CONFIG).inputs["name"]
-    pulumi_mocks.resources.clear()
-    deploy(stacks.changed(stacks.one_variant(), *path, value=value))
-    assert pulumi_mocks.one(CONFIG).inputs["name"] != before
+    """Item 1: with pulumi-aws, ``deployment_config.auto_rollback_configuration`` is ForceNew
+    (internal/service/sagemaker/endpoint.go) and the alarm list follows the variants, so these
+    changes replaced an endpoint with a fixed name ("Cannot create already existing endpoint").
+    The endpoint's resource is now one whose provider replaces it only for a new name."""
+    before = stacks.two_variants()
+    olds = _declared(pulumi_mocks, before)
+    news = _declared(pulumi_mocks, ROUTINE_CHANGES[change](before))
+    verdict = SageMakerEndpointProvider().diff("churn", olds, news)
+    assert verdict.replaces == []
+    # alarm settings change the alarms, not the endpoint
+    assert verdict.changes is (change != "alarm-threshold")
+
+
+def test_production_protects_the_endpoint(pulumi_mocks: RecordingMocks) -> None:
+    """Item 8: a production endpoint carries ``protect``: Pulumi refuses to delete or replace
+    it (only a rename would replace it)."""
+    deploy({**stacks.one_variant(), "protect": True})
+    assert pulumi_mocks.by_name["churn"].protect is True
+    assert all(not pulumi_mocks.by_name[a.name].protect for a in pulumi_mocks.of_type(ALARM))
 
 
 def test_execution_role_is_least_privilege(pulumi_mocks: RecordingMocks) -> None:
@@ -428,9 +314,9 @@ def test_kms_keys_encrypt_volumes_and_capture(pulumi_mocks: RecordingMocks) -> N
     config["data_capture"]["kms_key_arn"] = capture_key
     deploy(config)
 
-    inputs = pulumi_mocks.one(CONFIG).inputs
-    assert inputs["kmsKeyArn"] == stacks.KMS_KEY
-    assert inputs["dataCaptureConfig"]["kmsKeyId"] == capture_key
+    config_request = inputs(pulumi_mocks)["config"]
+    assert config_request["KmsKeyId"] == stacks.KMS_KEY
+    assert config_request["DataCaptureConfig"]["KmsKeyId"] == capture_key
     keys = statements(pulumi_mocks)["EncryptCapturedData"]
     assert keys["Resource"] == [capture_key]
     assert keys["Action"] == ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
@@ -445,9 +331,9 @@ def test_vpc_and_network_isolation(pulumi_mocks: RecordingMocks) -> None:
     config["variants"][0]["model"]["network_isolation"] = True
     deploy(config)
 
-    model = pulumi_mocks.one(MODEL).inputs
-    assert model["vpcConfig"] == {"subnets": ["subnet-1", "subnet-2"], "securityGroupIds": ["sg-1"]}
-    assert model["enableNetworkIsolation"] is True
+    model = inputs(pulumi_mocks)["models"]["main"]
+    assert model["VpcConfig"] == {"Subnets": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
+    assert model["EnableNetworkIsolation"] is True
     interfaces = statements(pulumi_mocks)["ManageNetworkInterfaces"]["Resource"]
     assert interfaces == [
         "arn:aws:ec2:us-east-1:123456789012:network-interface/*",
