@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from infra.aws.endpoint_provider import SageMakerEndpointProvider
 from infra.stack.mocks import Declared, RecordingMocks
 from tests.infra.aws.wire import to_request
 
@@ -76,6 +77,8 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, str], frozenset[str]]] = {
     ),
 }
 ORDER = list(OPERATIONS)
+#: The endpoint's dynamic resource: replayed through its own provider.
+DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment"
 
 
 def _inputs(resource: Declared, mocks: RecordingMocks) -> dict[str, Any]:
@@ -112,4 +115,10 @@ def replay(mocks: RecordingMocks, client: ClientFactory) -> list[tuple[str, str]
         name = next(m for m, op in method.items() if op == operation)
         getattr(api, name)(**request)
         done.append((operation, resource.name))
+    for resource in mocks.of_type(DEPLOYMENT):
+        # the endpoint's dynamic provider makes its own boto3 calls (AWS_ENDPOINT_URL: moto)
+        SageMakerEndpointProvider().create(
+            {k: v for k, v in resource.inputs.items() if v is not None}
+        )
+        done.append(("SageMakerDeployment", resource.name))
     return done

@@ -78,7 +78,9 @@ def two_variant_stack() -> dict[str, Any]:
     compute = {
         k: v for k, v in blue.items() if k in ("instance_type", "instance_count", "autoscaling")
     }
-    green_compute = {k: v for k, v in green.items() if k in ("instance_type", "autoscaling")}
+    green_compute = {
+        k: v for k, v in green.items() if k in ("instance_type", "instance_count", "autoscaling")
+    }
     return {
         "aws:region": "us-east-1",
         "ml-endpoints:release": {

@@ -265,9 +265,9 @@ SAGEMAKER_RULES: dict[str, Case] = {
         "only canary and linear strategies take a step",
     ),
     "instance step over half the fleet": (
-        _two(("deployment", "step"), {"unit": "instances", "value": 1}),
+        _two(("deployment", "step"), {"unit": "instances", "value": 2}),
         "sagemaker.deployment.step.value",
-        "at most half of variants[1].instance_count (1), i.e. 0",
+        "moves 2 of the 2 instances of variants[0].instance_count",
     ),
     "unknown strategy": (
         _one(("deployment",), {"strategy": "rolling"}),
@@ -280,11 +280,47 @@ SAGEMAKER_RULES: dict[str, Case] = {
         "less than or equal to 3600",
     ),
     "rollout longer than SageMaker allows": (
-        _one(
-            ("deployment",), {"strategy": "linear", "step": {"value": 10}, "wait_interval_s": 3000}
+        stacks.changed(
+            stacks.changed(stacks.one_variant(), "variants", 0, "instance_count", value=5),
+            "deployment",
+            value={"strategy": "linear", "step": {"value": 20}, "wait_interval_s": 3000},
         ),
         "sagemaker.deployment.wait_interval_s",
-        "the rollout waits 30000 s in total; SageMaker allows one deployment 28800 s",
+        "the rollout waits 15000 s in total; SageMaker allows one deployment 14400 s",
+    ),
+    "canary on a one-instance fleet": (
+        _one(("deployment",), {"strategy": "canary"}),
+        "sagemaker.deployment.strategy",
+        "a canary step of 10% moves 1 of the 1 instances of variants[0].instance_count",
+    ),
+    "execution timeout above the provider's range": (
+        _one(("deployment",), {"maximum_execution_timeout_s": 14401}),
+        "sagemaker.deployment.maximum_execution_timeout_s",
+        "less than or equal to 14400",
+    ),
+    "volume key on NVMe instances": (
+        stacks.changed(
+            stacks.changed(
+                stacks.one_variant(), "variants", 0, "instance_type", value="ml.g5.xlarge"
+            ),
+            "kms_key_arn",
+            value=stacks.KMS_KEY,
+        ),
+        "sagemaker.kms_key_arn",
+        "ml.g5.xlarge keep data on NVMe instance storage",
+    ),
+    "volume size on NVMe instances": (
+        stacks.changed(
+            stacks.changed(
+                stacks.one_variant(), "variants", 0, "instance_type", value="ml.p4d.24xlarge"
+            ),
+            "variants",
+            0,
+            "volume_size_gb",
+            value=100,
+        ),
+        "sagemaker.variants[0].volume_size_gb",
+        "ml.p4d.24xlarge has NVMe instance storage and no EBS volume",
     ),
     "execution timeout below the waits": (
         _one(("deployment",), {"wait_interval_s": 900, "maximum_execution_timeout_s": 900}),
@@ -404,8 +440,8 @@ ECR_RULES: dict[str, Case] = {
         "must be a KMS key ARN",
     ),
     "release prefixes": (
-        {"name": "serving", "release_tag_prefixes": []},
-        "ecr.release_tag_prefixes",
+        {"name": "serving", "release_tag_patterns": []},
+        "ecr.release_tag_patterns",
         "at least 1 item",
     ),
 }
