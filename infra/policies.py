@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.aws.config import local_storage
+
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 MODEL_COMPONENT_LABEL = ("app.kubernetes.io/component", "model-server")
@@ -82,6 +84,10 @@ class Policy:
 
 
 # ----------------------------------------------------------------------------------- helpers
+
+
+#: The endpoint, its models and configuration (infra/aws/endpoint_provider.py).
+SAGEMAKER_DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment"
 
 
 def _get(value: Any, *path: str) -> Any:
@@ -212,19 +218,15 @@ def check_production_replicas(
             )
         )
 
-    for config in _of_type(resources, "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
-        for variant in config.props.get("productionVariants") or []:
-            count = variant.get("initialInstanceCount")
+    for endpoint in _of_type(resources, SAGEMAKER_DEPLOYMENT):
+        for variant in _get(endpoint.props, "config", "ProductionVariants") or []:
+            count = variant.get("InitialInstanceCount")
             if count is None or count < low:
-                flag(config, f"variant {variant.get('variantName')} initialInstanceCount", count)
-    for target in _of_type(resources, "aws:appautoscaling/target:Target"):
-        sagemaker = str(target.props.get("scalableDimension", "")).startswith("sagemaker:")
-        if sagemaker and (target.props.get("minCapacity") or 0) < low:
-            flag(
-                target,
-                f"{target.props.get('resourceId')} minCapacity",
-                target.props.get("minCapacity"),
-            )
+                flag(endpoint, f"variant {variant.get('VariantName')} InitialInstanceCount", count)
+        for name, scaling in (endpoint.props.get("autoscaling") or {}).items():
+            if (scaling.get("min_instances") or 0) < low:
+                low_count = scaling.get("min_instances")
+                flag(endpoint, f"variant {name} autoscaling min_instances", low_count)
     for deployment in filter(_is_vertex_deployment, resources):
         for variant in deployment.props.get("variants") or []:
             if (variant.get("min_replicas") or 0) < low:
@@ -262,8 +264,11 @@ def check_production_digests(
     if not context.production:
         return []
     images: list[tuple[Resource, str]] = []
-    for model in _of_type(resources, "aws:sagemaker/model:Model"):
-        images.append((model, str(_get(model.props, "primaryContainer", "image") or "")))
+    for endpoint in _of_type(resources, SAGEMAKER_DEPLOYMENT):
+        images += [
+            (endpoint, str(_get(model, "PrimaryContainer", "Image") or ""))
+            for model in (endpoint.props.get("models") or {}).values()
+        ]
     for deployment in filter(_is_vertex_deployment, resources):
         images += [
             (deployment, str(v.get("image", ""))) for v in deployment.props.get("variants") or []
@@ -305,19 +310,22 @@ def check_ecr_repositories(resources: Sequence[Resource], _: StackContext) -> li
 def check_sagemaker_capture_and_kms(
     resources: Sequence[Resource], _: StackContext
 ) -> list[Violation]:
-    """SageMaker endpoint configurations capture data, encrypted with a KMS key, and encrypt
-    their volumes with a KMS key."""
+    """SageMaker endpoints capture data, encrypted with a KMS key, and encrypt their volumes
+    with a KMS key (instance types with NVMe storage encrypt it in hardware and take none)."""
     found = []
-    for config in _of_type(resources, "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
-        capture = config.props.get("dataCaptureConfig") or {}
+    for endpoint in _of_type(resources, SAGEMAKER_DEPLOYMENT):
+        config = endpoint.props.get("config") or {}
+        capture = config.get("DataCaptureConfig") or {}
         problems = []
-        if capture.get("enableCapture") is not True:
+        if capture.get("EnableCapture") is not True:
             problems.append("data capture is off")
-        elif not capture.get("kmsKeyId"):
-            problems.append("captured data is not encrypted with a KMS key (kmsKeyId)")
-        if not config.props.get("kmsKeyArn"):
-            problems.append("no KMS key for the instance volumes (kmsKeyArn)")
-        found += [Violation("sagemaker-capture-and-kms", config.urn, p) for p in problems]
+        elif not capture.get("KmsKeyId"):
+            problems.append("captured data is not encrypted with a KMS key (KmsKeyId)")
+        types = [v.get("InstanceType") or "" for v in config.get("ProductionVariants") or []]
+        ebs = [t for t in types if t and not local_storage(t)]
+        if ebs and not config.get("KmsKeyId"):
+            problems.append("no KMS key for the instance volumes (KmsKeyId)")
+        found += [Violation("sagemaker-capture-and-kms", endpoint.urn, p) for p in problems]
     return found
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from infra.policies import (
     POLICIES,
+    SAGEMAKER_DEPLOYMENT,
     Check,
     Resource,
     StackContext,
@@ -96,16 +97,18 @@ def pdb(variant: str = "champion") -> Resource:
     )
 
 
-def endpoint_config(count: int = 2, capture: bool = True, kms: bool = True) -> Resource:
-    props: dict[str, Any] = {
-        "productionVariants": [
-            {"variantName": "champion", "initialInstanceCount": count, "initialVariantWeight": 1}
+def endpoint_config(
+    count: int = 2, capture: bool = True, kms: bool = True, kind: str = "ml.c5.xlarge"
+) -> Resource:
+    config: dict[str, Any] = {
+        "ProductionVariants": [
+            {"VariantName": "champion", "InitialInstanceCount": count, "InstanceType": kind}
         ],
-        "dataCaptureConfig": {"enableCapture": capture, "kmsKeyId": "arn:aws:kms:key/1"},
+        "DataCaptureConfig": {"EnableCapture": capture, "KmsKeyId": "arn:aws:kms:key/1"},
     }
     if kms:
-        props["kmsKeyArn"] = "arn:aws:kms:us-east-1:123456789012:key/1"
-    return resource("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "cfg", props)
+        config["KmsKeyId"] = "arn:aws:kms:us-east-1:123456789012:key/1"
+    return resource(SAGEMAKER_DEPLOYMENT, "cfg", {"config": config, "models": {}})
 
 
 def vertex(
