@@ -184,7 +184,7 @@ CASES: list[tuple[Check, StackContext, list[Resource], list[Resource], str]] = [
         PROD,
         [endpoint_config(2), vertex({"champion": 100}, 2), deployment(), hpa(2)],
         [endpoint_config(1), vertex({"champion": 100}, 1), deployment(), hpa(1)],
-        "variant champion initialInstanceCount is 1; production needs at least 2",
+        "variant champion InitialInstanceCount is 1; production needs at least 2",
     ),
     (
         check_production_digests,

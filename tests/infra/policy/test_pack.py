@@ -64,20 +64,18 @@ def test_policies_report_violations_and_read_the_stack_policy_settings(
     pack: dict[str, Any],
 ) -> None:
     config = {
-        "productionVariants": [
-            {"variantName": "champion", "initialInstanceCount": 1, "initialVariantWeight": 1}
-        ]
+        "config": {"ProductionVariants": [{"VariantName": "champion", "InitialInstanceCount": 1}]}
     }
     resources = [
         policy_resource(
-            "aws:sagemaker/endpointConfiguration:EndpointConfiguration", "sagemaker-config", config
+            "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment", "sagemaker", config
         )
     ]
     pulumi.runtime.set_all_config({"ml-endpoints:policy": json.dumps({"production": False})})
     assert run_policy(pack, "production-replicas", resources) == []
     pulumi.runtime.set_all_config({"ml-endpoints:policy": json.dumps({"production": True})})
     assert run_policy(pack, "production-replicas", resources) == [
-        "variant champion initialInstanceCount is 1; production needs at least 2"
+        "variant champion InitialInstanceCount is 1; production needs at least 2"
     ]
     service = policy_resource(
         "kubernetes:core/v1:Service", "public", {"spec": {"type": "LoadBalancer"}}

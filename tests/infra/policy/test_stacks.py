@@ -36,7 +36,7 @@ def test_prod_plan_exercises_every_policy_subject() -> None:
     types = {r.type for r in resources("prod")}
     assert {
         "aws:ecr/repository:Repository",
-        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment",
         "aws:eks/nodeGroup:NodeGroup",
         "aws:iam/rolePolicy:RolePolicy",
         "kubernetes:apps/v1:Deployment",
