@@ -555,6 +555,27 @@ OWN: dict[str, Rule] = {
             "old ones; weight-only changes patch the traffic split",
         },
     ),
+    "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment": Rule(
+        source="infra/aws/endpoint_provider.py SageMakerEndpointProvider.diff",
+        replace=("endpoint_name", "region"),
+        update=(
+            "profile",
+            "models",
+            "config",
+            "weights",
+            "deployment",
+            "autoscaling",
+            "tags",
+            "timeouts",
+            "poll_seconds",
+        ),
+        notes={
+            "models": "a release: one blue/green UpdateEndpoint keeping autoscaled counts",
+            "config": "a release: one blue/green UpdateEndpoint keeping autoscaled counts",
+            "weights": "UpdateEndpointWeightsAndCapacities in place, no new fleet",
+            "deployment": "no call: used by the next release",
+        },
+    ),
 }
 
 #: Every resource type the program declares -> its rule.

@@ -49,6 +49,14 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
         "dataCaptureConfig.initialSamplingPercentage",
     ),
     "aws:sagemaker/endpoint:Endpoint": ("name",),
+    "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment": (
+        "endpoint_name",
+        "config.ProductionVariants[].VariantName",
+        "config.ProductionVariants[].InstanceType",
+        "config.ProductionVariants[].InitialInstanceCount",
+        "weights",
+        "config.DataCaptureConfig.InitialSamplingPercentage",
+    ),
     "aws:appautoscaling/target:Target": ("resourceId", "minCapacity", "maxCapacity"),
     "aws:eks/cluster:Cluster": ("version", "vpcConfig.publicAccessCidrs"),
     "aws:eks/nodeGroup:NodeGroup": (
@@ -288,6 +296,12 @@ def traffic(plan: Plan) -> dict[str, dict[str, float]]:
                 v["variantName"]: round(float(v.get("initialVariantWeight", 0)) * 100 / total, 2)
                 for v in variants
             }
+        elif resource.type.endswith(":SageMakerDeployment"):
+            given = resource.inputs.get("weights", {})
+            order = pick(resource.inputs, "config.ProductionVariants[].VariantName")
+            weights = {k: float(given[k]) for k in order if k in given}
+            total = sum(weights.values()) or 1.0
+            split["sagemaker"] = {k: round(w * 100 / total, 2) for k, w in weights.items()}
         elif resource.type.endswith(":VertexDeployment"):
             split["vertex"] = {k: float(v) for k, v in resource.inputs.get("traffic", {}).items()}
         elif resource.type == "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute":

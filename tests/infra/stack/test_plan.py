@@ -103,11 +103,13 @@ def test_tree_and_traffic() -> None:
     )
     assert "|-- ml-endpoints:aws:SageMakerEndpoint sagemaker\n" in tree
     assert (
-        "aws:sagemaker/endpointConfiguration:EndpointConfiguration sagemaker-config  "
-        "productionVariants.variantName=champion,challenger  "
-        "productionVariants.instanceType=ml.c5.2xlarge,ml.c5.2xlarge  "
-        "productionVariants.initialInstanceCount=2,2  "
-        "productionVariants.initialVariantWeight=100,0"
+        "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment sagemaker  "
+        "endpoint_name=reranker-prod  "
+        "config.ProductionVariants.VariantName=champion,challenger  "
+        "config.ProductionVariants.InstanceType=ml.c5.2xlarge,ml.c5.2xlarge  "
+        "config.ProductionVariants.InitialInstanceCount=2,2  "
+        'weights={"challenger": 0, "champion": 100}'
+
     ) in tree
     assert "`-- kubernetes:policy/v1:PodDisruptionBudget kubernetes-champion" in tree
     assert traffic(plan) == {
@@ -199,8 +201,8 @@ def test_diff_against_a_git_revision(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["diff", "--stack", "prod", "--base", "HEAD", "--stacks-dir", stacks]) == 0
     out = capsys.readouterr().out
     assert out.startswith("stack prod against HEAD: 0 to add, 0 to remove, ")
-    assert "~ aws:sagemaker/endpointConfiguration:EndpointConfiguration sagemaker-config\n" in out
-    assert "    productionVariants[0].initialVariantWeight: 100 -> 90\n" in out
+    assert "~ pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment sagemaker\n" in out
+    assert "    weights.champion: 100 -> 90\n" in out
     assert out.endswith(
         "traffic:\n"
         "  prod/kubernetes challenger weight 0 -> 10%\n"
