@@ -5,7 +5,9 @@ entry point (:func:`register`, see :mod:`serving.cli`):
 - ``promote SRC DST`` / ``rollback DST``: move a release between stack files (a pull request);
 - ``plan --stack NAME [--json]`` / ``diff --stack NAME --base REF``: the Pulumi program run
   offline under mocks, for reviewers without cloud credentials;
-- ``validate [--stack NAME]``: the policy pack's checks on the offline plan of each stack.
+- ``validate [--stack NAME]``: the policy pack's checks on the offline plan of each stack;
+- ``gc --stack NAME [--dry-run]``: delete the SageMaker configurations and models of the stack's
+  endpoint that no endpoint uses (updates never delete them, :mod:`infra.aws.garbage`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,24 @@ def register(subparsers: Any) -> None:
     verify_.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     _stacks_dir(verify_)
     verify_.set_defaults(func=lambda args: verify(args.stack, args.stacks_dir))
+
+    gc_ = subparsers.add_parser(
+        "gc",
+        help="delete the stack endpoint's SageMaker configurations and models no endpoint uses",
+        description="Updates keep every endpoint configuration and model (after a rollback the "
+        "old ones serve). This deletes those created for the stack's endpoint that no endpoint "
+        "of the region runs or is deploying, older than --min-age-minutes.",
+    )
+    gc_.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    gc_.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    gc_.add_argument(
+        "--min-age-minutes",
+        type=float,
+        default=60,
+        help="keep younger ones: a pulumi up in flight may be about to deploy them (default 60)",
+    )
+    _stacks_dir(gc_)
+    gc_.set_defaults(func=_guarded(garbage_collect))
 
     promote_ = subparsers.add_parser(
         "promote",
@@ -164,6 +184,41 @@ def _stack_names(stacks_dir: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- verify
+
+
+def garbage_collect(args: argparse.Namespace) -> int:
+    """``ml-endpoints gc``: print what is (or would be) deleted; 0 on success."""
+    import boto3
+
+    from infra.aws.garbage import collect, find_garbage
+    from infra.stack.config import load_stack
+    from infra.stack.files import read_stack_file, stack_file
+
+    path = stack_file(args.stack, args.stacks_dir)
+    settings = read_stack_file(path)
+    stack = load_stack(settings, str(path))
+    if stack.sagemaker is None:
+        print(
+            f"ml-endpoints gc: stack {args.stack!r} has no ml-endpoints:sagemaker", file=sys.stderr
+        )
+        return 2
+    session = boto3.Session(
+        region_name=settings.get("aws:region"), profile_name=settings.get("aws:profile")
+    )
+    sagemaker = session.client("sagemaker")
+    garbage = find_garbage(
+        sagemaker, stack.sagemaker.endpoint_name, min_age_s=args.min_age_minutes * 60
+    )
+    verb = "would delete" if args.dry_run else "delete"
+    for name in garbage.configs:
+        print(f"{verb} endpoint configuration {name}")
+    for name in garbage.models:
+        print(f"{verb} model {name}")
+    for name in garbage.in_use:
+        print(f"keep endpoint configuration {name} (in use)")
+    if not args.dry_run:
+        collect(sagemaker, garbage)
+    return 0
 
 
 def verify(stack: str, stacks_dir: Path) -> int:

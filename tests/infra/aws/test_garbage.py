@@ -4,10 +4,16 @@ endpoint uses are removed (item 2 of issue 13: live ones are never deleted)."""
 from __future__ import annotations
 
 import datetime
+import json
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from infra.aws.endpoint_provider import OWNER_TAG
 from infra.aws.garbage import collect, find_garbage
+from serving.cli import main
+from tests.infra.aws import stacks
 from tests.infra.aws.fake_sagemaker import FakeSageMaker, Script
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving:1.0.0"
@@ -78,3 +84,34 @@ def test_recent_ones_are_kept_with_their_models(sm: Any, fake: FakeSageMaker) ->
     assert find_garbage(sm, "churn", min_age_s=3600, now=soon).models == []
     later = created + datetime.timedelta(hours=2)
     assert find_garbage(sm, "churn", min_age_s=3600, now=later).configs == ["churn-fresh"]
+
+
+def test_gc_command_removes_only_the_unused(
+    sm: Any,
+    fake: FakeSageMaker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``ml-endpoints gc --stack NAME``: the cleanup path that replaces Pulumi's deletes (item 2
+    of issue 13); ``--dry-run`` lists and keeps."""
+    model(sm, "churn-m1")
+    model(sm, "churn-old")
+    config(sm, "churn-live", "churn-m1")
+    config(sm, "churn-unused", "churn-old")
+    sm.create_endpoint(EndpointName="churn", EndpointConfigName="churn-live")
+    fake.settle("churn")
+    (tmp_path / "Pulumi.test.yaml").write_text(json.dumps({"config": stacks.two_variant_stack()}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", fake.url)
+    command = ["gc", "--stack", "test", "--stacks-dir", str(tmp_path), "--min-age-minutes", "0"]
+
+    assert main([*command, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would delete endpoint configuration churn-unused" in out
+    assert "would delete model churn-old" in out
+    assert "keep endpoint configuration churn-live (in use)" in out
+    assert sorted(fake.configs) == ["churn-live", "churn-unused"]
+
+    assert main(command) == 0
+    assert sorted(fake.configs) == ["churn-live"]
+    assert sorted(fake.models) == ["churn-m1"]
