@@ -326,16 +326,21 @@ def _diff(stack: str, base: str, stacks_dir: Path) -> int:
 
 def validate_stacks(stacks: list[str], stacks_dir: Path) -> int:
     """Run every policy on each stack's offline plan; 0 if all pass, 1 on violations."""
+    from infra.clusters.eks import EksClusterArgs
     from infra.policies import POLICIES, Resource, StackContext, run_checks
     from infra.stack.config import load_stack_file
     from infra.stack.plan import plan_stack
 
     contexts = {}
+    warnings = {}
     for stack in stacks:
-        settings = load_stack_file(stack, stacks_dir).policy
+        config = load_stack_file(stack, stacks_dir)
+        settings = config.policy
         contexts[stack] = StackContext(
             stack, settings.production, frozenset(settings.allow_public_exposure)
         )
+        if isinstance(config.cluster, EksClusterArgs):
+            warnings[stack] = config.cluster.runner_warning()
     with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
         plans = dict(
             zip(stacks, pool.map(lambda s: plan_stack(s, stacks_dir), stacks), strict=True)
@@ -347,6 +352,8 @@ def validate_stacks(stacks: list[str], stacks_dir: Path) -> int:
         failed += len(violations)
         for violation in violations:
             print(f"FAIL {stack} {violation.policy}: {violation.urn}: {violation.message}")
+        if warnings.get(stack):
+            print(f"warn {stack} eks-api-reachability: ml-endpoints:cluster: {warnings[stack]}")
         if not violations:
             kind = "production" if contexts[stack].production else "non-production"
             print(

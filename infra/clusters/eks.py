@@ -19,8 +19,9 @@ pulumi-eks is not used: it is not installed here and ``aws.eks`` covers what is 
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
-import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -29,6 +30,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator
 
+from infra.clusters.instance_types import family, nvidia_gpu_families
 from infra.clusters.kubeconfig import exec_kubeconfig
 from infra.clusters.node_pools import Scaling
 from infra.clusters.nvidia import DEVICE_PLUGIN_VERSION, nvidia_device_plugin
@@ -38,8 +40,14 @@ from infra.validation import Frozen
 
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
 CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"
-_GPU_FAMILIES = re.compile(r"^(g4dn|g5|g6|g6e|gr6|p3|p3dn|p4d|p4de|p5|p5e|p5en)\.[0-9a-z]+$")
-"""x86_64 NVIDIA instance families the AL2023 NVIDIA AMI supports (not Graviton g5g)."""
+#: EKS access policies (``aws eks list-access-policies``) by the names the stack uses.
+ACCESS_POLICIES = {
+    "cluster-admin": "AmazonEKSClusterAdminPolicy",
+    "admin": "AmazonEKSAdminPolicy",
+    "edit": "AmazonEKSEditPolicy",
+    "view": "AmazonEKSViewPolicy",
+}
+_PRINCIPAL = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$"
 
 
 class EksNodeGroup(Frozen):
@@ -51,6 +59,15 @@ class EksNodeGroup(Frozen):
     scaling: Scaling
     disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 100
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+
+
+class AccessEntryArgs(Frozen):
+    """An IAM principal's access to the cluster (EKS access entry + access policy)."""
+
+    principal_arn: Annotated[str, Field(pattern=_PRINCIPAL)]
+    policy: Literal["cluster-admin", "admin", "edit", "view"] = "view"
+    namespaces: list[Annotated[str, Field(pattern=DNS_LABEL)]] = []
+    """Limit the policy to these namespaces; the whole cluster when empty."""
 
 
 class EksClusterArgs(Frozen):
@@ -77,18 +94,71 @@ class EksClusterArgs(Frozen):
     serving_service_account: Annotated[str, Field(pattern=DNS_LABEL)] = "model-server"
     serving_policy_arns: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::")]] = []
     """Managed policies for the model server's role (e.g. read access to the model bucket)."""
+    deploy_role_arn: Annotated[str, Field(pattern=_PRINCIPAL)] | None = None
+    """The CI role that runs ``pulumi up``: cluster admin through an access entry. When set,
+    the cluster does not make its creator admin implicitly (that flag is ForceNew: setting it
+    on an existing cluster would replace it, which ``protect`` refuses in production)."""
+    preview_role_arn: Annotated[str, Field(pattern=_PRINCIPAL)] | None = None
+    """The read-only role of ``pulumi preview`` in pull requests: view access."""
+    access_entries: list[AccessEntryArgs] = []
+    """Further people or roles and what they may do."""
+    ci_runners: Literal["github-hosted", "self-hosted"] = "github-hosted"
+    """Where ``pulumi up`` runs: GitHub's runners (public addresses that change, listed at
+    api.github.com/meta ``actions``) or self-hosted runners."""
+    runner_cidrs: list[str] = []
+    """Self-hosted runners' addresses as the API sees them: inside the VPC (private endpoint)
+    or their NAT's public address."""
+    protect: bool = False
+    """Production: Pulumi refuses to delete or replace the cluster."""
 
     @field_validator("gpu_nodes")
     @classmethod
     def _gpu_instance_types(cls, value: EksNodeGroup | None) -> EksNodeGroup | None:
         if value is not None:
-            bad = [t for t in value.instance_types if not _GPU_FAMILIES.match(t)]
+            families = nvidia_gpu_families()
+            bad = [t for t in value.instance_types if family(t) not in families]
             if bad:
                 raise ValueError(
                     f"not x86_64 NVIDIA GPU instance types for {GPU_AMI_TYPE}: {', '.join(bad)} "
-                    "(use g4dn, g5, g6, g6e, gr6, p3, p4d, p5 families)"
+                    f"(families in botocore's EC2 model: {', '.join(families)})"
                 )
         return value
+
+    def runner_warning(self) -> str | None:
+        """Why ``pulumi up`` from the configured runners cannot reach the Kubernetes API, or
+        None. The program declares Kubernetes objects, so the runner must reach the API."""
+        if self.ci_runners == "github-hosted":
+            if not self.endpoint_public_access:
+                return (
+                    "the EKS API is private (endpoint_public_access: false) but ci_runners is "
+                    "github-hosted: GitHub's runners are outside the VPC; use self-hosted "
+                    "runners in the VPC"
+                )
+            if "0.0.0.0/0" not in self.public_access_cidrs:
+                return (
+                    f"public_access_cidrs {self.public_access_cidrs} shut out GitHub-hosted "
+                    "runners (their addresses change, api.github.com/meta 'actions'); use "
+                    "self-hosted runners (ci_runners: self-hosted, runner_cidrs) inside the "
+                    "VPC or behind an allowed NAT"
+                )
+            return None
+        if not self.runner_cidrs:
+            return "ci_runners is self-hosted but runner_cidrs is empty: say where they run"
+        if not self.endpoint_public_access:
+            return None  # runners in the VPC reach the private endpoint (always on)
+        allowed = [ipaddress.ip_network(c, strict=False) for c in self.public_access_cidrs]
+        outside = [
+            c
+            for c in self.runner_cidrs
+            if not any(ipaddress.ip_network(c, strict=False).subnet_of(a) for a in allowed)  # type: ignore[arg-type]
+        ]
+        if outside:
+            return (
+                f"runner_cidrs {outside} are not within public_access_cidrs "
+                f"{self.public_access_cidrs}; runners inside the VPC need "
+                "endpoint_public_access: false (or allow their NAT)"
+            )
+        return None
 
 
 def _assume_role_policy(service: str) -> str:
@@ -192,10 +262,11 @@ class EksCluster(pulumi.ComponentResource):
                 else None,
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=args.deploy_role_arn is None,
             ),
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[cluster_policy])
+                child, pulumi.ResourceOptions(depends_on=[cluster_policy], protect=args.protect)
             ),
         )
         self.cluster_name = cluster.name
@@ -283,7 +354,12 @@ class EksCluster(pulumi.ComponentResource):
                 region,
             ).apply(lambda v: eks_kubeconfig(v[0], v[1], v[2], v[3]))
         )
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        grants = _access_entries(name, args, cluster, partition, self)
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
+        )
         if gpu_group is not None:
             nvidia_device_plugin(
                 f"{name}-nvidia-device-plugin",
@@ -298,6 +374,61 @@ class EksCluster(pulumi.ComponentResource):
                 "serving_role_arn": self.serving_role_arn,
             }
         )
+
+
+def _access_entries(
+    name: str,
+    args: EksClusterArgs,
+    cluster: aws.eks.Cluster,
+    partition: pulumi.Output[str],
+    parent: pulumi.Resource,
+) -> list[pulumi.Resource]:
+    """An access entry and access-policy association per principal: the deploy role (cluster
+    admin), the preview role (view) and ``access_entries``."""
+    wanted = [
+        *(
+            [AccessEntryArgs(principal_arn=args.deploy_role_arn, policy="cluster-admin")]
+            if args.deploy_role_arn
+            else []
+        ),
+        *(
+            [AccessEntryArgs(principal_arn=args.preview_role_arn, policy="view")]
+            if args.preview_role_arn
+            else []
+        ),
+        *args.access_entries,
+    ]
+    made: list[pulumi.Resource] = []
+    for index, grant in enumerate(wanted):
+        opts = pulumi.ResourceOptions(parent=parent)
+        entry = aws.eks.AccessEntry(
+            f"{name}-access-{index}",
+            cluster_name=cluster.name,
+            principal_arn=grant.principal_arn,
+            type="STANDARD",
+            opts=opts,
+        )
+        scope = aws.eks.AccessPolicyAssociationAccessScopeArgs(
+            type="namespace" if grant.namespaces else "cluster",
+            namespaces=list(grant.namespaces) or None,
+        )
+        policy_arn = partition.apply(
+            functools.partial(_access_policy_arn, ACCESS_POLICIES[grant.policy])
+        )
+        association = aws.eks.AccessPolicyAssociation(
+            f"{name}-access-{index}",
+            cluster_name=cluster.name,
+            principal_arn=grant.principal_arn,
+            policy_arn=policy_arn,
+            access_scope=scope,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[entry]),
+        )
+        made += [entry, association]
+    return made
+
+
+def _access_policy_arn(policy: str, partition: str) -> str:
+    return f"arn:{partition}:eks::aws:cluster-access-policy/{policy}"
 
 
 def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from infra.aws.config import EcrRepositoryArgs, ModelArgs, SageMakerEndpointArgs
 from infra.aws.config import VariantArgs as SageMakerVariant
 from infra.clusters.config import ClusterArgs
+from infra.clusters.eks import EksClusterArgs
 from infra.gcp.config import ArtifactRegistryArgs, VertexEndpointArgs
 from infra.gcp.config import VariantArgs as VertexVariant
 from infra.k8s.config import ModelDeploymentArgs, ServingSettings, Variant
@@ -57,7 +58,10 @@ def compose(stack: StackConfig) -> Components:
         parts["artifact_registry"] = stack.vertex.repository
         parts["vertex"] = vertex_args(release, stack.vertex)
     if stack.kubernetes is not None and stack.kubernetes.enabled:
-        parts["cluster"] = stack.cluster
+        cluster = stack.cluster
+        if isinstance(cluster, EksClusterArgs):
+            cluster = cluster.model_copy(update={"protect": production})
+        parts["cluster"] = cluster
         parts["kubernetes"] = kubernetes_args(release, stack.kubernetes)
     return Components(**parts)
 

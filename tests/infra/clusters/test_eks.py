@@ -215,3 +215,98 @@ def test_invalid_eks_config(overrides: dict[str, Any], key: str, text: str) -> N
         load({**BASE, **overrides})
     assert caught.value.key == key
     assert text in str(caught.value)
+
+
+DEPLOY = "arn:aws:iam::333333333333:role/github-deploy"
+PREVIEW = "arn:aws:iam::333333333333:role/github-preview"
+
+
+@pytest.mark.parametrize(
+    "instance_type", ["g6f.xlarge", "gr6f.4xlarge", "g7e.2xlarge", "p6-b200.48xlarge"]
+)
+def test_gpu_families_come_from_botocore(instance_type: str) -> None:
+    """Item 6: a hand list (g4dn|g5|g6|g6e|gr6|p3..p5en) refused the families launched since;
+    botocore's EC2 enumeration has them (infra/clusters/instance_types.py)."""
+    args = _args(
+        gpu_nodes={"instance_types": [instance_type], "scaling": {"min": 0, "desired": 0, "max": 2}}
+    )
+    assert args.gpu_nodes is not None
+
+
+def test_access_entries_for_ci_and_people(pulumi_mocks: RecordingMocks) -> None:
+    """Item 9: the deploy role (cluster admin), the preview role (view) and listed principals
+    get EKS access entries with access policies; with a declared deploy role the creator is not
+    made admin implicitly, and the Kubernetes provider waits for the grants."""
+    args = _args(
+        deploy_role_arn=DEPLOY,
+        preview_role_arn=PREVIEW,
+        access_entries=[
+            {
+                "principal_arn": "arn:aws:iam::333333333333:role/oncall",
+                "policy": "edit",
+                "namespaces": ["ml-prod"],
+            }
+        ],
+    )
+    _declare(pulumi_mocks, args)
+    entries = [r.inputs for r in pulumi_mocks.of_type("aws:eks/accessEntry:AccessEntry")]
+    assert [e["principalArn"] for e in entries] == [
+        DEPLOY,
+        PREVIEW,
+        "arn:aws:iam::333333333333:role/oncall",
+    ]
+    associations = {
+        a.inputs["principalArn"]: a.inputs
+        for a in pulumi_mocks.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    }
+    assert associations[DEPLOY]["policyArn"].endswith(
+        "cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    )
+    assert associations[PREVIEW]["policyArn"].endswith("cluster-access-policy/AmazonEKSViewPolicy")
+    oncall = associations["arn:aws:iam::333333333333:role/oncall"]
+    assert oncall["accessScope"] == {"type": "namespace", "namespaces": ["ml-prod"]}
+    cluster = pulumi_mocks.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False
+    provider = pulumi_mocks.by_name["ml-k8s"]
+    assert len([d for d in provider.dependencies if "AccessPolicyAssociation" in d]) == 3
+
+
+def test_production_protects_the_cluster(pulumi_mocks: RecordingMocks) -> None:
+    """Item 8: ``protect`` on the cluster (Pulumi refuses to delete or replace it)."""
+    _declare(pulumi_mocks, _args(protect=True))
+    assert pulumi_mocks.by_name["ml"].protect is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({"public_access_cidrs": ["203.0.113.0/24"]}, "shut out GitHub-hosted runners"),
+        ({"endpoint_public_access": False}, "GitHub's runners are outside the VPC"),
+        ({}, None),
+        (
+            {
+                "endpoint_public_access": False,
+                "ci_runners": "self-hosted",
+                "runner_cidrs": ["10.0.0.0/16"],
+            },
+            None,
+        ),
+        (
+            {
+                "public_access_cidrs": ["203.0.113.0/24"],
+                "ci_runners": "self-hosted",
+                "runner_cidrs": ["198.51.100.7/32"],
+            },
+            "not within public_access_cidrs",
+        ),
+    ],
+)
+def test_runner_reachability(overrides: dict[str, Any], warned: str | None) -> None:
+    """Item 9: a restricted or private API cannot be reached from GitHub-hosted runners
+    (their addresses change, api.github.com/meta); ``ml-endpoints validate`` warns."""
+    warning = _args(**overrides).runner_warning()
+    if warned is None:
+        assert warning is None
+    else:
+        assert warning is not None
+        assert warned in warning
