@@ -178,8 +178,8 @@ def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None
             lambda c: c["ml-endpoints:sagemaker"]["deployment"].update(
                 step={"unit": "instances", "value": 2}
             ),
-            "ml-endpoints:sagemaker.deployment.step.value: at most half of "
-            "ml-endpoints:sagemaker.compute.instance_count (2), i.e. 1",
+            "ml-endpoints:sagemaker.deployment.step.value: a canary step of 2 instances moves 2 "
+            "of the 2 instances of ml-endpoints:sagemaker.compute.instance_count",
         ),
         (
             lambda c: c["ml-endpoints:sagemaker"].update(environment={"MODEL_NAME": "x"}),

@@ -109,7 +109,6 @@ def test_tree_and_traffic() -> None:
         "config.ProductionVariants.InstanceType=ml.c5.2xlarge,ml.c5.2xlarge  "
         "config.ProductionVariants.InitialInstanceCount=2,2  "
         'weights={"challenger": 0, "champion": 100}'
-
     ) in tree
     assert "`-- kubernetes:policy/v1:PodDisruptionBudget kubernetes-champion" in tree
     assert traffic(plan) == {

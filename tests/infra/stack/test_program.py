@@ -42,8 +42,8 @@ def test_declares_the_enabled_targets(
         "ml-endpoints:k8s:ExistingCluster",
         "ml-endpoints:k8s:ModelDeployment",
     ]
-    models = pulumi_mocks.of_type("aws:sagemaker/model:Model")
-    images = {m.inputs["primaryContainer"]["image"] for m in models}
+    (endpoint,) = pulumi_mocks.of_type("pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment")
+    images = {m["PrimaryContainer"]["Image"] for m in endpoint.inputs["models"].values()}
     assert images == {
         "111111111111.dkr.ecr.us-east-1.amazonaws.com/ml-endpoints/serving@sha256:"
         "9f2c4e8a1b7d3f6e0c5a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f"
