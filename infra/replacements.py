@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from infra.aws.endpoint_provider import INPUT_KEYS as SAGEMAKER_INPUT_KEYS
+from infra.aws.endpoint_provider import REPLACE_KEYS as SAGEMAKER_REPLACE_KEYS
 from infra.gcp.vertex_deployments import INPUT_KEYS, REPLACE_KEYS
 
 _AWS = "hashicorp/terraform-provider-aws internal/service/"
@@ -557,18 +559,8 @@ OWN: dict[str, Rule] = {
     ),
     "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment": Rule(
         source="infra/aws/endpoint_provider.py SageMakerEndpointProvider.diff",
-        replace=("endpoint_name", "region"),
-        update=(
-            "profile",
-            "models",
-            "config",
-            "weights",
-            "deployment",
-            "autoscaling",
-            "tags",
-            "timeouts",
-            "poll_seconds",
-        ),
+        replace=SAGEMAKER_REPLACE_KEYS,
+        update=tuple(k for k in SAGEMAKER_INPUT_KEYS if k not in SAGEMAKER_REPLACE_KEYS),
         notes={
             "models": "a release: one blue/green UpdateEndpoint keeping autoscaled counts",
             "config": "a release: one blue/green UpdateEndpoint keeping autoscaled counts",

@@ -65,9 +65,10 @@ TERMINAL = frozenset({"InService", "Failed", "OutOfService", "UpdateRollbackFail
 #: Normalised weights closer than this are equal.
 WEIGHT_TOLERANCE = 1e-6
 
-_REPLACE_KEYS = ("endpoint_name", "region")
-_INPUT_KEYS = (
-    *_REPLACE_KEYS,
+#: Inputs whose change means another endpoint (the only replacement).
+REPLACE_KEYS = ("endpoint_name", "region")
+INPUT_KEYS = (
+    *REPLACE_KEYS,
     "profile",
     "models",
     "config",
@@ -115,7 +116,7 @@ def normal(value: Any) -> Any:
 
 def inputs_of(props: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs this provider acts on, normalised (state also holds outputs)."""
-    return {key: normal(props.get(key)) for key in _INPUT_KEYS}
+    return {key: normal(props.get(key)) for key in INPUT_KEYS}
 
 
 def resource_id(endpoint: str, variant: str) -> str:
@@ -537,13 +538,13 @@ class SageMakerEndpointProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = inputs_of(olds), inputs_of(news)
-        changed = [key for key in _INPUT_KEYS if old[key] != new[key]]
+        changed = [key for key in INPUT_KEYS if old[key] != new[key]]
         live = olds.get("live_weights")
         drifted = live is not None and weights_differ(live, desired(new).weights)
         stale = olds.get("endpoint_config_name") not in (None, desired(new).config_name)
         return DiffResult(
             changes=bool(changed or drifted or stale),
-            replaces=[key for key in _REPLACE_KEYS if old[key] != new[key]],
+            replaces=[key for key in REPLACE_KEYS if old[key] != new[key]],
             stables=[],
             delete_before_replace=False,
         )
