@@ -252,6 +252,15 @@ AWS: dict[str, Rule] = {
         ),
         name="name",
     ),
+    "aws:eks/accessEntry:AccessEntry": Rule(
+        source=_AWS + "eks/access_entry.go (cluster_name, principal_arn, type are ForceNew)",
+        replace=("clusterName", "principalArn", "type"),
+        update=("kubernetesGroups", "userName", "tags"),
+    ),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": Rule(
+        source=_AWS + "eks/access_policy_association.go (no update: every attribute ForceNew)",
+        replace=("accessScope", "clusterName", "policyArn", "principalArn"),
+    ),
     "aws:eks/nodeGroup:NodeGroup": Rule(
         source=_AWS + "eks/node_group.go",
         replace=(
