@@ -77,6 +77,7 @@ def _minimal_args(name: str) -> list[str]:
         "diff": ["--stack", "dev", "--base", "HEAD"],
         "preflight": ["--stack", "dev"],
         "images": ["--stack", "dev"],
+        "gc": ["--stack", "dev"],
     }
     return [name, *required.get(name, [])]
 
