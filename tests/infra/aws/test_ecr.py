@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pulumi
+import pytest
+
 from infra.aws.config import EcrRepositoryArgs
 from infra.aws.ecr import EcrRepository, lifecycle_policy
-from infra.stack.mocks import RecordingMocks
+from infra.stack.mocks import RecordingMocks, mocked
 from tests.infra.aws import stacks
 from tests.infra.aws.conftest import declare
 from tests.infra.aws.ecr_lifecycle import Image, expired
@@ -142,3 +145,51 @@ def test_cross_account_pull_only(pulumi_mocks: RecordingMocks) -> None:
         "ecr:BatchGetImage",
         "ecr:GetDownloadUrlForLayer",
     ]
+
+
+class _LiveRepository(RecordingMocks):
+    """Mocks whose account already holds the repository, encrypted with ``live_key``."""
+
+    def __init__(self, live_key: str | None) -> None:
+        super().__init__()
+        self.live_key = live_key
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        if args.token == "aws:ecr/getRepositories:getRepositories":
+            return {"names": ["serving"], "id": "x"}
+        if args.token == "aws:ecr/getRepository:getRepository":
+            kind = "KMS" if self.live_key else "AES256"
+            return {
+                "name": "serving",
+                "encryptionConfigurations": [
+                    {"encryptionType": kind, "kmsKey": self.live_key or ""}
+                ],
+            }
+        return super().call(args)
+
+
+@pytest.mark.parametrize(("live", "wanted"), [(None, stacks.KMS_KEY), (stacks.KMS_KEY, None)])
+def test_an_encryption_change_is_refused_not_replaced(live: str | None, wanted: str | None) -> None:
+    """Item 8: ``encryption_configuration`` is ForceNew in the provider
+    (internal/service/ecr/repository.go): pulumi-aws would replace the repository, deleting
+    its images. The live encryption is read first and a change fails with the key named."""
+    config: dict[str, Any] = {"name": "serving", **({"kms_key_arn": wanted} if wanted else {})}
+    with (
+        mocked(_LiveRepository(live)),
+        pytest.raises(Exception, match=r"ecr\.kms_key_arn") as caught,
+    ):
+        deploy(config)
+    assert "cannot change a repository's encryption" in str(caught.value)
+
+
+def test_the_same_encryption_passes() -> None:
+    mocks = _LiveRepository(stacks.KMS_KEY)
+    with mocked(mocks):
+        deploy({"name": "serving", "kms_key_arn": stacks.KMS_KEY})
+    assert mocks.one(REPOSITORY).inputs["encryptionConfigurations"][0]["kmsKey"] == stacks.KMS_KEY
+
+
+def test_production_protects_the_repository(pulumi_mocks: RecordingMocks) -> None:
+    """Item 8: ``protect``: Pulumi refuses to delete or replace it."""
+    deploy({"name": "serving", "protect": True})
+    assert pulumi_mocks.by_name["serving"].protect is True
