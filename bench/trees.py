@@ -97,7 +97,7 @@ def served_answers(server: servers.Server, rows: np.ndarray) -> tuple[np.ndarray
         "name": "input-0",
         "shape": list(rows.shape),
         "datatype": "FP64",
-        "data": rows.ravel().tolist(),
+        "data": [None if v != v else v for v in rows.ravel().tolist()],  # null: missing
     }
     request = urllib.request.Request(
         server.url + "/v2/models/model/infer",
@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved c=64 rounds per pair")
+    parser.add_argument(
+        "--exactness-only",
+        action="store_true",
+        help="only the answers against the libraries' own (no load)",
+    )
     args = parser.parse_args(argv)
 
     from serving.demo import demo_data
@@ -139,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         FLASK, paths[XGB] / "xgboost-model", csv_row
     )
 
+    if args.exactness_only:
+        _exactness(factories, paths, rows, log_dir)
+        return 0
     print(f"server on core 0, wrk on core 1; {args.seconds:g} s per level; logs in {log_dir}\n")
     print("| server | connections | rps | p50 ms | p99 ms | errors | RSS MB | CPU us/req |")
     print("|---|---|---|---|---|---|---|---|")
