@@ -24,6 +24,12 @@ VARIANT_ENV: Final = "ML_ENDPOINTS_VARIANT"
 WORKERS_ENV: Final = "ML_ENDPOINTS_WORKERS"
 DRAIN_SECONDS_ENV: Final = "ML_ENDPOINTS_DRAIN_SECONDS"
 GRACEFUL_TIMEOUT_ENV: Final = "ML_ENDPOINTS_GRACEFUL_TIMEOUT"
+SAGEMAKER_ENDPOINT_ENV: Final = "ML_ENDPOINTS_SAGEMAKER_ENDPOINT"
+"""The SageMaker endpoint's name, set by the SageMaker component in CreateModel's ``Environment``
+(SageMaker sets no variable naming the endpoint): the ``EndpointName`` dimension of the cloud
+signals, and how the server knows it runs on SageMaker."""
+SIGNALS_NAMESPACE_ENV: Final = "ML_ENDPOINTS_SIGNALS_NAMESPACE"
+"""CloudWatch namespace of the signals (the SageMaker component's ``metrics_namespace``)."""
 
 MODEL_IDENTITY_ENV: Final = frozenset({MODEL_NAME_ENV, MODEL_VERSION_ENV, VARIANT_ENV})
 """What every deployer sets from typed args; a stack's free-form ``env`` may not override it."""
