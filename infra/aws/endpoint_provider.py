@@ -89,6 +89,10 @@ class EndpointRolledBack(EndpointDeploymentError):
     """SageMaker rolled an update back: the endpoint serves its previous configuration."""
 
 
+class EndpointStillBusy(EndpointDeploymentError):
+    """The wait ran out while SageMaker carries on: the outcome is not known yet."""
+
+
 class Clock:
     """Time as the waits see it (tests substitute one that does not sleep)."""
 
@@ -302,7 +306,7 @@ class _Endpoint:
             if live["EndpointStatus"] in TERMINAL:
                 return live
             if CLOCK.now() >= deadline:
-                raise EndpointDeploymentError(
+                raise EndpointStillBusy(
                     f"{what}: endpoint {self.name} is still {live['EndpointStatus']} after "
                     f"{timeout:.0f} s; SageMaker carries on without us: check it, then run "
                     "`pulumi refresh` and `pulumi up`"
@@ -451,6 +455,12 @@ def _release(
     try:
         api.call(what, api.sagemaker.update_endpoint, **request)
         after = api.wait(what, api.timeouts.get("update", 3600))
+    except EndpointStillBusy as busy:
+        # Still deploying: registering the old variants now could leave a scalable target on a
+        # variant the update removes. The next run waits the update out and registers what the
+        # stack wants (the state keeps the old inputs, so it retries).
+        held = f" Autoscaling of {sorted(blocking)} stays off until then." if blocking else ""
+        raise EndpointStillBusy(f"{busy}.{held}") from busy
     except EndpointDeploymentError:
         _restore(api, blocking, previous)
         raise

@@ -18,9 +18,11 @@ from infra.aws.endpoint_provider import (
     OWNER_TAG,
     EndpointDeploymentError,
     EndpointRolledBack,
+    EndpointStillBusy,
     SageMakerEndpointProvider,
     desired,
 )
+from infra.aws.garbage import find_garbage
 from tests.infra.aws.conftest import REGION
 from tests.infra.aws.fake_sagemaker import FakeSageMaker, Script
 
@@ -29,16 +31,27 @@ ROLE = "arn:aws:iam::123456789012:role/churn-execution"
 HOUR = 3600
 
 
+class Interrupted(BaseException):
+    """The ``pulumi up`` process dies (Ctrl-C twice, a killed CI job): no cleanup runs."""
+
+
 class FakeClock(endpoint_provider.Clock):
-    """Simulated time: sleeping only moves the clock."""
+    """Simulated time: sleeping only moves the clock; ``interrupt_after`` sleeps, the process
+    "dies" (:class:`Interrupted`, which no ``except Exception`` catches)."""
 
     def __init__(self) -> None:
         self.t = 0.0
+        self.interrupt_after: int | None = None
 
     def now(self) -> float:
         return self.t
 
     def sleep(self, seconds: float) -> None:
+        if self.interrupt_after is not None:
+            if self.interrupt_after == 0:
+                self.interrupt_after = None
+                raise Interrupted
+            self.interrupt_after -= 1
         self.t += seconds
 
 
@@ -445,3 +458,209 @@ def test_delete_removes_the_endpoint_then_what_no_endpoint_uses(
     assert fake.configs == {}
     assert fake.models == {}
     assert targets(autoscaling) == {}
+
+
+# -- failure paths: whatever stops a run, the next ``pulumi up`` finds state and cloud agreeing --
+# Pulumi keeps a resource's old inputs when its update raises or the process dies, so the next
+# run calls ``update`` again with the same olds and news.
+
+
+def retyped() -> dict[str, Any]:
+    """A release that changes the autoscaled champion's instance type (so it is deregistered
+    for the update, endpoint-scaling-update.html)."""
+    return props(
+        models={"champion": model("v3"), "challenger": model("v2")},
+        config={
+            "ProductionVariants": [variant("champion", kind="ml.c5.xlarge"), variant("challenger")]
+        },
+    )
+
+
+def test_an_interrupted_release_is_finished_by_the_next_run_without_a_second_update(
+    provider: SageMakerEndpointProvider,
+    fake: FakeSageMaker,
+    clock: FakeClock,
+    autoscaling: Callable[[], Any],
+) -> None:
+    """The run dies while SageMaker deploys (after the champion was deregistered and
+    UpdateEndpoint sent). The rerun waits the deployment out, sees the endpoint on the wanted
+    configuration, sends no second UpdateEndpoint and registers the champion again."""
+    before = provider.create(props())
+    fake.script("update", Script(steps=6))
+    clock.interrupt_after = 2
+    with pytest.raises(Interrupted):
+        provider.update("churn", before.outs, retyped())
+    assert targets(autoscaling) == {}  # deregistered, and nobody put it back
+    after = provider.update("churn", before.outs, retyped())
+    assert fake.operations("UpdateEndpoint") == ["UpdateEndpoint"]
+    assert after.outs["endpoint_config_name"] == desired(retyped()).config_name
+    assert live(fake)["EndpointConfigName"] == desired(retyped()).config_name
+    assert targets(autoscaling) == {"endpoint/churn/variant/champion": (2, 8)}
+
+
+def test_a_timed_out_release_leaves_autoscaling_to_the_run_that_sees_it_end(
+    provider: SageMakerEndpointProvider, fake: FakeSageMaker, autoscaling: Callable[[], Any]
+) -> None:
+    """The wait runs out while SageMaker still deploys: the outcome is unknown, so nothing is
+    registered on variants the update may remove (a scalable target on a missing variant would
+    be left behind); the error says so. The next run, once SageMaker is done, registers the
+    champion again without deploying twice."""
+    short = {"timeouts": {"create": HOUR, "update": 600, "delete": HOUR}}
+    before = provider.create(props(**short))
+    fake.script("update", Script(steps=30))  # 30 polls x 30 s > 600 s
+    release = {**retyped(), **short}
+    with pytest.raises(EndpointStillBusy, match=r"Autoscaling of \['champion'\] stays off"):
+        provider.update("churn", before.outs, release)
+    assert targets(autoscaling) == {}
+    assert live(fake)["EndpointConfigName"] == desired(release).config_name  # it finished later
+    after = provider.update("churn", before.outs, release)
+    assert fake.operations("UpdateEndpoint") == ["UpdateEndpoint"]
+    assert after.outs["endpoint_config_name"] == desired(release).config_name
+    assert targets(autoscaling) == {"endpoint/churn/variant/champion": (2, 8)}
+
+
+def test_a_refused_release_puts_autoscaling_back_and_changes_nothing(
+    provider: SageMakerEndpointProvider,
+    fake: FakeSageMaker,
+    sm: Any,
+    autoscaling: Callable[[], Any],
+) -> None:
+    """SageMaker accepts DeleteEndpointConfig on the configuration an endpoint runs (no error is
+    documented) and then refuses the next UpdateEndpoint ("Could not find endpoint
+    configuration", hashicorp/terraform-provider-aws#48997). The provider reports SageMaker's
+    message, registers the champion again and leaves the endpoint serving as it was."""
+    before = provider.create(props())
+    sm.delete_endpoint_config(EndpointConfigName=before.outs["endpoint_config_name"])
+    with pytest.raises(EndpointDeploymentError, match="Could not find endpoint configuration"):
+        provider.update("churn", before.outs, retyped())
+    state = live(fake)
+    assert (state["EndpointStatus"], state["EndpointConfigName"]) == (
+        "InService",
+        before.outs["endpoint_config_name"],
+    )
+    assert targets(autoscaling) == {"endpoint/churn/variant/champion": (2, 8)}
+
+
+def test_a_failed_create_is_cleaned_up_by_the_next_run(
+    provider: SageMakerEndpointProvider, fake: FakeSageMaker
+) -> None:
+    """A failed CreateEndpoint leaves a ``Failed`` endpoint ("DeleteEndpoint is the only
+    operation that can be performed on a failed endpoint", DescribeEndpoint EndpointStatus) and
+    the models and configuration it was built from; Pulumi records nothing. The next create
+    deletes the failed endpoint, reuses the models and configuration (no "Cannot create already
+    existing" error) and creates the endpoint again."""
+    fake.script("create", Script(outcome="fail", reason="image not found"))
+    with pytest.raises(EndpointDeploymentError, match="Failed: image not found"):
+        provider.create(props())
+    created = provider.create(props())
+    assert writes(fake) == [
+        "CreateModel",
+        "CreateModel",
+        "CreateEndpointConfig",
+        "CreateEndpoint",
+        "DeleteEndpoint",
+        "CreateEndpoint",
+    ]
+    assert live(fake)["EndpointStatus"] == "InService"
+    assert created.outs["endpoint_config_name"] == desired(props()).config_name
+
+
+def test_a_revert_to_an_earlier_configuration_ends_on_the_stacks_weights(
+    provider: SageMakerEndpointProvider, fake: FakeSageMaker
+) -> None:
+    """Configurations are content-named without weights, so a revert reuses the earlier one,
+    which still carries the weights it was created with. The release takes the weights from the
+    configuration (``DesiredWeight`` is not retained); the provider then moves them to the
+    stack's in place."""
+    v1 = props()
+    first = provider.create(v1)
+    v2 = props(models={"champion": model("v1"), "challenger": model("v3")})
+    second = provider.update("churn", first.outs, v2)
+    reverted = props(weights={"champion": 80.0, "challenger": 20.0})
+    assert desired(reverted).config_name == first.outs["endpoint_config_name"]
+    after = provider.update("churn", second.outs, reverted)
+    assert after.outs["live_weights"] == {"champion": 80.0, "challenger": 20.0}
+    assert shares_of(live(fake)) == {"champion": 0.8, "challenger": 0.2}
+    assert fake.operations("CreateEndpointConfig") == ["CreateEndpointConfig"] * 2
+
+
+def shares_of(state: dict[str, Any]) -> dict[str, float]:
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in state["ProductionVariants"]}
+    return {name: weight / sum(weights.values()) for name, weight in weights.items()}
+
+
+def test_an_endpoint_deployed_with_pulumi_aws_is_taken_over_in_place(
+    provider: SageMakerEndpointProvider,
+    fake: FakeSageMaker,
+    sm: Any,
+    autoscaling: Callable[[], Any],
+) -> None:
+    """The upgrade path of stacks/README.md: after ``pulumi state delete`` of the old
+    ``aws:sagemaker`` and ``aws:appautoscaling`` resources, Pulumi *creates* the dynamic resource.
+    It must take the live endpoint over with one UpdateEndpoint (never CreateEndpoint: "Cannot
+    create already existing endpoint"), keep the autoscaled capacity, end with the one scaling
+    policy pulumi-aws had declared under the same name (PutScalingPolicy replaces a policy of
+    that name), and leave the old, untagged configuration and models alone: ``gc`` never
+    considers them (they are removed by hand, as the README says)."""
+    sm.create_model(ModelName="churn-champion-0a1b2c", **model("v1"))
+    sm.create_model(ModelName="churn-challenger-0a1b2c", **model("v2"))
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-config-0a1b2c",
+        ProductionVariants=[
+            {
+                **variant("champion"),
+                "ModelName": "churn-champion-0a1b2c",
+                "InitialVariantWeight": 1,
+            },
+            {
+                **variant("challenger"),
+                "ModelName": "churn-challenger-0a1b2c",
+                "InitialVariantWeight": 0,
+            },
+        ],
+    )
+    sm.create_endpoint(EndpointName="churn", EndpointConfigName="churn-config-0a1b2c")
+    live(fake)
+    scaler = autoscaling()
+    target = "endpoint/churn/variant/champion"
+    scaler.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=target,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=2,
+        MaxCapacity=8,
+    )
+    scaler.put_scaling_policy(
+        PolicyName="champion-invocations-per-instance",
+        ServiceNamespace="sagemaker",
+        ResourceId=target,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 300.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+        },
+    )
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="churn",
+        DesiredWeightsAndCapacities=[{"VariantName": "champion", "DesiredInstanceCount": 4}],
+    )
+    live(fake)
+    fake.calls.clear()
+
+    adopted = provider.create(props())
+    assert "CreateEndpoint" not in fake.operations()
+    assert fake.operations("UpdateEndpoint") == ["UpdateEndpoint"]
+    assert adopted.outs["endpoint_config_name"] == desired(props()).config_name
+    assert counts(fake) == {"champion": 4, "challenger": 2}
+    policies = scaler.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert [
+        (p["PolicyName"], p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"])
+        for p in policies
+    ] == [("champion-invocations-per-instance", 600.0)]
+    assert {"churn-config-0a1b2c", "churn-champion-0a1b2c"} <= set(fake.configs) | set(fake.models)
+    garbage = find_garbage(sm, "churn", min_age_s=0)
+    assert not {"churn-config-0a1b2c"} & set(garbage.configs)
+    assert not {"churn-champion-0a1b2c", "churn-challenger-0a1b2c"} & set(garbage.models)
