@@ -20,7 +20,14 @@ from pydantic import (
     model_validator,
 )
 
-from infra.validation import Frozen, Weight, check_split, check_unique_names, validate
+from infra.validation import (
+    Frozen,
+    Problem,
+    Weight,
+    check_split,
+    check_unique_names,
+    validate,
+)
 from serving import contract
 
 VERTEX_KEY = "vertex"
@@ -218,13 +225,65 @@ VertexEnv = Annotated[dict[str, str], AfterValidator(_env)]
 """Environment of the serving container: Vertex AI's ``AIP_*`` and the serving contract's own
 variables are refused."""
 DisplayName = Annotated[str, Field(pattern=r"^.{1,128}$")]
+ENDPOINT_ID = r"^([1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?)$"
+"""``CreateEndpointRequest.endpoint_id``: "If the first character is a letter, this value may be
+up to 63 characters, and valid characters are [a-z0-9-]. The last character must be a letter or
+number. If the first character is a number, this value may be up to 9 characters, and valid
+characters are [0-9] with no leading zeros" (python-aiplatform
+``google/cloud/aiplatform_v1/types/endpoint_service.py``; REST reference
+https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/create).
+terraform-provider-google's ``resource_vertex_ai_endpoint.go`` still documents 10 digits."""
 EndpointId = Annotated[
     str,
     BeforeValidator(_digits_as_text),
-    _shaped(r"^[1-9]\d{0,9}$", "up to 10 digits without a leading zero"),
+    _shaped(
+        ENDPOINT_ID,
+        "up to 9 digits without a leading zero, or up to 63 lowercase letters, digits and '-' "
+        "starting with a letter and ending with a letter or digit",
+    ),
 ]
 Network = Annotated[str, _shaped(_NETWORK, "projects/PROJECT_NUMBER/global/networks/NAME")]
 ServiceAccountId = Annotated[str, _shaped(_PROJECT_ID, "6-30 lowercase letters, digits or '-'")]
+
+
+PRIVATE_ENDPOINTS_DOC = (
+    "https://cloud.google.com/vertex-ai/docs/predictions/using-private-endpoints"
+)
+GPU_DEPLOY_SECONDS = 1800
+"""A model on GPUs can take 15-30 minutes to deploy (python-aiplatform#3329 "Model deploy timeout
+in 900 seconds"; GoogleCloudPlatform/vertex-ai-samples#2103): an operation wait shorter than
+that gives up on a deployment that is still going fine."""
+DEFAULT_OPERATION_TIMEOUT_SECONDS = 2 * GPU_DEPLOY_SECONDS
+OperationTimeout = Annotated[int, Field(ge=60, le=14_400)]
+"""How long the provider waits for one Vertex AI operation (upload, deploy, undeploy); the
+operation goes on in the cloud after a client gives up, and the next run waits for it."""
+
+
+def private_endpoint_problem(network: str | None, variants: list[str]) -> Problem | None:
+    """A VPC-peered endpoint serves one deployed model: "Only support one model per private
+    endpoint" (:data:`PRIVATE_ENDPOINTS_DOC`, Limitations). Deploying a second variant fails at
+    the API after the first was deployed, so it is refused here, at ``network``."""
+    if network is None or len(variants) <= 1:
+        return None
+    return Problem(
+        ("network",),
+        f"a private endpoint (VPC peering) serves one deployed model, and {len(variants)} "
+        f"variants are configured ({', '.join(variants)}): deploy one variant per private "
+        f"endpoint, or leave network out to split traffic ({PRIVATE_ENDPOINTS_DOC})",
+        network,
+    )
+
+
+def operation_timeout_problem(seconds: int, accelerators: bool) -> Problem | None:
+    """GPU deployments take up to :data:`GPU_DEPLOY_SECONDS`; a shorter wait fails them."""
+    if not accelerators or seconds >= GPU_DEPLOY_SECONDS:
+        return None
+    return Problem(
+        ("operation_timeout_seconds",),
+        f"must be at least {GPU_DEPLOY_SECONDS} with GPU variants: deploying a model on GPUs "
+        f"takes 15-30 minutes (default {DEFAULT_OPERATION_TIMEOUT_SECONDS})",
+        seconds,
+    )
 
 
 class ArtifactRegistryArgs(Frozen):
@@ -405,7 +464,7 @@ class VertexEndpointArgs(Frozen):
         description="Vertex AI API host; default REGION-aiplatform.googleapis.com. An http:// "
         "URL means a local emulator and anonymous credentials.",
     )
-    operation_timeout_seconds: Annotated[int, Field(ge=60, le=7200)] = 1800
+    operation_timeout_seconds: OperationTimeout = DEFAULT_OPERATION_TIMEOUT_SECONDS
     sample: SampleArgs | None = Field(None, description="What `verify` sends to the endpoint.")
 
     @field_validator("variants")
@@ -427,6 +486,17 @@ class VertexEndpointArgs(Frozen):
             raise ValueError(f"required with several variants: percentages for {names}")
         check_split(names, value)
         return {name: value.get(name, 0) for name in names}
+
+    @model_validator(mode="after")
+    def _deployable(self) -> Self:
+        problem = private_endpoint_problem(
+            self.network, [v.name for v in self.variants]
+        ) or operation_timeout_problem(
+            self.operation_timeout_seconds, any(v.accelerator for v in self.variants)
+        )
+        if problem is not None:
+            raise problem.error()
+        return self
 
     @property
     def split(self) -> dict[str, int]:

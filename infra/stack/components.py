@@ -122,6 +122,7 @@ def vertex_args(release: Release, target: VertexTarget) -> VertexEndpointArgs:
         request_logging=target.request_logging,
         service_account_id=target.service_account_id,
         sample=target.sample,
+        operation_timeout_seconds=target.operation_timeout_seconds,
         variants=variants,
         traffic=release.weights(),
     )

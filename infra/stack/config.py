@@ -55,6 +55,7 @@ from infra.clusters.existing import ExistingClusterArgs
 from infra.clusters.gke import GkeClusterArgs
 from infra.clusters.render import RenderArgs
 from infra.gcp.config import (
+    DEFAULT_OPERATION_TIMEOUT_SECONDS,
     ArtifactRegistryArgs,
     DisplayName,
     EndpointId,
@@ -62,6 +63,7 @@ from infra.gcp.config import (
     Labels,
     MachineArgs,
     Network,
+    OperationTimeout,
     ProjectId,
     RequestLoggingArgs,
     ResourceName,
@@ -69,6 +71,8 @@ from infra.gcp.config import (
     ServiceAccountId,
     VertexEnv,
     VertexRegion,
+    operation_timeout_problem,
+    private_endpoint_problem,
 )
 from infra.k8s.config import DNS_LABEL, Autoscaling, ServingSettings
 from infra.secret_scan import find_plaintext_secrets, secret_advice
@@ -212,6 +216,17 @@ class VertexTarget(_Target):
     service_account_id: ServiceAccountId | None = None
     sample: SampleArgs | None = None
     """What ``ml-endpoints verify`` predicts on (``instances`` or ``file``)."""
+    operation_timeout_seconds: OperationTimeout = DEFAULT_OPERATION_TIMEOUT_SECONDS
+
+    @model_validator(mode="after")
+    def _timeout_fits_gpus(self) -> Self:
+        computes = [self.compute, *self.variant_compute.values()]
+        problem = operation_timeout_problem(
+            self.operation_timeout_seconds, any(c.accelerator for c in computes)
+        )
+        if problem is not None:
+            raise problem.error()
+        return self
 
 
 class KubernetesTarget(ServingSettings, _Target):
@@ -308,9 +323,15 @@ class StackConfig(Frozen):
             raise problem.error(("sagemaker", "deployment"))
 
     def _check_vertex(self) -> None:
-        """Vertex AI names deployed models after the variants: they start with a letter."""
-        if not enabled(self.vertex):
+        """Vertex AI names deployed models after the variants: they start with a letter; a
+        private endpoint takes one."""
+        if self.vertex is None or not self.vertex.enabled:
             return
+        problem = private_endpoint_problem(
+            self.vertex.network, [v.name for v in self.release.variants]
+        )
+        if problem is not None:
+            raise problem.error(("vertex",))
         for index, variant in enumerate(self.release.variants):
             try:
                 _VERTEX_NAME.validate_python(variant.name)

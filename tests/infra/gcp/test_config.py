@@ -141,6 +141,17 @@ def error_of(config: dict[str, Any]) -> ConfigError:
         (vertex_config(traffic=None), "vertex.traffic", "required with several variants"),
         (vertex_config(endpoint_id="0123"), "vertex.endpoint_id", "without a leading zero"),
         (
+            vertex_config(network="projects/123456/global/networks/ml-vpc"),
+            "vertex.network",
+            "a private endpoint (VPC peering) serves one deployed model, and 2 variants are "
+            "configured (champion, challenger)",
+        ),
+        (
+            vertex_config(operation_timeout_seconds=900),
+            "vertex.operation_timeout_seconds",
+            "must be at least 1800 with GPU variants",
+        ),
+        (
             vertex_config(network="my-vpc"),
             "vertex.network",
             "projects/PROJECT_NUMBER/global/networks/NAME",
@@ -260,3 +271,58 @@ def test_the_accelerator_table_uses_the_api_names() -> None:
 
 def test_a_numeric_endpoint_id_from_yaml_is_accepted_as_text() -> None:
     assert vertex_args_from_config(vertex_config(endpoint_id=4242)).endpoint_id == "4242"
+
+
+@pytest.mark.parametrize(
+    ("endpoint_id", "valid"),
+    [
+        ("4242", True),
+        ("123456789", True),
+        ("reranker-prod", True),
+        ("r", True),
+        ("r" + "e" * 62, True),
+        ("1234567890", False),  # 10 digits: the older rule, no longer accepted
+        ("0123", False),
+        ("r" + "e" * 63, False),
+        ("reranker-", False),
+        ("Reranker", False),
+        ("-reranker", False),
+        ("rer_anker", False),
+        ("12ab", False),
+    ],
+)
+def test_endpoint_ids_follow_the_current_api_reference(endpoint_id: str, valid: bool) -> None:
+    """``CreateEndpointRequest.endpoint_id``: "If the first character is a letter, this value
+    may be up to 63 characters, and valid characters are [a-z0-9-]. The last character must be a
+    letter or number. If the first character is a number, this value may be up to 9 characters,
+    and valid characters are [0-9] with no leading zeros" (python-aiplatform
+    ``google/cloud/aiplatform_v1/types/endpoint_service.py``; REST reference
+    https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/create).
+    """
+    config = vertex_config(endpoint_id=endpoint_id)
+    if valid:
+        assert vertex_args_from_config(config).endpoint_id == endpoint_id
+    else:
+        error = error_of(config)
+        assert error.key == "vertex.endpoint_id"
+        assert "up to 9 digits without a leading zero, or up to 63 lowercase letters" in str(error)
+
+
+def test_a_private_endpoint_takes_its_one_variant() -> None:
+    """Private (VPC-peered) endpoints: "Only support one model per private endpoint"
+    (https://cloud.google.com/vertex-ai/docs/predictions/using-private-endpoints)."""
+    config = vertex_config(network="projects/123456/global/networks/ml-vpc")
+    config["variants"] = config["variants"][:1]
+    config["traffic"] = {"champion": 100}
+    assert vertex_args_from_config(config).network == "projects/123456/global/networks/ml-vpc"
+
+
+def test_operation_waits_outlast_a_gpu_deployment() -> None:
+    """A model on GPUs takes 15-30 minutes to deploy (python-aiplatform#3329 "Model deploy
+    timeout in 900 seconds", GoogleCloudPlatform/vertex-ai-samples#2103); the provider's wait
+    for one operation (``operation.result(timeout=...)``) must outlast it by default, and a
+    shorter one is refused where a variant has GPUs (without GPUs it is the user's choice)."""
+    gpu_deploy_seconds = 30 * 60
+    assert vertex_args_from_config(vertex_config()).operation_timeout_seconds > gpu_deploy_seconds
+    cpu_only = {**with_variant(), "operation_timeout_seconds": 900}
+    assert vertex_args_from_config(cpu_only).operation_timeout_seconds == 900

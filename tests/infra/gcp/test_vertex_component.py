@@ -83,8 +83,11 @@ def test_children_are_parented_to_the_component_deployment_last(
 
 
 def test_endpoint_properties(pulumi_mocks: RecordingMocks) -> None:
+    one_variant = vertex_config()["variants"][:1]
     declare(
         network="projects/123456/global/networks/ml-vpc",
+        variants=one_variant,
+        traffic={"champion": 100},
         request_logging={"bigquery_table": "bq://ml-project.logs.churn", "sampling_rate": 0.25},
     )
     endpoint = pulumi_mocks.one("gcp:vertex/aiEndpoint:AiEndpoint").inputs

@@ -200,6 +200,22 @@ def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None
             "machine type",
         ),
         (
+            lambda c: c["ml-endpoints:vertex"].update(
+                network="projects/123456/global/networks/ml-vpc"
+            ),
+            "ml-endpoints:vertex.network: a private endpoint (VPC peering) serves one deployed "
+            "model, and 2 variants are configured (champion, challenger)",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"].update(operation_timeout_seconds=600),
+            "ml-endpoints:vertex.operation_timeout_seconds: must be at least 1800 with GPU "
+            "variants",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"].update(endpoint_id="1234567890"),
+            "ml-endpoints:vertex.endpoint_id: must be up to 9 digits without a leading zero",
+        ),
+        (
             lambda c: c["ml-endpoints:vertex"].update(sample={"instances": [[1]], "file": "x"}),
             "ml-endpoints:vertex.sample: give exactly one of instances or file",
         ),
