@@ -66,6 +66,10 @@ def _env_not_reserved(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+CLUSTER_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+"""Namespaces every cluster has: adopted, never created (creating one that exists fails with
+AlreadyExists since pulumi-kubernetes 4.29, ``provider/pkg/await/await.go``)."""
+
 Quantity = Annotated[str, Field(min_length=1)]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 Environment = Annotated[dict[str, str], AfterValidator(_env_not_reserved)]
@@ -226,6 +230,10 @@ class ServingSettings(Frozen):
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
     namespace: DnsLabel = "default"
+    create_namespace: bool | None = None
+    """True: the component creates ``namespace`` (and, on destroy, deletes it with everything in
+    it); false: it must exist already (read at preview, which fails if it does not); left out:
+    created unless it is one every cluster has (:data:`CLUSTER_NAMESPACES`)."""
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     env: Environment = {}
     resources: Resources = Resources()
@@ -246,6 +254,24 @@ class ServingSettings(Frozen):
     in another namespace must allow routes from this one in its ``allowedRoutes``)."""
     service_monitor: ServiceMonitorConfig | None = None
     service_account_name: DnsLabel = "model-server"
+
+    @property
+    def owns_namespace(self) -> bool:
+        """Whether the component creates the namespace rather than adopting it."""
+        if self.create_namespace is None:
+            return self.namespace not in CLUSTER_NAMESPACES
+        return self.create_namespace
+
+    @model_validator(mode="after")
+    def _namespace_creatable(self) -> Self:
+        if self.create_namespace and self.namespace in CLUSTER_NAMESPACES:
+            raise rule_error(
+                ("create_namespace",),
+                f"namespace {self.namespace!r} exists in every cluster: set create_namespace to "
+                "false (or leave it out) to deploy into it",
+                True,
+            )
+        return self
 
     @model_validator(mode="after")
     def _replicas_xor_autoscaling(self) -> Self:

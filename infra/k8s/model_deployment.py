@@ -1,8 +1,18 @@
 """``ModelDeployment``: the serving image on any Kubernetes cluster, one Deployment per variant.
 
 Per variant: Deployment, Service, HorizontalPodAutoscaler (or a fixed replica count) and
-PodDisruptionBudget. Shared: ServiceAccount, NetworkPolicy, and optionally a Gateway API
-``HTTPRoute`` splitting traffic by weight and a Prometheus Operator ``ServiceMonitor``.
+PodDisruptionBudget. Shared: the Namespace, ServiceAccount, NetworkPolicy, and optionally a
+Gateway API ``HTTPRoute`` splitting traffic by weight and a Prometheus Operator
+``ServiceMonitor``.
+
+Namespace
+---------
+Kubernetes does not create a namespace for an object put into it: the API answers
+``namespaces "X" not found`` (pulumi/pulumi-kubernetes#142), and pulumi-kubernetes' preview
+hides that (``provider/pkg/await/await.go``: a missing namespace is a ``namespaceError`` that
+preview skips), so only ``pulumi up`` fails. The component therefore declares the Namespace
+(``create_namespace``) or reads an existing one (``Namespace.get``: preview fails when it is
+missing), and every namespaced child depends on it: created first, deleted last.
 
 HPA and ``spec.replicas``
 -------------------------
@@ -131,7 +141,8 @@ class ModelDeployment(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ml-endpoints:k8s:ModelDeployment", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        namespace = self._namespace(name, args)
+        child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
         k8s.core.v1.ServiceAccount(
             f"{name}-sa",
@@ -174,6 +185,24 @@ class ModelDeployment(pulumi.ComponentResource):
                 "service_names": self.service_names,
                 "http_route_name": self.http_route_name,
             }
+        )
+
+    def _namespace(self, name: str, args: ModelDeploymentArgs) -> k8s.core.v1.Namespace:
+        """The namespace the objects go into, created or read (module docstring)."""
+        opts = pulumi.ResourceOptions(parent=self)
+        if not args.owns_namespace:
+            return k8s.core.v1.Namespace.get(f"{name}-namespace", args.namespace, opts=opts)
+        labels = common_labels(args)
+        return k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace,
+                labels={
+                    key: labels[key]
+                    for key in ("app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
+                },
+            ),
+            opts=opts,
         )
 
     @staticmethod

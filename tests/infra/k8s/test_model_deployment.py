@@ -67,6 +67,7 @@ def test_every_builtin_object_passes_strict_schema_validation(
     manifests = render(config)
     builtin = [m for m in manifests if m["kind"] not in CRD_KINDS]
     assert {m["kind"] for m in builtin} >= {
+        "Namespace",
         "Deployment",
         "Service",
         "PodDisruptionBudget",
@@ -439,7 +440,7 @@ def test_children_use_the_components_provider(pulumi_mocks: RecordingMocks) -> N
 
     run_program(declare)
     children = [r for r in pulumi_mocks.resources if r.type.startswith("kubernetes:")]
-    assert len(children) == 12
+    assert len(children) == 13
     assert all(r.provider and "::target::" in r.provider for r in children), [
         r.provider for r in children
     ]
@@ -458,7 +459,7 @@ def test_every_child_is_parented_to_the_component(pulumi_mocks: RecordingMocks) 
 
     run_program(declare)
     children = [(t, n, o) for t, n, o in declared if t != "ml-endpoints:k8s:ModelDeployment"]
-    assert len(children) == 12
+    assert len(children) == 13
     assert all(o.parent is component[0] for _, _, o in children)
     deployments = [o for t, _, o in children if t == "kubernetes:apps/v1:Deployment"]
     # Replicas are left out, not ignored: ignore_changes would keep Pulumi owning the field.
