@@ -55,7 +55,6 @@ UNITS = {
 ENDPOINT_DIMENSION, VARIANT_DIMENSION = "EndpointName", "VariantName"
 #: Marks the line for log filters (Cloud Logging log-based metrics, CloudWatch Logs Insights).
 KIND = "ml-endpoints-signals"
-ERRORS_METRIC = "model_prediction_errors"
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class SignalReader:
             if name == f"{contract.LATENCY_METRIC}_bucket":
                 bound = float(dict(labels)["le"])
                 buckets[bound] = buckets.get(bound, 0.0) + value - previous.get((name, labels), 0.0)
-        errors = f"{ERRORS_METRIC}_total"
+        errors = f"{contract.ERRORS_METRIC}_total"
         drift = gauge(contract.DRIFT_DETECTED_METRIC)
         return IntervalSignals(
             requests=round(delta(f"{contract.PREDICTIONS_METRIC}_total")),

@@ -91,7 +91,7 @@ class Metrics:
             registry=reg,
         )
         self.errors = Counter(
-            "model_prediction_errors",
+            contract.ERRORS_METRIC,
             "Failed prediction requests by HTTP status code.",
             [*base, "protocol", "code"],
             registry=reg,
@@ -119,7 +119,7 @@ class Metrics:
             registry=reg,
         )
         self.batch_rows = Histogram(
-            "model_batch_size_rows",
+            contract.BATCH_ROWS_METRIC,
             "Rows per model call (adaptive micro-batching).",
             base,
             buckets=BATCH_BUCKETS,
@@ -140,7 +140,7 @@ class Metrics:
             registry=reg,
         )
         self.load_seconds = Gauge(
-            "model_load_seconds",
+            contract.LOAD_SECONDS_METRIC,
             "Seconds taken to fetch, load and warm up the model.",
             base,
             multiprocess_mode="max",
@@ -154,7 +154,7 @@ class Metrics:
             registry=reg,
         )
         self.workers = Gauge(
-            "model_server_workers",
+            contract.WORKERS_METRIC,
             "Live worker processes.",
             base,
             multiprocess_mode="livesum",

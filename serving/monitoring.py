@@ -82,7 +82,7 @@ class DriftMonitoring:
             registry=registry,
         ).labels(*labels)
         self._window_rows = Gauge(
-            "model_drift_window_rows",
+            contract.DRIFT_WINDOW_ROWS_METRIC,
             "Rows in the latest drift report's window.",
             names,
             multiprocess_mode="livemostrecent",
@@ -96,7 +96,7 @@ class DriftMonitoring:
             registry=registry,
         )
         self._p_value = Gauge(
-            "model_drift_p_value",
+            contract.DRIFT_P_VALUE_METRIC,
             "Drift test p-value per feature and test.",
             [*names, "feature", "test"],
             multiprocess_mode="livemostrecent",

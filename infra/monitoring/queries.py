@@ -13,17 +13,17 @@ from collections.abc import Sequence
 from serving import contract
 
 PREDICTIONS = f"{contract.PREDICTIONS_METRIC}_total"
-ERRORS = "model_prediction_errors_total"
+ERRORS = f"{contract.ERRORS_METRIC}_total"
 LATENCY_BUCKET = f"{contract.LATENCY_METRIC}_bucket"
-BATCH_ROWS = "model_batch_size_rows"
+BATCH_ROWS = contract.BATCH_ROWS_METRIC
 QUEUE_REJECTIONS = f"{contract.QUEUE_REJECTIONS_METRIC}_total"
 INFLIGHT = contract.INFLIGHT_METRIC
 READY = contract.READY_METRIC
-LOAD_SECONDS = "model_load_seconds"
-WORKERS = "model_server_workers"
+LOAD_SECONDS = contract.LOAD_SECONDS_METRIC
+WORKERS = contract.WORKERS_METRIC
 DRIFT_DETECTED = contract.DRIFT_DETECTED_METRIC
-DRIFT_P_VALUE = "model_drift_p_value"
-DRIFT_WINDOW_ROWS = "model_drift_window_rows"
+DRIFT_P_VALUE = contract.DRIFT_P_VALUE_METRIC
+DRIFT_WINDOW_ROWS = contract.DRIFT_WINDOW_ROWS_METRIC
 
 #: The labels that identify one deployed variant. ``namespace`` is absent outside Kubernetes;
 #: grouping by an absent label is harmless (it stays absent).

@@ -106,6 +106,19 @@ def test_single_worker_exposition_passes_promtool(demo_server: ServerProcess) ->
     assert promtool_findings(exposition) == ""
 
 
+def test_every_metric_the_contract_names_is_exported(demo_server: ServerProcess) -> None:
+    """Dashboards, alert rules, the canary and the cloud signals query the names in
+    ``serving.contract``: each is a metric family of the server's exposition (per-feature drift
+    gauges have no series before the first report, but their family is there)."""
+    from serving import contract
+
+    named = {value for key, value in vars(contract).items() if key.endswith("_METRIC")}
+    assert len(named) >= 12
+    exposition, _ = scrape(demo_server.url)
+    families = {family.name for family in text_string_to_metric_families(exposition)}
+    assert named <= families, sorted(named - families)
+
+
 def test_multi_worker_exposition_passes_promtool(two_workers: ServerProcess) -> None:
     exposition, _ = scrape(two_workers.url)
     assert promtool_findings(exposition) == ""
