@@ -14,10 +14,13 @@ log-based metrics extract the same members. Sources:
 - https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html (stdout -> CloudWatch)
 - https://cloud.google.com/vertex-ai/docs/predictions/online-prediction-logging (container logs)
 
-The numbers are this worker's counters read by a background thread once per interval: nothing
-is added to the request path. Counts are deltas since the previous line, so CloudWatch's ``Sum``
-over workers and instances is the endpoint's total; latency quantiles are this worker's, from
-its histogram (``Maximum`` over workers is the worst).
+Which format, if any, follows from where the server runs (:attr:`Settings.platform`) unless
+``ML_ENDPOINTS_SIGNALS_MODE`` says otherwise (:func:`create_publisher`). The numbers are this
+worker's counters read by a background thread once per interval: nothing is added to the request
+path (``bench/README.md``, "Cloud signals": the same calls per request, on or off). Counts are
+deltas since the previous line, so CloudWatch's ``Sum`` over workers and instances is the
+endpoint's total; latency quantiles are this worker's, from its histogram (``Maximum`` over
+workers is the worst).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from serving import contract
+from serving.settings import Platform, Settings, SignalMode
 
 log = logging.getLogger("ml_endpoints.cloud_signals")
 
@@ -258,3 +262,59 @@ def emf_formatter(
     """EMF lines for ``endpoint``/``variant``, timestamped when written."""
     dimensions = {ENDPOINT_DIMENSION: endpoint, VARIANT_DIMENSION: variant}
     return lambda s: emf_document(s, namespace, dimensions, int(time.time() * 1000), properties)
+
+
+def cloud_logging_formatter(
+    labels: Mapping[str, str], properties: Mapping[str, Any]
+) -> Callable[[IntervalSignals], dict[str, Any]]:
+    """Cloud Logging entries carrying ``labels`` (model, version, variant)."""
+    return lambda s: cloud_logging_entry(s, labels, properties)
+
+
+def signal_mode(settings: Settings) -> SignalMode:
+    """The format this server writes: ``auto`` resolved by platform (EMF on SageMaker, Cloud
+    Logging on Vertex AI, off elsewhere: Kubernetes scrapes ``/metrics``)."""
+    mode = settings.signals.mode
+    if settings.signals.off_reason is not None:
+        return SignalMode.OFF
+    if mode is not SignalMode.AUTO:
+        return mode
+    platform = settings.platform
+    if platform is Platform.SAGEMAKER:
+        return SignalMode.EMF
+    if platform is Platform.VERTEX:
+        return SignalMode.CLOUD_LOGGING
+    return SignalMode.OFF
+
+
+def create_publisher(settings: Settings, registry: CollectorRegistry) -> SignalPublisher | None:
+    """This worker's publisher of ``registry``'s signals, or ``None`` when they are off. Call it
+    in the worker process (each worker reports its own share)."""
+    mode = signal_mode(settings)
+    if mode is SignalMode.OFF:
+        return None
+    identity = {
+        "model": settings.model_name,
+        "version": settings.model_version,
+        "variant": settings.variant,
+    }
+    interval = settings.signals.interval_seconds
+    format: Callable[[IntervalSignals], Mapping[str, Any]]
+    if mode is SignalMode.EMF:
+        endpoint = settings.sagemaker_endpoint or settings.model_name
+        namespace = settings.signals.namespace
+        format = emf_formatter(namespace, endpoint, settings.variant, identity)
+        where = f"EMF lines (namespace {namespace}, endpoint {endpoint})"
+    else:
+        properties = {
+            key: value
+            for key, value in (
+                ("endpoint_id", settings.aip_endpoint_id),
+                ("deployed_model_id", settings.aip_deployed_model_id),
+            )
+            if value
+        }
+        format = cloud_logging_formatter(identity, properties)
+        where = "Cloud Logging lines"
+    log.info("cloud signals: %s on stdout every %g s", where, interval)
+    return SignalPublisher(SignalReader(registry), format, interval)

@@ -8,7 +8,9 @@ Each part receives what it uses and hands back what it offers, in the manner of 
 - every wire protocol, drift monitoring, the metrics exposition and the OpenAPI document return
   their routes, each route carrying its own documentation;
 - the request recorder publishes a series for every protocol that a registered route speaks;
-- the app gets the router, the recorder, the authenticator and its life-cycle hooks.
+- the app gets the router, the recorder, the authenticator and its life-cycle hooks;
+- on SageMaker and Vertex AI, which never scrape ``/metrics``, each worker starts a cloud signal
+  publisher at start-up that reads the same metrics once per interval (``serving.cloud_signals``).
 
 Optional features follow the settings' one failure policy (``serving.settings``): an invalid
 value turns the feature off, logged here once per worker, and the server still serves the model.
@@ -23,6 +25,7 @@ from serving import openapi
 from serving.app import ServingApp
 from serving.auth import Authenticator
 from serving.capture import create_capture
+from serving.cloud_signals import SignalPublisher, create_publisher
 from serving.http import Router
 from serving.metrics import Metrics, RequestRecorder
 from serving.monitoring import DriftMonitoring
@@ -45,6 +48,7 @@ def create_app(
     for feature, off_reason in (
         ("drift monitoring", settings.drift.off_reason),
         ("data capture", settings.capture.off_reason),
+        ("cloud signals", settings.signals.off_reason),
     ):
         if off_reason is not None:
             log.error("%s is off: %s", feature, off_reason)
@@ -78,17 +82,28 @@ def create_app(
         log.info("%s is not served: the platform configured that path for another route", route)
     router.add(openapi.route(router.routes, auth.protected if auth is not None else frozenset()))
 
+    publishers: list[SignalPublisher] = []
+
     async def start() -> None:
         directory = metrics_mod.multiprocess_dir()
         if directory is not None:
             metrics_mod.forget_dead_workers(directory)
+        publisher = create_publisher(settings, metrics.registry)  # in the worker: its own share
+        if publisher is not None:
+            publishers.append(publisher)
         runtime.start()
         if load_before_serving:
             await runtime.wait_loaded()
 
+    def close_publishers() -> None:
+        recorder.flush()  # what is still recorded belongs to the last interval
+        for publisher in publishers:
+            publisher.close()  # the last interval, drain included
+
     shutdown = [runtime.close, drift.close]
     if capture is not None:
         shutdown.append(capture.close)  # flushes every accepted record
+    shutdown.append(close_publishers)
     return ServingApp(
         router,
         recorder,

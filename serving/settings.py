@@ -4,7 +4,8 @@ Platform variables (``AIP_*`` on Vertex AI, ``SAGEMAKER_*`` on SageMaker) are re
 the same image runs unchanged everywhere.
 
 Optional features nest inside :class:`Settings` (``drift``: ``ML_ENDPOINTS_DRIFT_*``,
-``capture``: ``ML_ENDPOINTS_CAPTURE_*``) under one failure policy: an invalid value of an optional
+``capture``: ``ML_ENDPOINTS_CAPTURE_*``, ``signals``: ``ML_ENDPOINTS_SIGNALS_*``) under one failure
+policy: an invalid value of an optional
 feature turns that feature off and never stops the server; ``off_reason`` then names the variable,
 the value and what is allowed, and the server logs it at start-up and answers it on the feature's
 route. An invalid core setting (everything else) refuses to start (``ml-endpoints serve`` exits 2
@@ -120,10 +121,45 @@ class CaptureSettings(BaseModel):
         return bool(self.destination) and self.off_reason is None
 
 
+class Platform(StrEnum):
+    """Where the server runs, as far as it matters to what it does (:attr:`Settings.platform`)."""
+
+    SAGEMAKER = "sagemaker"
+    VERTEX = "vertex"
+
+
+class SignalMode(StrEnum):
+    """How the cloud signals (``serving.cloud_signals``) are written to stdout."""
+
+    AUTO = "auto"  # EMF on SageMaker, Cloud Logging lines on Vertex AI, nothing elsewhere
+    OFF = "off"
+    EMF = "emf"  # CloudWatch embedded metric format, wherever the server runs
+    CLOUD_LOGGING = "cloud_logging"  # structured JSON lines Cloud Logging parses
+
+
+class SignalSettings(BaseModel):
+    """``ML_ENDPOINTS_SIGNALS_*``: the signals clouds that never scrape ``/metrics`` alarm on,
+    one JSON line per worker and interval on stdout."""
+
+    mode: SignalMode = SignalMode.AUTO
+    interval_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
+        60.0,
+        description="Seconds between lines: CloudWatch's standard resolution is a minute, and "
+        "alarms evaluate whole periods.",
+    )
+    namespace: Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        "ml-endpoints", description="CloudWatch namespace of the EMF metrics."
+    )
+    off_reason: str | None = Field(
+        None, description="Set by validation: the invalid setting that turned the signals off."
+    )
+
+
 #: Optional features by ``Settings`` field: their settings and their variables' prefix.
-_FEATURES: dict[str, tuple[type[DriftSettings | CaptureSettings], str]] = {
+_FEATURES: dict[str, tuple[type[DriftSettings | CaptureSettings | SignalSettings], str]] = {
     "drift": (DriftSettings, "ML_ENDPOINTS_DRIFT_"),
     "capture": (CaptureSettings, "ML_ENDPOINTS_CAPTURE_"),
+    "signals": (SignalSettings, "ML_ENDPOINTS_SIGNALS_"),
 }
 
 
@@ -251,18 +287,26 @@ class Settings(BaseSettings):
     aip_health_route: str | None = Field(None, validation_alias=_env("AIP_HEALTH_ROUTE"))
     aip_predict_route: str | None = Field(None, validation_alias=_env("AIP_PREDICT_ROUTE"))
     aip_storage_uri: str | None = Field(None, validation_alias=_env("AIP_STORAGE_URI"))
+    aip_endpoint_id: str | None = Field(None, validation_alias=_env("AIP_ENDPOINT_ID"))
+    aip_deployed_model_id: str | None = Field(None, validation_alias=_env("AIP_DEPLOYED_MODEL_ID"))
+    sagemaker_endpoint: str | None = Field(
+        None,
+        validation_alias=_env(contract.SAGEMAKER_ENDPOINT_ENV),
+        description="The SageMaker endpoint's name (the SageMaker component sets it).",
+    )
 
     drift: DriftSettings = DriftSettings()
     capture: CaptureSettings = CaptureSettings()
+    signals: SignalSettings = SignalSettings()
 
-    @field_validator("drift", "capture", mode="wrap")
+    @field_validator("drift", "capture", "signals", mode="wrap")
     @classmethod
     def _optional_feature(
         cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
-    ) -> DriftSettings | CaptureSettings:
+    ) -> DriftSettings | CaptureSettings | SignalSettings:
         """The failure policy of optional features: invalid -> off, saying why."""
         try:
-            feature: DriftSettings | CaptureSettings = handler(value)
+            feature: DriftSettings | CaptureSettings | SignalSettings = handler(value)
         except ValidationError as exc:
             assert info.field_name is not None
             kind, prefix = _FEATURES[info.field_name]
@@ -297,6 +341,20 @@ class Settings(BaseSettings):
             if port is not None:
                 return port
         return contract.PORT
+
+    @property
+    def platform(self) -> Platform | None:
+        """Vertex AI when it says so (``AIP_MODE=PREDICTION``, which Vertex sets on every
+        prediction container); SageMaker when the SageMaker component named the endpoint
+        (:data:`~serving.contract.SAGEMAKER_ENDPOINT_ENV`): SageMaker hosting sets the variables
+        of CreateModel's ``Environment`` and no variable of its own that says where the container
+        runs (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html).
+        ``None`` elsewhere (Kubernetes, a laptop)."""
+        if self.aip_mode == "PREDICTION":
+            return Platform.VERTEX
+        if self.sagemaker_endpoint:
+            return Platform.SAGEMAKER
+        return None
 
     @property
     def body_limit(self) -> int:

@@ -25,6 +25,8 @@ import pytest
 
 from serving import cloud_signals as cs
 from serving.metrics import LATENCY_BUCKETS, Metrics, RequestRecorder
+from serving.settings import Platform, Settings, SignalMode
+from tests.conftest import ServerProcess
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 UNITS = [
@@ -329,3 +331,124 @@ def test_lines_of_several_writers_never_interleave() -> None:
     assert len(lines) == 800
     for line in lines:
         check_emf(line)
+
+
+# -- which server writes what ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "platform", "mode"),
+    [
+        ({}, None, SignalMode.OFF),  # Kubernetes, a laptop: Prometheus scrapes /metrics
+        ({"ML_ENDPOINTS_SAGEMAKER_ENDPOINT": "churn"}, Platform.SAGEMAKER, SignalMode.EMF),
+        ({"AIP_MODE": "PREDICTION"}, Platform.VERTEX, SignalMode.CLOUD_LOGGING),
+        (
+            {"ML_ENDPOINTS_SAGEMAKER_ENDPOINT": "churn", "ML_ENDPOINTS_SIGNALS_MODE": "off"},
+            Platform.SAGEMAKER,
+            SignalMode.OFF,
+        ),
+        ({"ML_ENDPOINTS_SIGNALS_MODE": "emf"}, None, SignalMode.EMF),  # anywhere, when asked
+        (
+            {"AIP_MODE": "PREDICTION", "ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS": "0"},
+            Platform.VERTEX,
+            SignalMode.OFF,  # invalid: the feature is off, the server serves
+        ),
+    ],
+)
+def test_the_platform_chooses_the_format_unless_configured(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    platform: Platform | None,
+    mode: SignalMode,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.platform is platform
+    assert cs.signal_mode(settings) is mode
+    publisher = cs.create_publisher(settings, Metrics("m", "1", "v").registry)
+    assert (publisher is None) is (mode is SignalMode.OFF)
+    if publisher is not None:
+        publisher.close()
+
+
+def signal_lines(server: ServerProcess) -> list[bytes]:
+    """The JSON signal lines in a server's stdout (its log holds stderr too)."""
+    assert server.log_path is not None
+    return [
+        line + b"\n"
+        for line in server.log_path.read_bytes().splitlines()
+        if line.startswith(b"{") and cs.KIND.encode() in line
+    ]
+
+
+REQUESTS = 60
+ROW = [1.0] * 30
+
+
+def serve_requests(server: ServerProcess, path: str, body: Any) -> None:
+    import httpx
+
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        for index in range(REQUESTS):
+            bad = index % 10 == 0  # 6 client errors
+            response = client.post(server.url + path, json={"wrong": 1} if bad else body)
+            assert response.status_code == (400 if bad else 200), response.text
+
+
+def test_a_sagemaker_server_writes_emf_lines_that_add_up_over_workers(
+    start_server: Any,
+) -> None:
+    """Two workers on SageMaker: every line is a valid EMF document for the endpoint and
+    variant, and the Requests of all lines (the last interval written at shutdown) are exactly
+    the requests served, whichever worker served them."""
+    server = start_server(
+        "--workers",
+        "2",
+        env={
+            "ML_ENDPOINTS_SAGEMAKER_ENDPOINT": "churn-prod",
+            "ML_ENDPOINTS_VARIANT": "challenger",
+            "ML_ENDPOINTS_SIGNALS_NAMESPACE": "Churn",
+            "ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS": "1",
+            "ML_ENDPOINTS_DRAIN_SECONDS": "0",
+        },
+    )
+    serve_requests(server, "/invocations", [ROW])
+    time.sleep(1.5)
+    assert signal_lines(server), server.log()
+    assert server.stop() == 0
+    documents = [check_emf(line) for line in signal_lines(server)]
+    directives = {d["_aws"]["CloudWatchMetrics"][0]["Namespace"] for d in documents}
+    assert directives == {"Churn"}
+    assert {(d["EndpointName"], d["VariantName"]) for d in documents} == {
+        ("churn-prod", "challenger")
+    }
+    assert sum(d["Requests"] for d in documents) == REQUESTS
+    assert sum(d["ClientErrors"] for d in documents) == REQUESTS // 10
+    assert sum(d["ServerErrors"] for d in documents) == 0
+    assert any(d.get("LatencyP99", 0) > 0 for d in documents)
+    assert {d["Ready"] for d in documents} >= {1}
+
+
+def test_a_vertex_server_writes_cloud_logging_lines(start_server: Any) -> None:
+    server = start_server(
+        env={
+            "AIP_MODE": "PREDICTION",
+            "AIP_ENDPOINT_ID": "4455",
+            "AIP_DEPLOYED_MODEL_ID": "6677",
+            "ML_ENDPOINTS_VARIANT": "champion",
+            "ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS": "1",
+            "ML_ENDPOINTS_DRAIN_SECONDS": "0",
+        },
+    )
+    path = "/v1/endpoints/4455/deployedModels/6677:predict"
+    serve_requests(server, path, {"instances": [ROW]})
+    assert server.stop() == 0
+    entries = [orjson.loads(line) for line in signal_lines(server)]
+    assert entries, server.log()
+    assert all("_aws" not in entry for entry in entries)
+    assert {(e["variant"], e["deployed_model_id"], e["endpoint_id"]) for e in entries} == {
+        ("champion", "6677", "4455")
+    }
+    assert sum(e["Requests"] for e in entries) == REQUESTS
+    assert {e["severity"] for e in entries} <= {"INFO", "WARNING"}

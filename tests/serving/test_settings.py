@@ -24,12 +24,17 @@ CAPTURE = {
     "ML_ENDPOINTS_CAPTURE_MAX_FILE_SECONDS": ("max_file_seconds", "30", 30.0),
     "ML_ENDPOINTS_CAPTURE_BUFFER_RECORDS": ("buffer_records", "10", 10),
 }
+SIGNALS = {
+    "ML_ENDPOINTS_SIGNALS_MODE": ("mode", "emf", "emf"),
+    "ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS": ("interval_seconds", "15", 15.0),
+    "ML_ENDPOINTS_SIGNALS_NAMESPACE": ("namespace", "Churn/Prod", "Churn/Prod"),
+}
 
 
 def test_every_documented_variable_reaches_its_nested_field(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for variable, (_, value, _) in {**DRIFT, **CAPTURE}.items():
+    for variable, (_, value, _) in {**DRIFT, **CAPTURE, **SIGNALS}.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.setenv("ML_ENDPOINTS_MAX_BATCH_SIZE", "8")  # a core setting beside them
     settings = Settings()
@@ -37,6 +42,8 @@ def test_every_documented_variable_reaches_its_nested_field(
         assert getattr(settings.drift, field) == expected, field
     for field, _, expected in CAPTURE.values():
         assert getattr(settings.capture, field) == expected, field
+    for field, _, expected in SIGNALS.values():
+        assert getattr(settings.signals, field) == expected, field
     assert settings.max_batch_size == 8
     assert settings.drift.off_reason is None
     assert settings.capture.active
@@ -56,6 +63,7 @@ def test_an_invalid_optional_setting_turns_only_that_feature_off_and_says_why(
     monkeypatch.setenv("ML_ENDPOINTS_DRIFT_WINDOW_ROWS", "5")
     monkeypatch.setenv("ML_ENDPOINTS_DRIFT_ALPHA", "0.2")  # valid, but the feature is off
     monkeypatch.setenv("ML_ENDPOINTS_CAPTURE_DESTINATION", "s3://")
+    monkeypatch.setenv("ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS", "0.1")
     settings = Settings()
     assert not settings.drift.active
     assert settings.drift.off_reason == (
@@ -65,6 +73,10 @@ def test_an_invalid_optional_setting_turns_only_that_feature_off_and_says_why(
     assert settings.capture.off_reason is not None
     assert "ML_ENDPOINTS_CAPTURE_DESTINATION='s3://'" in settings.capture.off_reason
     assert "names no bucket" in settings.capture.off_reason
+    assert settings.signals.off_reason == (
+        "invalid ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS='0.1': Input should be greater than or "
+        "equal to 1"
+    )
 
 
 def test_the_reason_travels_to_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
