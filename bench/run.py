@@ -11,7 +11,10 @@ runs alternating between them for ``--rounds`` rounds; the target uses the media
 ``--ab TREE`` compares our server before and after a change instead: the ``serving`` package of
 the checkout ``TREE`` (e.g. ``git worktree add --detach ../before main``) against this one, both
 up at once with this venv's dependencies, interleaved for ``--rounds`` rounds (the order flips
-every round); per round and as medians: rps and server CPU per request at c=64, p50 at c=1.
+every round); per round and as medians: rps, p99 and server CPU per request at c=64, p50 at c=1.
+``--after-env KEY=VALUE`` (repeatable) starts only the "after" server with these variables: with
+``--ab .`` the same code with a feature on and off (e.g. the cloud signals,
+``ML_ENDPOINTS_SAGEMAKER_ENDPOINT=bench ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS=1``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TREE",
         help="only an interleaved A/B of ours: the checkout TREE (before) against this one",
     )
+    parser.add_argument(
+        "--after-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --ab: a variable for the 'after' server only (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     from serving.demo import demo_data, write_demo_artifacts
@@ -113,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     predict, v2 = bodies["predict"], bodies["v2"]
     if args.ab is not None:
         before = servers.ours("before", logreg, predict, tree=args.ab.resolve())
-        after = servers.ours("after", logreg, predict)
+        extra = dict(item.partition("=")[::2] for item in args.after_env)
+        after = servers.ours("after", logreg, predict, env=extra)
+        if extra:
+            print(f"after: with {' '.join(args.after_env)}")
         _ab(before, after, args.ab.resolve(), args.rounds, args.seconds, log_dir, args.warmup)
         return 0
 
@@ -226,11 +239,11 @@ def _ab(
     print(f"server: c=64 then c=1, {seconds:g} s each; the order flips every round.")
     print(f"before: {servers.serving_package(tree)}; after: {servers.serving_package(None)}\n")
     print(
-        "| round | order | rps c=64 before | after | CPU us/req c=64 before | after | "
-        "p50 ms c=1 before | after |"
+        "| round | order | rps c=64 before | after | p99 ms c=64 before | after | "
+        "CPU us/req c=64 before | after | p50 ms c=1 before | after |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    figures: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    figures: dict[str, list[tuple[float, float, float, float]]] = {"before": [], "after": []}
     try:
         for server in (before, after):
             _start_warm(server, log_dir, warmup)
@@ -239,13 +252,10 @@ def _ab(
             for server in order:
                 busy, cpu_us = _level(server, 64, seconds)
                 idle, _ = _level(server, 1, seconds)
-                figures[server.label].append((busy.rps, cpu_us, idle.p50_ms))
-            (b_rps, b_cpu, b_p50), (a_rps, a_cpu, a_p50) = (figures[k][-1] for k in figures)
-            print(
-                f"| {round_} | {' then '.join(s.label for s in order)} | {b_rps:,.0f} | "
-                f"{a_rps:,.0f} | {b_cpu:.0f} | {a_cpu:.0f} | {b_p50:.3f} | {a_p50:.3f} |",
-                flush=True,
-            )
+                figures[server.label].append((busy.rps, busy.p99_ms, cpu_us, idle.p50_ms))
+            before_row, after_row = (figures[k][-1] for k in figures)
+            print(f"| {round_} | {' then '.join(s.label for s in order)} | ", end="")
+            print(_ab_cells(before_row, after_row), flush=True)
     finally:
         before.stop()
         after.stop()
@@ -253,14 +263,20 @@ def _ab(
         k: [statistics.median(column) for column in zip(*v, strict=True)]
         for k, v in figures.items()
     }
-    (b_rps, b_cpu, b_p50), (a_rps, a_cpu, a_p50) = medians["before"], medians["after"]
+    print("| median | | " + _ab_cells(medians["before"], medians["after"]))
+    ratios = [a / b for a, b in zip(medians["after"], medians["before"], strict=True)]
     print(
-        f"| median | | {b_rps:,.0f} | {a_rps:,.0f} | {b_cpu:.0f} | {a_cpu:.0f} | "
-        f"{b_p50:.3f} | {a_p50:.3f} |"
+        f"\nafter / before (medians): rps c=64 {ratios[0]:.3f}x, p99 c=64 {ratios[1]:.3f}x, "
+        f"CPU per request {ratios[2]:.3f}x, p50 c=1 {ratios[3]:.3f}x"
     )
-    print(
-        f"\nafter / before (medians): rps c=64 {a_rps / b_rps:.3f}x, CPU per request "
-        f"{a_cpu / b_cpu:.3f}x, p50 c=1 {a_p50 / b_p50:.3f}x"
+
+
+def _ab_cells(before: Sequence[float], after: Sequence[float]) -> str:
+    """Table cells of one A/B row: (rps, p99 ms, CPU us/req, p50 ms), before then after each."""
+    (b_rps, b_p99, b_cpu, b_p50), (a_rps, a_p99, a_cpu, a_p50) = before, after
+    return (
+        f"{b_rps:,.0f} | {a_rps:,.0f} | {b_p99:.2f} | {a_p99:.2f} | {b_cpu:.0f} | {a_cpu:.0f} | "
+        f"{b_p50:.3f} | {a_p50:.3f} |"
     )
 
 

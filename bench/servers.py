@@ -174,13 +174,14 @@ def ours(
     path: str = "/predict",
     tree: Path | None = None,
     content_type: str = "application/json",
+    env: dict[str, str] | None = None,
 ) -> Server:
-    """Our server with default settings (metrics on) on ``model_dir``.
+    """Our server with default settings (metrics on) on ``model_dir``, plus ``env``.
 
     ``tree``: run the ``serving`` package of that checkout (another commit, for an A/B) with this
     venv's dependencies: it goes first on ``PYTHONPATH`` and is the working directory, so that
     the server and the children it starts (``python -m serving ...``) import that tree's code."""
-    env = {"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache")}
+    env = {"ML_ENDPOINTS_CACHE_DIR": str(WORK / "cache"), **(env or {})}
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     return Server(
