@@ -113,7 +113,9 @@ def _is_model_workload(resource: Resource) -> bool:
 
 
 def _is_gcp_iam_member(resource: Resource) -> bool:
-    return resource.type.startswith("gcp:") and resource.type.endswith("IAMMember")
+    """``IAMMember`` (projects, buckets) or ``IamMember`` (Artifact Registry repositories): the
+    provider spells it both ways."""
+    return resource.type.startswith("gcp:") and resource.type.lower().endswith("iammember")
 
 
 def _is_vertex_deployment(resource: Resource) -> bool:
@@ -302,6 +304,36 @@ def check_ecr_repositories(resources: Sequence[Resource], _: StackContext) -> li
             found.append(
                 Violation(
                     "ecr-scan-and-immutable", repository.urn, "imageTagMutability is not IMMUTABLE"
+                )
+            )
+    return found
+
+
+def check_artifact_registry_repositories(
+    resources: Sequence[Resource], _: StackContext
+) -> list[Violation]:
+    """Artifact Registry Docker repositories have immutable tags and vulnerability scanning,
+    as ECR repositories do; a ``gcr.io`` repository (named after its host) is one of them."""
+    found = []
+    for repository in _of_type(resources, "gcp:artifactregistry/repository:Repository"):
+        if str(repository.props.get("format", "")).upper() != "DOCKER":
+            continue
+        where = f"repository {repository.props.get('repositoryId', repository.name)}"
+        if _get(repository.props, "dockerConfig", "immutableTags") is not True:
+            found.append(
+                Violation(
+                    "artifact-registry-scan-and-immutable",
+                    repository.urn,
+                    f"{where}: dockerConfig.immutableTags is not on",
+                )
+            )
+        scanning = _get(repository.props, "vulnerabilityScanningConfig", "enablementConfig")
+        if scanning == "DISABLED":
+            found.append(
+                Violation(
+                    "artifact-registry-scan-and-immutable",
+                    repository.urn,
+                    f"{where}: vulnerability scanning is DISABLED",
                 )
             )
     return found
@@ -522,6 +554,11 @@ POLICIES: tuple[Policy, ...] = (
         "ecr-scan-and-immutable",
         "ECR repositories scan on push and have immutable tags",
         check_ecr_repositories,
+    ),
+    Policy(
+        "artifact-registry-scan-and-immutable",
+        "Artifact Registry repositories (gcr.io ones too) scan images and have immutable tags",
+        check_artifact_registry_repositories,
     ),
     Policy(
         "sagemaker-capture-and-kms",

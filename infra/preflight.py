@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.registries import (
+    CONTAINER_REGISTRY_SHUTDOWN,
+    GCR_HOSTS,
     ArtifactRegistryImage,
     EcrImage,
     ImageReference,
+    Registry,
     UnknownRegistry,
     registry_of,
 )
@@ -230,7 +233,16 @@ def _missing_image(image: ImageReference, where: str) -> _Problem:
     )
 
 
-def _missing_repository(where: str) -> _Problem:
+def _missing_repository(where: str, registry: Registry | None = None) -> _Problem:
+    if isinstance(registry, ArtifactRegistryImage) and registry.repository in GCR_HOSTS:
+        host, project = registry.repository, registry.project
+        return _Problem(
+            f"{where} does not exist, and nothing else serves {registry.base}: Container "
+            f"Registry is shut down (no writes since {CONTAINER_REGISTRY_SHUTDOWN}); declare "
+            f"the repository (ml-endpoints:vertex.repository.gcr_host: {host}) and create it "
+            f"(make bootstrap STACK=...), adopt it with pulumi import, or move the project's "
+            f"images with gcloud artifacts docker upgrade migrate --projects={project}"
+        )
     return _Problem(
         f"{where} does not exist; create the registries first (make bootstrap STACK=...), or "
         "adopt an existing repository with pulumi import"
@@ -282,7 +294,7 @@ def _artifact_registry_image(
         try:
             client.get_repository(name=registry.repository_name)
         except exceptions.NotFound:
-            raise _missing_repository(registry.where) from None
+            raise _missing_repository(registry.where, registry) from None
         raise _missing_image(image, registry.where) from None
     except exceptions.Forbidden:  # PermissionDenied (gRPC) is a Forbidden (HTTP 403)
         raise _Problem(

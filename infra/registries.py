@@ -9,14 +9,25 @@ host                                           registry            repository in
 ``ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]``  Amazon ECR          the path (``team/serving``)
 ``LOCATION-docker.pkg.dev``                    Artifact Registry   ``PROJECT/REPOSITORY``; the
                                                                    rest of the path is the image
-anything else (``ghcr.io``, Docker Hub...)     not known here      -
+``gcr.io``, ``us.gcr.io``, ``eu.gcr.io``,      Artifact Registry   the repository named after the
+``asia.gcr.io``                                                    host, in ``PROJECT`` (the first
+                                                                   path segment, or two for a
+                                                                   domain-scoped project) and the
+                                                                   host's multi-region; the rest
+                                                                   of the path is the image
+anything else (``ghcr.io``, Docker Hub,        not known here      -
+``mirror.gcr.io``, ``k8s.gcr.io``...)
 =============================================  ==================  ==============================
 
 Sources: ECR registry URLs (Amazon ECR User Guide, "Private registry concepts":
 ``aws_account_id.dkr.ecr.region.amazonaws.com``); Artifact Registry names (Artifact Registry
 documentation, "Repository and image names": ``LOCATION-docker.pkg.dev/PROJECT-ID/REPOSITORY/
-IMAGE``). ``gcr.io`` repositories hosted on Artifact Registry belong here as well, as one more
-host pattern mapped to :class:`ArtifactRegistryImage`.
+IMAGE``); ``gcr.io`` hosts (Artifact Registry documentation, "gcr.io repositories" under
+"Transition from Container Registry": Container Registry is shut down since 2025-03-18, and the
+``gcr.io`` domain is served by a DOCKER repository named after the host in the matching
+multi-region, :data:`GCR_HOSTS`; terraform-provider-google's Artifact Registry data-source tests
+read such a repository as ``project = "go-containerregistry"``, ``location = "us"``,
+``repository_id = "gcr.io"``).
 """
 
 from __future__ import annotations
@@ -38,6 +49,24 @@ _ARTIFACT_REGISTRY = re.compile(
     r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[a-z][a-z0-9.:-]*[a-z0-9])"
     r"/(?P<repository>[a-z0-9][a-z0-9-]*)/(?P<image>[a-z0-9][a-z0-9._/-]*)$"
 )
+CONTAINER_REGISTRY_SHUTDOWN = "2025-03-18"
+"""Since then Container Registry takes no writes; ``gcr.io`` URLs work only where a ``gcr.io``
+repository in Artifact Registry serves them."""
+GCR_HOSTS: dict[str, str] = {
+    "gcr.io": "us",
+    "us.gcr.io": "us",
+    "eu.gcr.io": "europe",
+    "asia.gcr.io": "asia",
+}
+"""``gcr.io`` host -> the Artifact Registry multi-region of the repository that serves it (the
+repository is named after the host)."""
+_GCR = re.compile(
+    r"^(?P<host>(?:[a-z]+\.)?gcr\.io)"
+    r"/(?:(?P<domain>[a-z0-9-]+(?:\.[a-z0-9-]+)+)/)?(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])"
+    r"/(?P<image>[a-z0-9][a-z0-9._/-]*)$"
+)
+"""``HOST/PROJECT/IMAGE``; a domain-scoped project ``example.com:my-project`` is written
+``HOST/example.com/my-project/IMAGE`` (project IDs have no dots, domains do)."""
 
 
 class ImageReferenceError(ValueError):
@@ -96,6 +125,11 @@ class ArtifactRegistryImage:
         return f"{self.repository_name}/dockerImages/{quote(self.image, safe='')}@{digest}"
 
     @property
+    def base(self) -> str:
+        """Where the repository's images are pulled from, without the image path."""
+        return image_base(self.project, self.location, self.repository)
+
+    @property
     def where(self) -> str:
         return (
             f"Artifact Registry repository {self.repository} "
@@ -135,4 +169,18 @@ def registry_of(repository: str) -> Registry:
         return ArtifactRegistryImage(
             found["project"], found["location"], found["repository"], found["image"]
         )
+    gcr = _GCR.match(repository)
+    if gcr is not None and gcr["host"] in GCR_HOSTS:
+        host = gcr["host"]
+        project = f"{gcr['domain']}:{gcr['project']}" if gcr["domain"] else gcr["project"]
+        return ArtifactRegistryImage(project, GCR_HOSTS[host], host, gcr["image"])
     return UnknownRegistry(repository.split("/", 1)[0])
+
+
+def image_base(project: str, location: str, repository: str) -> str:
+    """The path an Artifact Registry repository's images are pulled from, ``/IMAGE`` to follow:
+    ``eu.gcr.io/PROJECT`` for a ``gcr.io`` repository (named after its host), else
+    ``LOCATION-docker.pkg.dev/PROJECT/REPOSITORY``."""
+    if repository in GCR_HOSTS:
+        return f"{repository}/{project.replace(':', '/')}"
+    return f"{location}-docker.pkg.dev/{project}/{repository}"

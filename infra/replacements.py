@@ -366,6 +366,11 @@ GCP: dict[str, Rule] = {
         name="repositoryId",
         autonamed=False,
     ),
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": Rule(
+        source=_GOOGLE + "artifactregistry/iam_artifact_registry_repository.go and "
+        "hashicorp/terraform-provider-google google/tpgiamresource/resource_iam_member.go",
+        replace=("project", "location", "repository", "role", "member", "condition"),
+    ),
     "gcp:container/cluster:Cluster": Rule(
         source=_GOOGLE + "container/resource_container_cluster.go",
         replace=(

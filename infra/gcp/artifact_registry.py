@@ -1,6 +1,17 @@
-"""``ml-endpoints:gcp:ArtifactRegistry``: the Docker repository the serving image is pushed to."""
+"""``ml-endpoints:gcp:ArtifactRegistry``: the Docker repository the serving image is pushed to.
+
+A ``gcr.io`` repository (``gcr_host``) is declared like any other: a DOCKER repository whose
+id is the host (``eu.gcr.io``) in the host's multi-region (``europe``). terraform-provider-google
+sets no pattern on ``repository_id`` (``resource_artifact_registry_repository.go``: the API
+decides; its own data-source tests read ``repository_id = "gcr.io"`` in ``location = "us"``), and
+both ``repository_id`` and ``location`` are ``ForceNew``: changing either replaces the repository
+and every image in it, which is why they are validated before anything is declared.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 import pulumi
 import pulumi_gcp as gcp
@@ -8,12 +19,14 @@ import pulumi_gcp as gcp
 from infra.gcp.config import ArtifactRegistryArgs
 
 SCANNING_API = "containerscanning.googleapis.com"
+READER_ROLE = "roles/artifactregistry.reader"
 _DAY_SECONDS = 86_400
 
 
 class ArtifactRegistry(pulumi.ComponentResource):
-    """A Docker-format repository with immutable tags, cleanup policies, optional CMEK and
-    vulnerability scanning.
+    """A Docker-format repository with immutable tags, cleanup policies, optional CMEK,
+    vulnerability scanning and readers (``roles/artifactregistry.reader`` on the repository);
+    the same for a ``gcr.io`` repository.
 
     With ``kms_key_name`` the Artifact Registry service agent needs
     ``roles/cloudkms.cryptoKeyEncrypterDecrypter`` on that key (granted by the key's owner).
@@ -21,7 +34,8 @@ class ArtifactRegistry(pulumi.ComponentResource):
 
     repository: gcp.artifactregistry.Repository
     image_prefix: pulumi.Output[str]
-    """``REGION-docker.pkg.dev/PROJECT/REPO``: append ``/IMAGE:TAG``."""
+    """The image base, ``REGION-docker.pkg.dev/PROJECT/REPO`` or ``eu.gcr.io/PROJECT``: append
+    ``/IMAGE:TAG``."""
 
     def __init__(
         self, name: str, args: ArtifactRegistryArgs, opts: pulumi.ResourceOptions | None = None
@@ -42,8 +56,8 @@ class ArtifactRegistry(pulumi.ComponentResource):
         self.repository = gcp.artifactregistry.Repository(
             name,
             project=args.project,
-            location=args.region,
-            repository_id=args.repository_id,
+            location=args.location,
+            repository_id=args.repository,
             format="DOCKER",
             description=args.description,
             labels=args.labels or None,
@@ -59,12 +73,27 @@ class ArtifactRegistry(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-        self.image_prefix = pulumi.Output.concat(
-            args.region, "-docker.pkg.dev/", args.project, "/", self.repository.repository_id
-        )
+        for member in args.readers:
+            gcp.artifactregistry.RepositoryIamMember(
+                f"{name}-reader-{_slug(member)}",
+                project=args.project,
+                location=args.location,
+                repository=self.repository.repository_id,
+                role=READER_ROLE,
+                member=member,
+                opts=child,
+            )
+        # From the repository's output, so that users of the base wait for the repository.
+        self.image_prefix = self.repository.repository_id.apply(lambda _: args.image_base)
         self.register_outputs(
             {"image_prefix": self.image_prefix, "repository_id": self.repository.repository_id}
         )
+
+
+def _slug(member: str) -> str:
+    """A resource name part for ``member`` that stays the same when the list is reordered."""
+    readable = re.sub(r"[^A-Za-z0-9-]+", "-", member.removeprefix("serviceAccount:"))[:40]
+    return f"{readable.strip('-')}-{hashlib.sha256(member.encode()).hexdigest()[:6]}"
 
 
 def _cleanup_policies(

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from infra.registries import GCR_HOSTS, ArtifactRegistryImage, image_base, parse, registry_of
 from infra.validation import (
     Frozen,
     Problem,
@@ -201,6 +202,70 @@ def _registry_region(region: str) -> str:
     )
 
 
+def _repository_id(value: str) -> str:
+    if value in GCR_HOSTS:
+        raise ValueError(f"{value} is a Container Registry host: set gcr_host: {value} instead")
+    if not re.match(_NAME, value):
+        raise ValueError("must be 1-63 lowercase letters, digits or '-', starting with a letter")
+    return value
+
+
+def _gcr_host(value: str) -> str:
+    if value not in GCR_HOSTS:
+        raise ValueError(
+            f"must be one of {', '.join(GCR_HOSTS)} (the Container Registry hosts Artifact "
+            "Registry serves); for another name, set repository_id and region"
+        )
+    return value
+
+
+def gcr_repository_problem(
+    gcr_host: str | None, region: str | None, repository_id: str | None
+) -> Problem | None:
+    """A repository is either named (``repository_id`` and ``region``) or serves a gcr.io host
+    (``gcr_host``, whose name and multi-region are fixed: :data:`GCR_HOSTS`, from the Artifact
+    Registry documentation, "gcr.io repositories")."""
+    if gcr_host is None:
+        for key, value in (("repository_id", repository_id), ("region", region)):
+            if value is None:
+                return Problem((key,), "required (or gcr_host, for a gcr.io repository)")
+        return None
+    if repository_id is not None:
+        return Problem(
+            ("repository_id",),
+            f"leave it out with gcr_host: the repository serving {gcr_host} is named {gcr_host}",
+            repository_id,
+        )
+    location = GCR_HOSTS[gcr_host]
+    if region is not None and region != location:
+        pairs = ", ".join(f"{host} -> {where}" for host, where in GCR_HOSTS.items())
+        return Problem(
+            ("region",),
+            f"{gcr_host} is served from the {location} multi-region: set region: {location} or "
+            f"leave region out (gcr.io hosts and their locations: {pairs})",
+            region,
+        )
+    return None
+
+
+def in_artifact_registry(repository: str) -> str:
+    """An image repository Vertex AI can pull from: Artifact Registry, as
+    ``LOCATION-docker.pkg.dev/...`` or a ``gcr.io`` repository's ``HOST/PROJECT/...``.
+
+    ``ModelContainerSpec.image_uri`` "must identify an image in Artifact Registry or Container
+    Registry" (python-aiplatform ``google/cloud/aiplatform_v1/types/model.py``), and Container
+    Registry is shut down: its URLs work only when a ``gcr.io`` repository serves them.
+    """
+    found = registry_of(repository)
+    if not isinstance(found, ArtifactRegistryImage):
+        raise ValueError(
+            f"{found.where} is not Artifact Registry, and Vertex AI pulls model containers from "
+            "Artifact Registry only: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE, or "
+            f"HOST/PROJECT/IMAGE for a gcr.io repository ({', '.join(GCR_HOSTS)})"
+        )
+    return repository
+
+
 def _env(value: dict[str, str]) -> dict[str, str]:
     for key in value:
         if key.startswith("AIP_"):
@@ -243,6 +308,15 @@ EndpointId = Annotated[
     ),
 ]
 Network = Annotated[str, _shaped(_NETWORK, "projects/PROJECT_NUMBER/global/networks/NAME")]
+IamMember = Annotated[
+    str,
+    _shaped(
+        r"^(allUsers|allAuthenticatedUsers|(user|serviceAccount|group|domain):[^\s:]+"
+        r"|(principal|principalSet)://\S+)$",
+        "an IAM member: user:EMAIL, serviceAccount:EMAIL, group:EMAIL, domain:DOMAIN, "
+        "principal://... or principalSet://...",
+    ),
+]
 ServiceAccountId = Annotated[str, _shaped(_PROJECT_ID, "6-30 lowercase letters, digits or '-'")]
 
 
@@ -287,13 +361,23 @@ def operation_timeout_problem(seconds: int, accelerators: bool) -> Problem | Non
 
 
 class ArtifactRegistryArgs(Frozen):
-    """A Docker repository for the serving image (``ml-endpoints:artifact_registry``)."""
+    """A Docker repository for the serving image (``ml-endpoints:artifact_registry``).
+
+    Either a repository of its own (``repository_id`` in ``region``), or the repository that
+    serves a Container Registry host (``gcr_host: eu.gcr.io``): Artifact Registry names it after
+    the host and places it in the host's multi-region (:data:`~infra.registries.GCR_HOSTS`), so
+    ``region`` may be left out and ``repository_id`` must be. Both kinds take the same cleanup,
+    tag, CMEK, scanning and label settings.
+    """
 
     project: ProjectId
-    region: Annotated[str, AfterValidator(_registry_region)] = Field(
-        description="A region or the multi-regions us, europe, asia."
+    region: Annotated[str, AfterValidator(_registry_region)] | None = Field(
+        None, description="A region or the multi-regions us, europe, asia."
     )
-    repository_id: ResourceName
+    repository_id: Annotated[str, AfterValidator(_repository_id)] | None = None
+    gcr_host: Annotated[str, AfterValidator(_gcr_host)] | None = Field(
+        None, description="Serve this gcr.io host from Artifact Registry: gcr.io, us.gcr.io, ..."
+    )
     description: str = "ml-endpoints serving images"
     immutable_tags: bool = True
     delete_untagged_after_days: Annotated[int, Field(ge=1, le=3650)] | None = 7
@@ -304,6 +388,40 @@ class ArtifactRegistryArgs(Frozen):
     ) = None
     vulnerability_scanning: bool = True
     labels: Labels = Field(default_factory=dict)
+    readers: tuple[IamMember, ...] = Field(
+        (),
+        description="Granted roles/artifactregistry.reader on this repository (e.g. the nodes "
+        "of a cluster in another project; for a gcr.io repository, instead of the storage "
+        "bucket grants Container Registry used).",
+    )
+
+    @model_validator(mode="after")
+    def _named_and_placed(self) -> Self:
+        problem = gcr_repository_problem(self.gcr_host, self.region, self.repository_id)
+        if problem is not None:
+            raise problem.error()
+        return self
+
+    @property
+    def location(self) -> str:
+        """Where the repository is: ``region``, or the multi-region of ``gcr_host``."""
+        if self.gcr_host is not None:
+            return GCR_HOSTS[self.gcr_host]
+        assert self.region is not None  # checked by validation
+        return self.region
+
+    @property
+    def repository(self) -> str:
+        """The repository's id: ``repository_id``, or ``gcr_host`` itself."""
+        name = self.gcr_host or self.repository_id
+        assert name is not None  # checked by validation
+        return name
+
+    @property
+    def image_base(self) -> str:
+        """Where its images are pulled from: ``eu.gcr.io/PROJECT`` or
+        ``REGION-docker.pkg.dev/PROJECT/REPOSITORY``; ``/IMAGE:TAG`` follows."""
+        return image_base(self.project, self.location, self.repository)
 
 
 class AcceleratorArgs(Frozen):
@@ -411,6 +529,7 @@ class VariantArgs(MachineArgs):
             )
         if value.endswith(":latest"):
             raise ValueError("pin a version tag or digest; ':latest' changes under a deployment")
+        in_artifact_registry(parse(value).repository)
         return value
 
 

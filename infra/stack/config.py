@@ -71,6 +71,7 @@ from infra.gcp.config import (
     ServiceAccountId,
     VertexEnv,
     VertexRegion,
+    in_artifact_registry,
     operation_timeout_problem,
     private_endpoint_problem,
 )
@@ -203,10 +204,13 @@ class VertexTarget(_Target):
     region: VertexRegion
     display_name: DisplayName
     endpoint_id: EndpointId | None = None
-    image_repository: Annotated[str, Field(pattern=_REPOSITORY)]
-    """Artifact Registry image path without tag (``REGION-docker.pkg.dev/PROJECT/REPO/IMAGE``)."""
+    image_repository: Annotated[
+        str, Field(pattern=_REPOSITORY), AfterValidator(in_artifact_registry)
+    ]
+    """Artifact Registry image path without tag: ``REGION-docker.pkg.dev/PROJECT/REPO/IMAGE``,
+    or ``eu.gcr.io/PROJECT/IMAGE`` (a ``gcr.io`` repository)."""
     repository: ArtifactRegistryArgs | None = None
-    """Declare that Artifact Registry repository in this stack."""
+    """Declare that Artifact Registry repository in this stack (``image_repository`` in it)."""
     compute: MachineArgs = MachineArgs()
     variant_compute: dict[str, MachineArgs] = {}
     env: VertexEnv = {}
@@ -226,6 +230,21 @@ class VertexTarget(_Target):
         )
         if problem is not None:
             raise problem.error()
+        return self
+
+    @model_validator(mode="after")
+    def _image_in_declared_repository(self) -> Self:
+        """A stack deploys from the registry it declares: an image elsewhere would never be
+        copied there (``ml-endpoints images``) and would deploy from a repository nobody
+        checked."""
+        declared = self.repository
+        if declared is not None and not self.image_repository.startswith(declared.image_base + "/"):
+            raise rule_error(
+                ("image_repository",),
+                f"must be an image in the repository this target declares "
+                f"(ml-endpoints:vertex.repository): {declared.image_base}/IMAGE",
+                self.image_repository,
+            )
         return self
 
 

@@ -20,3 +20,15 @@ def stack_plans() -> dict[str, Plan]:
     with ThreadPoolExecutor(max_workers=len(STACKS)) as pool:
         plans = pool.map(lambda stack: plan_stack(stack, STACKS_DIR), STACKS)
         return dict(zip(STACKS, plans, strict=True))
+
+
+TEST_STACKS_DIR = Path(__file__).parent / "stacks"
+GCR_STACK = "gcr"
+"""``tests/infra/stacks/Pulumi.gcr.yaml``: images on ``eu.gcr.io``, served by the gcr.io
+repository the stack declares."""
+
+
+@functools.cache
+def gcr_plan() -> Plan:
+    """The plan of the gcr.io test stack (snapshotted as ``snapshots/gcr.json``)."""
+    return plan_stack(GCR_STACK, TEST_STACKS_DIR)

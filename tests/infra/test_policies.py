@@ -15,6 +15,7 @@ from infra.policies import (
     Check,
     Resource,
     StackContext,
+    check_artifact_registry_repositories,
     check_ecr_repositories,
     check_gpu_taints,
     check_hpa_and_pdb,
@@ -61,6 +62,24 @@ def deployment(**container: Any) -> Resource:
                     "spec": {"containers": [spec]},
                 }
             },
+        },
+    )
+
+
+def ar_repository(
+    repository_id: str, location: str, immutable: bool = True, scanning: str = "INHERITED"
+) -> Resource:
+    """An Artifact Registry Docker repository as the ArtifactRegistry component declares it; a
+    gcr.io repository is one named after its host (``eu.gcr.io`` in ``europe``)."""
+    return resource(
+        "gcp:artifactregistry/repository:Repository",
+        "serving",
+        {
+            "format": "DOCKER",
+            "repositoryId": repository_id,
+            "location": location,
+            "dockerConfig": {"immutableTags": immutable},
+            "vulnerabilityScanningConfig": {"enablementConfig": scanning},
         },
     )
 
@@ -210,6 +229,16 @@ CASES: list[tuple[Check, StackContext, list[Resource], list[Resource], str]] = [
         "scanOnPush is not on",
     ),
     (
+        check_artifact_registry_repositories,
+        DEV,
+        [ar_repository("serving", "us-central1"), ar_repository("eu.gcr.io", "europe")],
+        [
+            ar_repository("serving", "us-central1"),
+            ar_repository("eu.gcr.io", "europe", immutable=False, scanning="DISABLED"),
+        ],
+        "repository eu.gcr.io: dockerConfig.immutableTags is not on",
+    ),
+    (
         check_sagemaker_capture_and_kms,
         DEV,
         [endpoint_config()],
@@ -308,3 +337,29 @@ def test_wildcard_resource_for_scoped_actions() -> None:
         DEV,
     )
     assert [v.message for v in found] == ["Get: Resource '*' for s3:GetObject"]
+
+
+def test_gcr_repositories_and_images_are_held_to_the_same_rules() -> None:
+    """A gcr.io repository is an Artifact Registry repository: its public readers, its tags and
+    its scanning are checked as any repository's, and a gcr.io image must be pinned in
+    production as any image."""
+    gcr = ar_repository("gcr.io", "us", scanning="DISABLED")
+    public = resource(
+        "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
+        "serving-reader-allUsers",
+        {"repository": "gcr.io", "role": "roles/artifactregistry.reader", "member": "allUsers"},
+    )
+    assert [v.message for v in check_artifact_registry_repositories([gcr], DEV)] == [
+        "repository gcr.io: vulnerability scanning is DISABLED"
+    ]
+    [exposed] = check_public_exposure([public], DEV)
+    assert exposed.message.startswith("grants roles/artifactregistry.reader to allUsers: public")
+    unpinned = deployment(image="eu.gcr.io/acme-ml/serving:1.0")
+    assert [v.message for v in check_production_digests([unpinned], PROD)] == [
+        "image eu.gcr.io/acme-ml/serving:1.0 is not pinned by digest (REPOSITORY@sha256:...)"
+    ]
+
+
+def test_other_repository_formats_are_not_docker_repositories() -> None:
+    maven = resource("gcp:artifactregistry/repository:Repository", "jars", {"format": "MAVEN"})
+    assert check_artifact_registry_repositories([maven], DEV) == []

@@ -266,6 +266,59 @@ def test_artifact_registry_tags_are_found_across_pages(clouds: FakeArtifactRegis
     assert _one(_image(AR_REPOSITORY, None, "v150")).status is Status.FAIL
 
 
+GCR_REPOSITORY = "eu.gcr.io/ml-project/team/ml-endpoints"
+
+
+def test_a_gcr_image_is_read_from_the_gcr_repository_in_its_multi_region(
+    clouds: FakeArtifactRegistry,
+) -> None:
+    """``eu.gcr.io/PROJECT/...`` is served by the repository ``eu.gcr.io`` in ``europe``
+    (Artifact Registry documentation, "gcr.io repositories"), and read through the same API as
+    any repository: ``dockerImages.get`` on ``projects/P/locations/europe/repositories/
+    eu.gcr.io``, as terraform-provider-google reads ``repository_id = "gcr.io"`` in ``us``
+    (``data_source_artifact_registry_docker_image_test.go``)."""
+    clouds.push("ml-project", "europe", "eu.gcr.io", "team/ml-endpoints", DIGEST, "1.6.0")
+    by_digest = _one(_image(GCR_REPOSITORY))
+    assert by_digest.status is Status.OK, by_digest.detail
+    assert clouds.calls[-1].target == (
+        "projects/ml-project/locations/europe/repositories/eu.gcr.io/dockerImages/"
+        f"team%2Fml-endpoints@{DIGEST}"
+    )
+    assert "repository eu.gcr.io (project ml-project, europe)" in by_digest.detail
+    assert _one(_image(GCR_REPOSITORY, None, "1.6.0")).status is Status.OK
+
+
+def test_a_gcr_image_is_not_found_in_another_hosts_repository(
+    clouds: FakeArtifactRegistry,
+) -> None:
+    """The host picks the repository: an image in ``gcr.io`` (``us``) or in an ``eu.gcr.io``
+    repository made in the wrong location does not serve ``eu.gcr.io/...``."""
+    clouds.push("ml-project", "us", "gcr.io", "team/ml-endpoints", DIGEST, "1.6.0")
+    clouds.push("ml-project", "us", "eu.gcr.io", "team/ml-endpoints", DIGEST, "1.6.0")
+    assert _one(_image("gcr.io/ml-project/team/ml-endpoints")).status is Status.OK
+    finding = _one(_image(GCR_REPOSITORY))
+    assert finding.status is Status.FAIL
+    assert finding.detail.startswith(
+        "Artifact Registry repository eu.gcr.io (project ml-project, europe) does not exist, "
+        "and nothing else serves eu.gcr.io/ml-project: Container Registry is shut down (no "
+        "writes since 2025-03-18)"
+    )
+    assert "gcr_host: eu.gcr.io" in finding.detail
+    assert "gcloud artifacts docker upgrade migrate --projects=ml-project" in finding.detail
+
+
+def test_a_missing_digest_in_a_gcr_repository_says_how_to_copy_it(
+    clouds: FakeArtifactRegistry,
+) -> None:
+    clouds.push("ml-project", "europe", "eu.gcr.io", "team/ml-endpoints", DIGEST, "1.6.0")
+    finding = _one(_image(GCR_REPOSITORY, OTHER_DIGEST))
+    assert finding.status is Status.FAIL
+    assert f"digest {OTHER_DIGEST} is not in Artifact Registry repository eu.gcr.io" in (
+        finding.detail
+    )
+    assert f"crane copy SOURCE_REPOSITORY@{OTHER_DIGEST} {GCR_REPOSITORY}" in finding.detail
+
+
 def test_registries_without_an_api_are_reported_not_passed(clouds: FakeArtifactRegistry) -> None:
     finding = _one(_image("ghcr.io/acme/ml-endpoints"))
     assert finding.status is Status.SKIP

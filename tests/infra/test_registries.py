@@ -11,6 +11,7 @@ from infra.registries import (
     ImageReference,
     ImageReferenceError,
     UnknownRegistry,
+    image_base,
     parse,
     registry_of,
 )
@@ -69,3 +70,68 @@ def test_artifact_registry_hosts_split_repository_and_image_path() -> None:
 )
 def test_other_hosts_are_unknown(repository: str) -> None:
     assert isinstance(registry_of(repository), UnknownRegistry)
+
+
+# ------------------------------------------------------------------------------ gcr.io hosts
+# Artifact Registry documentation, "gcr.io repositories" (Transition from Container Registry):
+# the gcr.io domain is served by a DOCKER repository named after the host, in the host's
+# multi-region. terraform-provider-google reads one the same way in its data-source tests
+# (google/services/artifactregistry/data_source_artifact_registry_docker_image_test.go:
+# project "go-containerregistry", location "us", repository_id "gcr.io", image "krane/debug").
+
+
+@pytest.mark.parametrize(
+    ("host", "location"),
+    [("gcr.io", "us"), ("us.gcr.io", "us"), ("eu.gcr.io", "europe"), ("asia.gcr.io", "asia")],
+)
+def test_gcr_hosts_are_the_repository_named_after_the_host_in_its_multi_region(
+    host: str, location: str
+) -> None:
+    found = registry_of(f"{host}/ml-project/team/ml-endpoints")
+    assert found == ArtifactRegistryImage("ml-project", location, host, "team/ml-endpoints")
+    assert isinstance(found, ArtifactRegistryImage)
+    assert found.repository_name == (
+        f"projects/ml-project/locations/{location}/repositories/{host}"
+    )
+    assert found.base == f"{host}/ml-project"
+
+
+def test_a_gcr_image_is_named_like_any_artifact_registry_image() -> None:
+    found = registry_of("gcr.io/go-containerregistry/krane/debug")
+    assert isinstance(found, ArtifactRegistryImage)
+    assert found.image_name(DIGEST) == (
+        "projects/go-containerregistry/locations/us/repositories/gcr.io/dockerImages/"
+        f"krane%2Fdebug@{DIGEST}"
+    )
+    assert found.where == "Artifact Registry repository gcr.io (project go-containerregistry, us)"
+
+
+def test_a_domain_scoped_project_is_two_path_segments_on_gcr_hosts() -> None:
+    """Project ``example.com:my-project`` is written ``gcr.io/example.com/my-project/...``."""
+    found = registry_of("eu.gcr.io/example.com/my-project/serving")
+    assert found == ArtifactRegistryImage(
+        "example.com:my-project", "europe", "eu.gcr.io", "serving"
+    )
+    assert isinstance(found, ArtifactRegistryImage)
+    assert found.base == "eu.gcr.io/example.com/my-project"
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "mirror.gcr.io/library/python",  # Google's Docker Hub cache, not a project's repository
+        "k8s.gcr.io/pause",
+        "europe.gcr.io/ml-project/serving",  # not a Container Registry host
+        "gcr.io/ml-project",  # a project, no image
+        "gcr.io/ML-Project/serving",
+    ],
+)
+def test_other_gcr_names_are_not_artifact_registry_repositories(repository: str) -> None:
+    assert isinstance(registry_of(repository), UnknownRegistry)
+
+
+def test_the_image_base_of_each_kind_of_repository() -> None:
+    assert image_base("p-123456", "europe", "eu.gcr.io") == "eu.gcr.io/p-123456"
+    assert image_base("p-123456", "europe-west4", "serving") == (
+        "europe-west4-docker.pkg.dev/p-123456/serving"
+    )

@@ -15,11 +15,12 @@ SERVICE = "gcp:projects/service:Service"
 KEY = "projects/ml-project/locations/us-central1/keyRings/ml/cryptoKeys/images"
 
 
-def declare(**config: Any) -> dict[str, Any]:
+NAMED = {"region": "us-central1", "repository_id": "serving"}
+
+
+def declare(base: dict[str, Any] = NAMED, **config: Any) -> dict[str, Any]:
     """Declare the component; returns its outputs once resolved."""
-    args = artifact_registry_args_from_config(
-        {"project": "ml-project", "region": "us-central1", "repository_id": "serving", **config}
-    )
+    args = artifact_registry_args_from_config({"project": "ml-project", **base, **config})
     seen: dict[str, Any] = {}
 
     def program() -> Any:
@@ -70,3 +71,32 @@ def test_scanning_and_cleanup_can_be_turned_off(pulumi_mocks: RecordingMocks) ->
     assert "cleanupPolicies" not in repository
     assert repository["dockerConfig"] == {"immutableTags": False}
     assert pulumi_mocks.of_type(SERVICE) == []
+
+
+def test_a_gcr_host_is_a_docker_repository_named_after_it_in_its_multi_region(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """Artifact Registry documentation, "gcr.io repositories": ``eu.gcr.io`` is served by the
+    repository ``eu.gcr.io`` in ``europe``. The provider takes a dotted ``repository_id`` as it
+    is (terraform-provider-google ``resource_artifact_registry_repository.go``: no validation on
+    ``repository_id``; ``repository_id`` and ``location`` are ``ForceNew``)."""
+    key = "projects/ml-project/locations/europe/keyRings/ml/cryptoKeys/images"
+    outputs = declare(
+        {"gcr_host": "eu.gcr.io"},
+        kms_key_name=key,
+        delete_untagged_after_days=14,
+        keep_recent_versions=5,
+        labels={"team": "ml"},
+    )
+
+    repository = pulumi_mocks.one(REPOSITORY).inputs
+    assert repository["format"] == "DOCKER"
+    assert (repository["repositoryId"], repository["location"]) == ("eu.gcr.io", "europe")
+    assert repository["project"] == "ml-project"
+    # The same options as any other repository:
+    assert repository["dockerConfig"] == {"immutableTags": True}
+    assert repository["kmsKeyName"] == key
+    assert [p["id"] for p in repository["cleanupPolicies"]] == ["delete-untagged", "keep-recent"]
+    assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
+    assert repository["labels"] == {"team": "ml"}
+    assert outputs["image_prefix"] == "eu.gcr.io/ml-project"

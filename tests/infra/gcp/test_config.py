@@ -260,6 +260,117 @@ def test_registry_accepts_multi_regions() -> None:
     assert artifact_registry_args_from_config({**REGISTRY, "region": "europe"}).region == "europe"
 
 
+GCR = {"project": "ml-project", "gcr_host": "eu.gcr.io"}
+"""A gcr.io repository (Artifact Registry documentation, "gcr.io repositories": the repository
+is named after the host and lives in the host's multi-region)."""
+
+
+@pytest.mark.parametrize(
+    ("host", "location"),
+    [("gcr.io", "us"), ("us.gcr.io", "us"), ("eu.gcr.io", "europe"), ("asia.gcr.io", "asia")],
+)
+def test_a_gcr_host_names_and_places_the_repository(host: str, location: str) -> None:
+    args = artifact_registry_args_from_config({"project": "ml-project", "gcr_host": host})
+    assert (args.repository, args.location) == (host, location)
+    assert args.image_base == f"{host}/ml-project"
+    same = artifact_registry_args_from_config(
+        {"project": "ml-project", "gcr_host": host, "region": location}
+    )
+    assert (same.repository, same.location) == (host, location)
+
+
+def test_a_named_repository_keeps_its_id_region_and_pkg_dev_base() -> None:
+    args = artifact_registry_args_from_config(REGISTRY)
+    assert (args.repository, args.location) == ("serving", "us-central1")
+    assert args.image_base == "us-central1-docker.pkg.dev/ml-project/serving"
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "says"),
+    [
+        (
+            {**GCR, "region": "europe-west4"},
+            "artifact_registry.region",
+            "eu.gcr.io is served from the europe multi-region: set region: europe or leave "
+            "region out (gcr.io hosts and their locations: gcr.io -> us, us.gcr.io -> us, "
+            "eu.gcr.io -> europe, asia.gcr.io -> asia) (got 'europe-west4')",
+        ),
+        (
+            {**GCR, "gcr_host": "gcr.io", "region": "europe"},
+            "artifact_registry.region",
+            "gcr.io is served from the us multi-region",
+        ),
+        (
+            {**GCR, "gcr_host": "europe.gcr.io"},
+            "artifact_registry.gcr_host",
+            "must be one of gcr.io, us.gcr.io, eu.gcr.io, asia.gcr.io",
+        ),
+        (
+            {**GCR, "gcr_host": "mirror.gcr.io"},
+            "artifact_registry.gcr_host",
+            "for another name, set repository_id and region (got 'mirror.gcr.io')",
+        ),
+        (
+            {**GCR, "repository_id": "serving"},
+            "artifact_registry.repository_id",
+            "leave it out with gcr_host: the repository serving eu.gcr.io is named eu.gcr.io",
+        ),
+        (
+            {**REGISTRY, "repository_id": "eu.gcr.io", "region": "europe"},
+            "artifact_registry.repository_id",
+            "eu.gcr.io is a Container Registry host: set gcr_host: eu.gcr.io instead",
+        ),
+        (
+            {"project": "ml-project", "region": "us-central1"},
+            "artifact_registry.repository_id",
+            "required (or gcr_host, for a gcr.io repository)",
+        ),
+        (
+            {"project": "ml-project", "repository_id": "serving"},
+            "artifact_registry.region",
+            "required (or gcr_host, for a gcr.io repository)",
+        ),
+    ],
+)
+def test_gcr_host_errors_name_the_key_and_what_is_allowed(
+    config: dict[str, Any], key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        artifact_registry_args_from_config(config)
+    assert error.value.key == key
+    assert says in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "eu.gcr.io/ml-project/serving/ml-endpoints:1.0.0",
+        "gcr.io/ml-project/ml-endpoints@sha256:" + "ab" * 32,
+        "us-central1-docker.pkg.dev/ml-project/serving/ml-endpoints:1.0.0",
+    ],
+)
+def test_vertex_takes_images_from_artifact_registry_gcr_hosts_included(image: str) -> None:
+    assert vertex_args_from_config(with_variant(image=image)).variants[1].image == image
+
+
+@pytest.mark.parametrize(
+    ("image", "registry"),
+    [
+        ("ghcr.io/acme/ml-endpoints:1.0.0", "registry ghcr.io"),
+        ("mirror.gcr.io/acme/ml-endpoints:1.0.0", "registry mirror.gcr.io"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/serving:1.0.0", "ECR repository serving"),
+    ],
+)
+def test_vertex_refuses_images_outside_artifact_registry(image: str, registry: str) -> None:
+    """``ModelContainerSpec.image_uri`` "must identify an image in Artifact Registry or
+    Container Registry" (python-aiplatform ``google/cloud/aiplatform_v1/types/model.py``), and
+    Container Registry's URLs are now served by Artifact Registry's gcr.io repositories."""
+    error = error_of(with_variant(image=image))
+    assert error.key == "vertex.variants[1].image"
+    assert f"{registry}" in str(error)
+    assert "Vertex AI pulls model containers from Artifact Registry only" in str(error)
+
+
 def test_the_accelerator_table_uses_the_api_names() -> None:
     from google.cloud import aiplatform_v1
 

@@ -11,7 +11,14 @@ import pytest
 from infra.policies import POLICIES, Resource, StackContext, run_checks
 from infra.stack.config import load_stack_file
 from serving.cli import main
-from tests.infra.offline_plans import STACKS, STACKS_DIR, stack_plans
+from tests.infra.offline_plans import (
+    GCR_STACK,
+    STACKS,
+    STACKS_DIR,
+    TEST_STACKS_DIR,
+    gcr_plan,
+    stack_plans,
+)
 
 
 def resources(stack: str) -> list[Resource]:
@@ -60,3 +67,32 @@ def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert f"ok   dev (non-production): {len(POLICIES)} policies" in out
     assert "FAIL strict production-replicas: " in out
     assert "minCapacity" not in out  # dev has no SageMaker autoscaling
+
+
+def test_the_gcr_stack_passes_and_its_repository_is_checked_like_any_other() -> None:
+    """The gcr.io repository (``eu.gcr.io``) of ``tests/infra/stacks/Pulumi.gcr.yaml`` passes
+    the pack; the same plan with its tags made mutable or a public reader does not."""
+    policy = load_stack_file(GCR_STACK, TEST_STACKS_DIR).policy
+    context = StackContext(GCR_STACK, policy.production, frozenset(policy.allow_public_exposure))
+    planned = [Resource(r.type, r.name, r.urn, r.inputs) for r in gcr_plan().resources]
+    assert run_checks(planned, context) == []
+
+    def changed(type_: str, **props: object) -> list[Resource]:
+        return [
+            Resource(r.type, r.name, r.urn, {**r.props, **props}) if r.type == type_ else r
+            for r in planned
+        ]
+
+    mutable = changed(
+        "gcp:artifactregistry/repository:Repository", dockerConfig={"immutableTags": False}
+    )
+    public = changed(
+        "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", member="allUsers"
+    )
+    assert [(v.policy, v.message) for v in run_checks(mutable, context)] == [
+        (
+            "artifact-registry-scan-and-immutable",
+            "repository eu.gcr.io: dockerConfig.immutableTags is not on",
+        )
+    ]
+    assert [v.policy for v in run_checks(public, context)] == ["no-public-exposure"]

@@ -251,6 +251,96 @@ def test_errors_name_file_key_and_what_is_allowed(
     assert expected in message
 
 
+def _on_gcr(config: dict[str, Any], **repository: Any) -> None:
+    """prod's Vertex target moved to the gcr.io repository that serves eu.gcr.io."""
+    vertex = config["ml-endpoints:vertex"]
+    vertex["image_repository"] = "eu.gcr.io/acme-ml-prod/ml-endpoints"
+    vertex["repository"] = {"project": "acme-ml-prod", "gcr_host": "eu.gcr.io", **repository}
+
+
+def test_a_stack_declares_a_gcr_repository_with_the_same_options(
+    prod_config: dict[str, Any],
+) -> None:
+    key = "projects/acme-ml-prod/locations/europe/keyRings/ml/cryptoKeys/registry"
+    stack = load_stack(
+        edited(prod_config, lambda c: _on_gcr(c, kms_key_name=key, keep_recent_versions=3)),
+        SOURCE,
+    )
+    registry = compose(stack).artifact_registry
+    assert registry is not None
+    assert (registry.repository, registry.location) == ("eu.gcr.io", "europe")
+    assert registry.image_base == "eu.gcr.io/acme-ml-prod"
+    assert (registry.kms_key_name, registry.keep_recent_versions) == (key, 3)
+    assert registry.immutable_tags
+    assert registry.vulnerability_scanning
+    vertex = compose(stack).vertex
+    assert vertex is not None
+    assert vertex.variants[0].image.startswith("eu.gcr.io/acme-ml-prod/ml-endpoints@sha256:")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda c: _on_gcr(c, region="us-central1"),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:vertex.repository.region: eu.gcr.io is "
+            "served from the europe multi-region: set region: europe or leave region out "
+            "(gcr.io hosts and their locations: gcr.io -> us, us.gcr.io -> us, eu.gcr.io -> "
+            "europe, asia.gcr.io -> asia) (got 'us-central1')",
+        ),
+        (
+            lambda c: _on_gcr(c, gcr_host="eu.gcr.com"),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:vertex.repository.gcr_host: must be one of "
+            "gcr.io, us.gcr.io, eu.gcr.io, asia.gcr.io",
+        ),
+        (
+            lambda c: _on_gcr(c, repository_id="serving"),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:vertex.repository.repository_id: leave it "
+            "out with gcr_host",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"]["repository"].update(
+                repository_id="eu.gcr.io", region="europe"
+            ),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:vertex.repository.repository_id: eu.gcr.io "
+            "is a Container Registry host: set gcr_host: eu.gcr.io instead",
+        ),
+        (
+            lambda c: (
+                _on_gcr(c),
+                c["ml-endpoints:vertex"].update(
+                    image_repository="gcr.io/acme-ml-prod/ml-endpoints"
+                ),
+            ),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:vertex.image_repository: must be an image in "
+            "the repository this target declares (ml-endpoints:vertex.repository): "
+            "eu.gcr.io/acme-ml-prod/IMAGE (got 'gcr.io/acme-ml-prod/ml-endpoints')",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"].update(
+                image_repository="europe-west4-docker.pkg.dev/acme-ml-prod/serving/ml-endpoints"
+            ),
+            "ml-endpoints:vertex.image_repository: must be an image in the repository this "
+            "target declares (ml-endpoints:vertex.repository): "
+            "us-central1-docker.pkg.dev/acme-ml-prod/serving/IMAGE",
+        ),
+        (
+            lambda c: c["ml-endpoints:vertex"].update(
+                image_repository="ghcr.io/acme/ml-endpoints", repository=None
+            ),
+            "stacks/Pulumi.prod.yaml: ml-endpoints:vertex.image_repository: registry ghcr.io is "
+            "not Artifact Registry, and Vertex AI pulls model containers from Artifact Registry "
+            "only",
+        ),
+    ],
+)
+def test_gcr_repository_and_image_errors_name_file_key_and_what_is_allowed(
+    prod_config: dict[str, Any], edit: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    message = error_of(edited(prod_config, edit))
+    assert expected in message, message
+
+
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [

@@ -22,7 +22,7 @@ from infra.stack.files import dump_document, load_document
 from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
 from infra.stack.promotion import promote, write
 from serving.cli import main
-from tests.infra.offline_plans import ROOT, STACKS, STACKS_DIR, stack_plans
+from tests.infra.offline_plans import GCR_STACK, ROOT, STACKS, STACKS_DIR, gcr_plan, stack_plans
 
 SNAPSHOTS = Path(__file__).parents[1] / "snapshots"
 UPDATE = os.environ.get("ML_ENDPOINTS_UPDATE_SNAPSHOTS") == "1"
@@ -39,6 +39,50 @@ def test_plan_matches_snapshot(stack: str) -> None:
         f"the plan of {stack} changed; if intended, regenerate the snapshots with "
         "`make snapshots` and commit them"
     )
+
+
+def test_gcr_stack_plan_matches_snapshot() -> None:
+    """The gcr.io test stack (``tests/infra/stacks/Pulumi.gcr.yaml``) is snapshotted like the
+    repository's stacks, so a change to how a gcr.io repository is declared shows as a diff."""
+    snapshot = SNAPSHOTS / f"{GCR_STACK}.json"
+    current = gcr_plan().to_json()
+    if UPDATE:
+        snapshot.write_text(current)
+    assert snapshot.exists(), "no snapshot: run `make snapshots`"
+    assert current == snapshot.read_text(), (
+        "the plan of the gcr.io test stack changed; if intended, regenerate the snapshots "
+        "with `make snapshots` and commit them"
+    )
+
+
+def test_the_gcr_stack_declares_the_host_repository_and_deploys_from_it() -> None:
+    """Artifact Registry documentation, "gcr.io repositories": ``eu.gcr.io`` is served by the
+    DOCKER repository ``eu.gcr.io`` in ``europe``; Vertex AI and Kubernetes pull
+    ``eu.gcr.io/PROJECT/IMAGE`` by the release's digest."""
+    plan = gcr_plan()
+    [repository] = [
+        r for r in plan.resources if r.type == "gcp:artifactregistry/repository:Repository"
+    ]
+    assert repository.inputs["repositoryId"] == "eu.gcr.io"
+    assert repository.inputs["location"] == "europe"
+    assert repository.inputs["format"] == "DOCKER"
+    assert repository.inputs["kmsKeyName"].startswith("projects/acme-ml-eu/locations/europe/")
+    [reader] = [
+        r
+        for r in plan.resources
+        if r.type == "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+    ]
+    assert reader.inputs["repository"] == "eu.gcr.io"
+    assert reader.inputs["location"] == "europe"
+    assert reader.inputs["role"] == "roles/artifactregistry.reader"
+    digest = "sha256:5e0c8f1a2b3d4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"
+    [vertex] = [r for r in plan.resources if r.type.endswith(":VertexDeployment")]
+    assert [v["image"] for v in vertex.inputs["variants"]] == [
+        f"eu.gcr.io/acme-ml-eu/ml-endpoints@{digest}"
+    ]
+    [pods] = [r for r in plan.resources if r.type == "kubernetes:apps/v1:Deployment"]
+    [container] = pods.inputs["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"eu.gcr.io/acme-ml-eu/ml-endpoints:2.1.0@{digest}"
 
 
 def test_a_plan_validates_the_stack_once() -> None:
