@@ -16,8 +16,13 @@ and ``.../projects.locations.repositories.dockerImages``):
 
 ``DockerImage`` answers have ``name`` (with the encoded id), ``uri``
 (``LOCATION-docker.pkg.dev/P/R/IMAGE@sha256:...``), ``tags``, ``mediaType``, ``uploadTime``.
-A project listed with :meth:`deny` answers 403 PERMISSION_DENIED to everything. Not modelled:
-other formats, IAM beyond that switch, ``orderBy`` and ``filter``.
+A ``gcr.io`` repository is one more repository, its id the host (``eu.gcr.io``) and its location
+the host's multi-region (``europe``), read with the same names (terraform-provider-google reads
+``projects/go-containerregistry/locations/us/repositories/gcr.io`` in
+``data_source_artifact_registry_package_test.go``); nothing here maps hosts, so a test that puts
+an image in the wrong repository sees it missing. A project listed with :meth:`deny` answers
+403 PERMISSION_DENIED to everything. Not modelled: other formats, IAM beyond that switch,
+``orderBy`` and ``filter``.
 """
 
 from __future__ import annotations
