@@ -3,7 +3,7 @@ entry point (:func:`register`, see :mod:`serving.cli`):
 
 - ``verify --stack NAME``: check a deployed stack (each target contributes one verifier);
 - ``promote SRC DST`` / ``rollback DST``: move a release between stack files (a pull request);
-- ``plan --stack NAME [--json]`` / ``diff --stack NAME --base REF``: the Pulumi program run
+- ``plan --stack NAME [--json]`` / ``diff --stack NAME --base REF [--json]``: the Pulumi program run
   offline under mocks, for reviewers without cloud credentials;
 - ``validate [--stack NAME]``: the policy pack's checks on the offline plan of each stack;
 - ``gc --stack NAME [--dry-run]``: delete the SageMaker configurations and models of the stack's
@@ -133,7 +133,10 @@ def register(subparsers: Any) -> None:
     diff_.add_argument("--stack", required=True)
     diff_.add_argument("--base", required=True, help="git revision to compare with")
     _stacks_dir(diff_)
-    diff_.set_defaults(func=_guarded(lambda args: _diff(args.stack, args.base, args.stacks_dir)))
+    diff_.add_argument("--json", action="store_true", help="the diff as JSON")
+    diff_.set_defaults(
+        func=_guarded(lambda args: _diff(args.stack, args.base, args.stacks_dir, as_json=args.json))
+    )
 
     validate_ = subparsers.add_parser(
         "validate",
@@ -312,15 +315,15 @@ def _plan(stack: str, stacks_dir: Path, *, as_json: bool) -> int:
     return 0
 
 
-def _diff(stack: str, base: str, stacks_dir: Path) -> int:
-    from infra.stack.diff import diff_plans, plan_at_ref, render_diff
+def _diff(stack: str, base: str, stacks_dir: Path, *, as_json: bool = False) -> int:
+    from infra.stack.diff import diff_plans, plan_at_ref, render_diff, to_json
     from infra.stack.plan import plan_stack
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         before = pool.submit(plan_at_ref, stack, base, stacks_dir)
         after = pool.submit(plan_stack, stack, stacks_dir)
         diff = diff_plans(before.result(), after.result())
-    sys.stdout.write(render_diff(diff, base))
+    sys.stdout.write(to_json(diff, base) if as_json else render_diff(diff, base))
     return 0
 
 

@@ -110,8 +110,9 @@ class ImageRef(Frozen):
 
     @property
     def shown(self) -> str:
-        """Short form for humans: ``sha256:ab12cd34ef56..`` or ``tag 1.4.0``."""
-        return f"{self.digest[:19]}.." if self.digest else f"tag {self.tag}"
+        """For humans, whole: the digest a reviewer must compare (``sha256:`` and 64 hex
+        digits), or ``tag 1.4.0``."""
+        return self.digest if self.digest else f"tag {self.tag}"
 
 
 class ReleaseVariant(Frozen):

@@ -2,9 +2,14 @@
 
 The base revision is exported with ``git archive`` to a temporary directory and planned with
 its own program and stack file (falling back to today's program when the base predates the
-offline plan); the working tree is planned as is. Resources are matched by type and name;
-changed inputs are listed by property path, and traffic changes are spelled out
-(``prod/sagemaker challenger weight 0 -> 10%``).
+offline plan); the working tree is planned as is. Resources are matched by type and name and
+each change is marked as the engine would carry it out: create, update, replace (saying whether
+the old resource is deleted first) or delete. Replacements come from the providers' own rules
+(:mod:`infra.stack.replacements`); a replaced Kubernetes provider replaces everything on it.
+Changed inputs are listed by property path with their whole values (digests, tags, instance
+types and weights are never shortened; long values wrap), component warnings are shown, and
+traffic changes are spelled out (``prod/sagemaker challenger weight 0 -> 10%``).
+``--json`` gives the same as data.
 """
 
 from __future__ import annotations
@@ -20,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.stack.files import STACKS_DIR, stack_file
-from infra.stack.plan import Plan, PlannedResource, plan_stack, traffic
-
-MAX_CHANGES_SHOWN = 20
+from infra.stack.plan import Plan, PlannedResource, plan_stack, traffic, wrap
+from infra.stack.replacements import Action, Verdict, classify
 
 
 class RevisionError(ValueError):
@@ -31,10 +35,12 @@ class RevisionError(ValueError):
 
 @dataclass(frozen=True)
 class ResourceChange:
-    """One changed resource and its changed property paths (before, after)."""
+    """One changed resource, its changed property paths (before, after) and what the engine
+    does about them."""
 
     resource: PlannedResource
     changes: dict[str, tuple[Any, Any]]
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class PlanDiff:
     removed: list[PlannedResource] = field(default_factory=list)
     changed: list[ResourceChange] = field(default_factory=list)
     traffic: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -57,15 +64,55 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
     before, after = base.by_key(), head.by_key()
     changed = []
     for key in sorted(set(before) & set(after)):
-        changes = dict(_changes(before[key].inputs, after[key].inputs))
+        old, new = before[key], after[key]
+        changes = dict(_changes(old.inputs, new.inputs))
         if changes:
-            changed.append(ResourceChange(after[key], changes))
+            verdict = classify(
+                new.type,
+                old.inputs,
+                new.inputs,
+                changes,
+                delete_before_replace=new.delete_before_replace,
+            )
+            changed.append(ResourceChange(new, changes, verdict))
     return PlanDiff(
         stack=head.stack,
         added=[after[k] for k in sorted(set(after) - set(before))],
         removed=[before[k] for k in sorted(set(before) - set(after))],
-        changed=changed,
+        changed=_cascade(changed, head),
         traffic=traffic_changes(head.stack, traffic(base), traffic(head)),
+        warnings=list(head.warnings),
+    )
+
+
+def _cascade(changed: list[ResourceChange], head: Plan) -> list[ResourceChange]:
+    """A replaced provider (another cluster) replaces every resource it manages."""
+    replaced = {
+        c.resource.urn
+        for c in changed
+        if c.resource.type.startswith("pulumi:providers:") and c.verdict.action is Action.REPLACE
+    }
+    if not replaced:
+        return changed
+    seen = {c.resource.urn for c in changed}
+    result = []
+    for change in changed:
+        if change.resource.provider in replaced and change.verdict.action is not Action.REPLACE:
+            change = ResourceChange(change.resource, change.changes, _provider_replaced(change))
+        result.append(change)
+    for resource in head.resources:
+        if resource.provider in replaced and resource.urn not in seen:
+            result.append(ResourceChange(resource, {}, _provider_replaced(None)))
+    return result
+
+
+def _provider_replaced(change: ResourceChange | None) -> Verdict:
+    notes = change.verdict.notes if change is not None else ()
+    return Verdict(
+        Action.REPLACE,
+        ("provider",),
+        delete_first=False,
+        notes=(*notes, "its provider is replaced (another cluster): created there anew"),
     )
 
 
@@ -103,32 +150,106 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> Iterator[tu
             yield path, (old.get(path), new.get(path))
 
 
+_MARKS = {
+    Action.CREATE: "+ create ",
+    Action.UPDATE: "~ update ",
+    Action.REPLACE: "+- replace",
+    Action.DELETE: "- delete ",
+}
+
+
 def render_diff(diff: PlanDiff, base_ref: str) -> str:
-    """The diff for humans (and pull request comments)."""
-    counts = (
-        f"{len(diff.added)} to add, {len(diff.removed)} to remove, {len(diff.changed)} to change"
-    )
-    lines = [f"stack {diff.stack} against {base_ref}: {counts}"]
-    lines += [f"+ {r.type} {r.name}" for r in diff.added]
-    lines += [f"- {r.type} {r.name}" for r in diff.removed]
+    """The diff for humans (and pull request comments): every change marked, values whole."""
+    lines = [f"stack {diff.stack} against {base_ref}: {summary(diff)}"]
+    lines += [f"{_MARKS[Action.CREATE]} {r.type} {r.name}" for r in diff.added]
     for change in diff.changed:
-        lines.append(f"~ {change.resource.type} {change.resource.name}")
-        items = list(change.changes.items())
-        for path, (old, new) in items[:MAX_CHANGES_SHOWN]:
-            lines.append(f"    {path}: {_shown(old)} -> {_shown(new)}")
-        if len(items) > MAX_CHANGES_SHOWN:
-            lines.append(f"    ... and {len(items) - MAX_CHANGES_SHOWN} more")
+        resource, verdict = change.resource, change.verdict
+        lines.append(f"{_MARKS[verdict.action]} {resource.type} {resource.name}{_how(verdict)}")
+        for path, (old, new) in change.changes.items():
+            forces = "  (forces replacement)" if path in verdict.replaced_by else ""
+            lines += wrap(f"    {path}: {_shown(old)} -> {_shown(new)}{forces}", "        ")
+        for note in verdict.notes:
+            lines += wrap(f"    note: {note}", "        ")
+        if verdict.unknown:
+            lines += wrap(
+                "    note: not in the replacement table, shown as an update: "
+                + ", ".join(verdict.unknown),
+                "        ",
+            )
+    lines += [f"{_MARKS[Action.DELETE]} {r.type} {r.name}" for r in diff.removed]
+    if diff.warnings:
+        lines.append("warnings:")
+        for warning in diff.warnings:
+            lines += wrap(f"  {warning}", "    ")
     if diff.traffic:
         lines.append("traffic:")
         lines += [f"  {line}" for line in diff.traffic]
     return "\n".join(lines) + "\n"
 
 
+def summary(diff: PlanDiff) -> str:
+    """``1 to create, 2 to update, 1 to replace (1 deleting first), 0 to delete``."""
+    actions = [c.verdict for c in diff.changed]
+    replaced = [v for v in actions if v.action is Action.REPLACE]
+    first = sum(v.delete_first for v in replaced)
+    updated = sum(v.action is Action.UPDATE for v in actions)
+    return (
+        f"{len(diff.added)} to create, {updated} to update, {len(replaced)} to replace"
+        + (f" ({first} deleting first)" if first else "")
+        + f", {len(diff.removed)} to delete"
+    )
+
+
+def _how(verdict: Verdict) -> str:
+    if verdict.action is not Action.REPLACE:
+        return ""
+    if verdict.conflict:
+        return f"  (would FAIL: {verdict.conflict})"
+    return (
+        "  (deletes the old one first)" if verdict.delete_first else "  (creates the new one first)"
+    )
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return "(none)"
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 90 else text[:87] + "..."
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def to_json(diff: PlanDiff, base_ref: str) -> str:
+    """The diff as data (``ml-endpoints diff --json``)."""
+
+    def entry(
+        resource: PlannedResource, action: Action, change: ResourceChange | None
+    ) -> dict[str, Any]:
+        verdict = change.verdict if change else None
+        return {
+            "action": action.value,
+            "type": resource.type,
+            "name": resource.name,
+            "urn": resource.urn,
+            "delete_first": bool(verdict and verdict.delete_first),
+            "conflict": verdict.conflict if verdict else None,
+            "replaced_by": list(verdict.replaced_by) if verdict else [],
+            "notes": list(verdict.notes) if verdict else [],
+            "changes": {
+                p: {"before": o, "after": n}
+                for p, (o, n) in (change.changes.items() if change else ())
+            },
+        }
+
+    resources = [entry(r, Action.CREATE, None) for r in diff.added]
+    resources += [entry(c.resource, c.verdict.action, c) for c in diff.changed]
+    resources += [entry(r, Action.DELETE, None) for r in diff.removed]
+    document = {
+        "stack": diff.stack,
+        "base": base_ref,
+        "summary": summary(diff),
+        "resources": resources,
+        "warnings": diff.warnings,
+        "traffic": diff.traffic,
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def plan_at_ref(stack: str, ref: str, stacks_dir: Path = STACKS_DIR) -> Plan:

@@ -11,6 +11,7 @@ Inputs are recorded in wire form: camelCase keys, numbers as floats.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ class Declared:
     provider: str | None
     """The provider reference as the engine gets it (``URN::ID``)."""
     dependencies: tuple[str, ...] = ()
-    delete_before_replace: bool = False
+    delete_before_replace: bool | None = None
+    """The program's ``delete_before_replace`` option; None when it set none."""
     custom_timeouts: dict[str, str] = field(default_factory=dict)
     protect: bool = False
 
@@ -116,6 +118,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Declared] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.requests: dict[tuple[str, str], tuple[Any, str]] = {}
+        self.warnings: list[str] = []
+        """What the program logged as warnings (``pulumi.log.warn``), in order."""
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
@@ -132,7 +136,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 parent=(getattr(request, "parent", "") or None),
                 provider=args.provider or None,
                 dependencies=tuple(getattr(request, "dependencies", ())),
-                delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+                delete_before_replace=_delete_before_replace(request),
                 protect=bool(getattr(request, "protect", False)),
                 custom_timeouts={
                     k: getattr(timeouts, k)
@@ -165,6 +169,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return found[0]
 
 
+def _delete_before_replace(request: Any) -> bool | None:
+    if request is None or not getattr(request, "deleteBeforeReplaceDefined", False):
+        return None
+    return bool(request.deleteBeforeReplace)
+
+
+class _Warnings(logging.Handler):
+    """Pulumi's mock engine logs ``pulumi.log`` messages to a logger: keep the warnings."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self._into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._into.append(record.getMessage())
+
+
 class RecordingMonitor(MockMonitor):
     """Pulumi's mock monitor, handing each registration request (and its URN) to the mocks."""
 
@@ -190,8 +211,16 @@ def mocked(
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    logger = logging.getLogger(f"ml-endpoints.mocks.{id(mocks)}")
+    logger.propagate = False
+    logger.handlers = [_Warnings(mocks.warnings)]
     pulumi.runtime.set_mocks(
-        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+        mocks,
+        project=project,
+        stack=stack,
+        preview=False,
+        logger=logger,
+        monitor=RecordingMonitor(mocks),
     )
     try:
         yield loop

@@ -18,8 +18,9 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +107,18 @@ class PlannedResource:
     provider: str | None
     inputs: dict[str, Any]
     dependencies: tuple[str, ...] = ()
+    delete_before_replace: bool | None = None
+    """The program's ``delete_before_replace`` option, None when it set none."""
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Every resource the program declares for one stack, sorted by URN."""
+    """Every resource the program declares for one stack, sorted by URN, and the warnings
+    the components logged (``pulumi.log.warn``), which a reviewer must see too."""
 
     stack: str
     resources: list[PlannedResource]
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         """Stable, indented JSON (what ``--json`` prints and the snapshots hold)."""
@@ -126,7 +131,7 @@ class Plan:
             PlannedResource(**{**r, "dependencies": tuple(r.get("dependencies", ()))})
             for r in data["resources"]
         ]
-        return cls(stack=data["stack"], resources=resources)
+        return cls(stack=data["stack"], resources=resources, warnings=data.get("warnings", []))
 
     def by_key(self) -> dict[tuple[str, str], PlannedResource]:
         """Resources by (type, name): what stays the same resource across two plans."""
@@ -181,7 +186,11 @@ def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
 
         loop.run_until_complete(program())
     planned = [_planned(resource) for resource in mocks.resources]
-    return Plan(stack=stack, resources=sorted(planned, key=lambda r: r.urn))
+    return Plan(
+        stack=stack,
+        resources=sorted(planned, key=lambda r: r.urn),
+        warnings=list(dict.fromkeys(mocks.warnings)),
+    )
 
 
 def _planned(resource: Declared) -> PlannedResource:
@@ -195,6 +204,7 @@ def _planned(resource: Declared) -> PlannedResource:
         provider=provider.rsplit("::", 1)[0] if provider else None,
         inputs=_clean(inputs, masked=resource.type.startswith("pulumi:providers:")),
         dependencies=tuple(sorted(resource.dependencies)),
+        delete_before_replace=resource.delete_before_replace,
     )
 
 
@@ -246,8 +256,26 @@ def key_properties(resource: PlannedResource) -> str:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 100 else text[:97] + "..."
+    """The whole value: digests, tags, types and weights are what a reviewer checks."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+WIDTH = 100
+"""Output lines wrap at this width; values are never cut."""
+
+
+def wrap(line: str, indent: str) -> list[str]:
+    """``line`` folded at :data:`WIDTH` between words (continuations start with ``indent``); a
+    value longer than a line is split across lines, never cut."""
+    if len(line) <= WIDTH:
+        return [line]
+    return textwrap.wrap(
+        line,
+        WIDTH,
+        subsequent_indent=indent,
+        break_long_words=True,
+        break_on_hyphens=False,
+    )
 
 
 def render_tree(plan: Plan, source: str = "") -> str:
@@ -264,15 +292,18 @@ def render_tree(plan: Plan, source: str = "") -> str:
     def walk(resource: PlannedResource, prefix: str, last: bool) -> None:
         branch = "`-- " if last else "|-- "
         props = key_properties(resource)
-        lines.append(
-            f"{prefix}{branch}{resource.type} {resource.name}" + (f"  {props}" if props else "")
-        )
+        line = f"{prefix}{branch}{resource.type} {resource.name}" + (f"  {props}" if props else "")
+        lines.extend(wrap(line, prefix + ("    " if last else "|   ") + "    "))
         kids = children.get(resource.urn, [])
         for index, child in enumerate(kids):
             walk(child, prefix + ("    " if last else "|   "), index == len(kids) - 1)
 
     for index, root in enumerate(roots):
         walk(root, "", index == len(roots) - 1)
+    if plan.warnings:
+        lines.append("warnings:")
+        for warning in plan.warnings:
+            lines.extend(wrap(f"  {warning}", "    "))
     return "\n".join(lines) + "\n"
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from infra.replacements import RULES, Action, classify, rule_for, uncovered
 from infra.stack.plan import Plan, plan_stack
+from infra.stack.replacements import RULES, Action, classify, rule_for, uncovered
 from tests.infra.offline_plans import stack_plans
 
 OPTIONS_DIR = Path(__file__).parent / "stacks"
@@ -52,7 +52,7 @@ def test_every_declared_type_and_property_has_a_verdict() -> None:
             if gaps:
                 missing.setdefault(resource.type, set()).update(gaps)
     assert not missing, (
-        "add these to infra/replacements.py, read from the provider's schema: "
+        "add these to infra/stack/replacements.py, read from the provider's schema: "
         + "; ".join(f"{t}: {', '.join(sorted(p))}" for t, p in sorted(missing.items()))
     )
 

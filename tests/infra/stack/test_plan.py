@@ -14,11 +14,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pulumi
 import pytest
+from pulumi.runtime.stack import wait_for_rpcs
 
-from infra.stack.diff import diff_plans, traffic_changes
+from infra.stack.diff import diff_plans, render_diff, traffic_changes
 from infra.stack.files import dump_document, load_document
+from infra.stack.mocks import RecordingMocks, mocked
 from infra.stack.plan import Plan, PlannedResource, plan_stack, render_tree, traffic
 from infra.stack.promotion import promote, write
 from serving.cli import main
@@ -146,14 +150,17 @@ def test_tree_and_traffic() -> None:
         f"stack prod: {len(plan.resources)} resources (stacks/Pulumi.prod.yaml)\n"
     )
     assert "|-- ml-endpoints:aws:SageMakerEndpoint sagemaker\n" in tree
-    assert (
-        "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment sagemaker  "
-        "endpoint_name=reranker-prod  "
-        "config.ProductionVariants.VariantName=champion,challenger  "
-        "config.ProductionVariants.InstanceType=ml.c5.2xlarge,ml.c5.2xlarge  "
-        "config.ProductionVariants.InitialInstanceCount=2,2  "
-        'weights={"challenger": 0, "champion": 100}'
-    ) in tree
+    node = tree[tree.index("pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment") :]
+    for shown in (
+        "sagemaker",
+        "endpoint_name=reranker-prod",
+        "config.ProductionVariants.VariantName=champion,challenger",
+        "config.ProductionVariants.InstanceType=ml.c5.2xlarge,ml.c5.2xlarge",
+        "config.ProductionVariants.InitialInstanceCount=2,2",
+        '"challenger": 0, "champion": 100}',
+    ):
+        assert shown in node
+    assert all(len(line) <= 100 for line in tree.splitlines())  # long lines wrap
     assert "`-- kubernetes:policy/v1:PodDisruptionBudget kubernetes-champion" in tree
     assert traffic(plan) == {
         "sagemaker": {"champion": 100.0, "challenger": 0.0},
@@ -183,7 +190,9 @@ def test_plan_json_round_trips() -> None:
         "provider",
         "inputs",
         "dependencies",
+        "delete_before_replace",
     }
+    assert json.loads(plan.to_json())["warnings"] == plan.warnings
 
 
 def test_invalid_stack_fails_with_the_key(
@@ -243,9 +252,16 @@ def test_diff_against_a_git_revision(tmp_path: Path, capsys: pytest.CaptureFixtu
     stacks = str(tmp_path / "stacks")
     assert main(["diff", "--stack", "prod", "--base", "HEAD", "--stacks-dir", stacks]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("stack prod against HEAD: 0 to add, 0 to remove, ")
-    assert "~ pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment sagemaker\n" in out
+    assert out.startswith("stack prod against HEAD: 0 to create, ")
+    assert "~ update  pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment sagemaker\n" in out
     assert "    weights.champion: 100 -> 90\n" in out
+    assert "~ update  kubernetes:gateway.networking.k8s.io/v1:HTTPRoute" in out
+    as_json = ["diff", "--stack", "prod", "--base", "HEAD", "--stacks-dir", stacks, "--json"]
+    assert main(as_json) == 0
+    document = json.loads(capsys.readouterr().out)
+    sagemaker = next(r for r in document["resources"] if r["name"] == "sagemaker")
+    assert sagemaker["action"] == "update"
+    assert sagemaker["changes"]["weights.champion"] == {"before": 100, "after": 90}
     assert out.endswith(
         "traffic:\n"
         "  prod/kubernetes challenger weight 0 -> 10%\n"
@@ -274,3 +290,78 @@ def test_encrypted_values_never_reach_the_plan(tmp_path: Path) -> None:
     ]
     assert {"name": "API_TOKEN", "value": "[secret]"} in env
     assert json.loads(text)["stack"] == "dev"
+
+
+def _resource(type_: str, name: str, inputs: dict[str, Any], **extra: Any) -> PlannedResource:
+    return PlannedResource(f"urn:{name}", type_, name, None, None, inputs, **extra)
+
+
+def test_every_change_is_marked_as_the_engine_will_carry_it_out() -> None:
+    """create, update, replace (deleting first or not) and delete; the Deployment's selector is
+    immutable (pulumi-kubernetes diff.go) and its fixed name makes it go first."""
+    deployment = "kubernetes:apps/v1:Deployment"
+    meta = {"name": "m", "namespace": "ns"}
+    base = Plan(
+        "prod",
+        [
+            _resource(deployment, "a", {"metadata": meta, "spec": {"selector": {"v": "1"}}}),
+            _resource(deployment, "b", {"metadata": meta, "spec": {"replicas": 1}}),
+            _resource("aws:iam/role:Role", "gone", {}),
+        ],
+    )
+    head = Plan(
+        "prod",
+        [
+            _resource(deployment, "a", {"metadata": meta, "spec": {"selector": {"v": "2"}}}),
+            _resource(deployment, "b", {"metadata": meta, "spec": {"replicas": 2}}),
+            _resource("aws:iam/role:Role", "new", {}),
+        ],
+        warnings=["GkeCluster cluster: a warning the reviewer must read"],
+    )
+    text = render_diff(diff_plans(base, head), "main")
+    assert text.splitlines()[:5] == [
+        "stack prod against main: 1 to create, 1 to update, 1 to replace (1 deleting first), "
+        "1 to delete",
+        "+ create  aws:iam/role:Role new",
+        "+- replace kubernetes:apps/v1:Deployment a  (deletes the old one first)",
+        "    spec.selector.v: 1 -> 2  (forces replacement)",
+        "~ update  kubernetes:apps/v1:Deployment b",
+    ]
+    assert "- delete  aws:iam/role:Role gone" in text
+    assert "warnings:\n  GkeCluster cluster: a warning the reviewer must read\n" in text
+
+
+def test_values_a_reviewer_checks_are_never_cut() -> None:
+    old, new = "sha256:" + "9f2c" * 16, "sha256:" + "3b8e" * 16
+    model = "aws:sagemaker/model:Model"
+    base = Plan("prod", [_resource(model, "m", {"primaryContainer": {"image": f"r@{old}"}})])
+    head = Plan("prod", [_resource(model, "m", {"primaryContainer": {"image": f"r@{new}"}})])
+    text = render_diff(diff_plans(base, head), "main")
+    assert old in text
+    assert new in text
+    assert "..." not in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_the_plan_shows_component_warnings() -> None:
+    staging = stack_plans()["staging"]
+    assert any(w.startswith("GkeCluster cluster:") for w in staging.warnings)
+    assert "\nwarnings:\n  GkeCluster cluster:" in render_tree(staging)
+
+
+def test_the_plan_records_the_delete_before_replace_option() -> None:
+    """None where the program sets no option, its value where it does: the option wins over
+    the provider's choice (pulumi/pulumi ``pkg/resource/deploy/step_generator.go``)."""
+    mocks = RecordingMocks()
+    with mocked(mocks) as loop:
+
+        async def program() -> None:
+            pulumi.CustomResource("test:index:Thing", "unset", {})
+            pulumi.CustomResource(
+                "test:index:Thing", "kept", {}, pulumi.ResourceOptions(delete_before_replace=False)
+            )
+            await wait_for_rpcs()
+
+        loop.run_until_complete(program())
+    options = {r.name: r.delete_before_replace for r in mocks.resources}
+    assert options == {"unset": None, "kept": False}
