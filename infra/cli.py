@@ -100,6 +100,11 @@ def register(subparsers: Any) -> None:
     promote_.add_argument("src", help="source stack (e.g. staging)")
     promote_.add_argument("dst", help="target stack (e.g. prod)")
     promote_.add_argument("--dry-run", action="store_true", help="print, do not write")
+    promote_.add_argument(
+        "--force",
+        action="store_true",
+        help="promote out of the order dev -> staging -> prod (skipping a stage)",
+    )
     _stacks_dir(promote_)
     promote_.set_defaults(func=_guarded(_promotion))
 
@@ -284,7 +289,7 @@ def _promotion(args: argparse.Namespace) -> int:
     from infra.stack.promotion import promote, rollback, write
 
     if args.command == "promote":
-        change = promote(args.src, args.dst, args.stacks_dir)
+        change = promote(args.src, args.dst, args.stacks_dir, force=args.force)
     else:
         change = rollback(args.dst, args.stacks_dir)
     for line in change.summary:

@@ -59,8 +59,15 @@ def _load(path: Path) -> CommentedMap:
     return document
 
 
-def promote(src: str, dst: str, stacks_dir: Path = STACKS_DIR) -> Change:
-    """Copy SRC's release into DST (in memory; :func:`write` saves it)."""
+ORDER = ("dev", "staging", "prod")
+"""The stages a release goes through; promotion moves it one stage at a time."""
+
+
+def promote(src: str, dst: str, stacks_dir: Path = STACKS_DIR, *, force: bool = False) -> Change:
+    """Copy SRC's release into DST (in memory; :func:`write` saves it). Skipping a stage of
+    :data:`ORDER` (``dev`` -> ``prod``) or going backwards is refused unless ``force``."""
+    if not force:
+        _refuse_out_of_order(src, dst)
     src_path, dst_path = stack_file(src, stacks_dir), stack_file(dst, stacks_dir)
     source_release = _load(src_path)["config"].get(RELEASE_KEY)
     if source_release is None:
@@ -81,6 +88,26 @@ def promote(src: str, dst: str, stacks_dir: Path = STACKS_DIR) -> Change:
     _validate(document, dst_path)
     summary = [f"promote {src} -> {dst}", *describe(old, new)]
     return Change(dst_path, summary, dump_document(document))
+
+
+def _refuse_out_of_order(src: str, dst: str) -> None:
+    if src not in ORDER or dst not in ORDER:
+        return
+    step = ORDER.index(dst) - ORDER.index(src)
+    if step == 1:
+        return
+    order = " -> ".join(ORDER)
+    if step > 1:
+        skipped = ", ".join(ORDER[ORDER.index(src) + 1 : ORDER.index(dst)])
+        why = f"{skipped} would be skipped: the release has not run there"
+        instead = f"promote {src} {ORDER[ORDER.index(src) + 1]} first"
+    else:
+        why = f"{dst} comes before {src}"
+        instead = f"use rollback {dst} to go back"
+    raise PromotionError(
+        f"refusing to promote {src} -> {dst}: the order is {order} and {why}; {instead}, or "
+        "pass --force"
+    )
 
 
 def rollback(dst: str, stacks_dir: Path = STACKS_DIR) -> Change:

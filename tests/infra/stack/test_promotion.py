@@ -149,8 +149,8 @@ def test_prod_refuses_a_mutable_tag(stacks: Path) -> None:
     ):
         promote("staging", "prod", stacks)
     assert (stacks / "Pulumi.prod.yaml").read_text() == before
-    # A non-production stack takes a tag.
-    write(promote("staging", "dev", stacks))
+    # A non-production stack takes a tag (going back a stage needs --force).
+    write(promote("staging", "dev", stacks, force=True))
     assert (
         "digest" not in read_stack_file(stacks / "Pulumi.dev.yaml")["ml-endpoints:release"]["image"]
     )
@@ -204,3 +204,26 @@ def test_promote_from_a_missing_stack(stacks: Path, capsys: pytest.CaptureFixtur
     code, _, err = cli("promote", "qa", "prod", "--stacks-dir", str(stacks), capsys=capsys)
     assert code == 2
     assert f"{stacks / 'Pulumi.qa.yaml'}: cannot read the stack file" in err
+
+
+def test_skipping_a_stage_is_refused_unless_forced(stacks: Path) -> None:
+    """dev -> prod would put a release in production that staging never ran."""
+    before = (stacks / "Pulumi.prod.yaml").read_text()
+    with pytest.raises(PromotionError) as refused:
+        promote("dev", "prod", stacks)
+    message = str(refused.value)
+    assert "the order is dev -> staging -> prod and staging would be skipped" in message
+    assert "promote dev staging first, or pass --force" in message
+    assert (stacks / "Pulumi.prod.yaml").read_text() == before
+    with pytest.raises(PromotionError, match="use rollback staging to go back"):
+        promote("prod", "staging", stacks)
+    assert promote("dev", "prod", stacks, force=True).path == stacks / "Pulumi.prod.yaml"
+
+
+def test_the_command_refuses_a_skipped_stage(
+    stacks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.cli import main
+
+    assert main(["promote", "dev", "prod", "--stacks-dir", str(stacks)]) == 2
+    assert "refusing to promote dev -> prod" in capsys.readouterr().err
