@@ -33,6 +33,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, message: str, value: Any = None) -> None:
         self.key = key
+        self.message = message
         self.value = value
         shown = "" if value is None else f" (got {value!r})"
         super().__init__(f"{key}: {message}{shown}")

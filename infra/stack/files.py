@@ -48,11 +48,21 @@ def load_document(path: Path) -> CommentedMap:
     except OSError as exc:
         raise StackError(str(path), f"cannot read the stack file: {exc.strerror}") from None
     except YAMLError as exc:
-        raise StackError(str(path), f"not valid YAML: {exc}") from None
+        raise yaml_error(path, exc) from None
     config = document.get("config", {}) if isinstance(document, CommentedMap) else None
     if not isinstance(config, dict):
         raise StackError(f"{path}: config", "must be a mapping of configuration keys")
     return document if document is not None else CommentedMap()
+
+
+def yaml_error(path: Path, exc: YAMLError) -> StackError:
+    """``FILE:LINE:COLUMN: not valid YAML: what the parser expected`` (one line, as compilers
+    report it, so editors jump to it)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    return StackError(where, f"not valid YAML: {problem}" + (f" ({context})" if context else ""))
 
 
 def dump_document(document: CommentedMap) -> str:

@@ -29,6 +29,7 @@ import pulumi
 from infra.stack.config import NAMESPACE, load_stack
 from infra.stack.files import SECRET_PLACEHOLDER, STACKS_DIR, read_stack_file, stack_file
 from infra.stack.mocks import Declared, RecordingMocks, mocked
+from infra.validation import ConfigError
 
 _MASKED_INPUTS = {"kubeconfig"}
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (a marker)
@@ -90,6 +91,10 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
     ),
 }
 VERTEX_DEPLOYMENT_KEYS = ("variants[].name", "variants[].image", "variants[].min_replicas")
+
+
+CONFIG_ERROR = "ml-endpoints config error: "
+"""How the planning process reports an invalid stack to its parent (then raised again there)."""
 
 
 class PlanError(RuntimeError):
@@ -158,6 +163,9 @@ def plan_stack(stack: str, stacks_dir: Path = STACKS_DIR, *, code_dir: Path | No
         cwd=code_dir,
         check=False,
     )
+    if result.returncode == 2 and result.stderr.startswith(CONFIG_ERROR):
+        error = json.loads(result.stderr.removeprefix(CONFIG_ERROR).splitlines()[0])
+        raise ConfigError(error["key"], error["message"], error["value"])
     if result.returncode != 0:
         raise PlanError(result.stderr.strip() or f"planning {stack} failed ({result.returncode})")
     return Plan.from_json(result.stdout)
@@ -352,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     stack, stacks_dir = (argv if argv is not None else sys.argv[1:])[:2]
     try:
         plan = run_offline(stack, Path(stacks_dir))
+    except ConfigError as exc:  # the parent raises it again: one error style for every command
+        error = {"key": exc.key, "message": exc.message, "value": exc.value}
+        print(CONFIG_ERROR + json.dumps(error, default=str), file=sys.stderr)
+        return 2
     except Exception as exc:  # reported to the parent process
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -50,10 +50,7 @@ class Change:
 
 
 def _load(path: Path) -> CommentedMap:
-    try:
-        document = load_document(path)
-    except StackError as exc:
-        raise PromotionError(str(exc)) from None
+    document = load_document(path)  # an unreadable or invalid file: a StackError, as for plan
     if not isinstance(document.get("config"), dict):
         raise PromotionError(f"{path}: not a stack file (no config mapping)")
     return document

@@ -200,9 +200,36 @@ def test_invalid_stack_fails_with_the_key(
 ) -> None:
     text = (STACKS_DIR / "Pulumi.dev.yaml").read_text().replace("weight: 50", "weight: 40", 1)
     (tmp_path / "Pulumi.dev.yaml").write_text(text)
-    assert main(["plan", "--stack", "dev", "--stacks-dir", str(tmp_path)]) == 1
-    assert "ml-endpoints:release.variants: weights are percent and must add up to 100, not 90" in (
-        capsys.readouterr().err
+    assert main(["plan", "--stack", "dev", "--stacks-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ml-endpoints plan: invalid configuration: {tmp_path}/Pulumi.dev.yaml: ")
+    assert (
+        "ml-endpoints:release.variants: weights are percent and must add up to 100, not 90" in err
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", "--stack", "prod"],
+        ["validate", "--stack", "prod"],
+        ["promote", "staging", "prod"],
+    ],
+)
+def test_a_yaml_syntax_error_is_one_file_line_message_for_every_command(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(STACKS_DIR, tmp_path, dirs_exist_ok=True)
+    prod = tmp_path / "Pulumi.prod.yaml"
+    lines = prod.read_text().splitlines()
+    number = lines.index("  ml-endpoints:policy:")
+    lines[number] = "  ml-endpoints:policy: [oops"
+    prod.write_text("\n".join(lines) + "\n")
+    assert main([*command, "--stacks-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ml-endpoints {command[0]}: invalid configuration: {prod}:{number + 2}:15: not valid "
+        "YAML: expected ',' or ']', but got ':' (while parsing a flow sequence)\n"
     )
 
 
