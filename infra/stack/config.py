@@ -21,12 +21,14 @@ Building the components' args from a valid stack (:mod:`infra.stack.components`)
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     Field,
     TypeAdapter,
     ValidationError,
@@ -423,17 +425,58 @@ def load_stack(config: Mapping[str, Any], source: str, *, scan_secrets: bool = T
 
 
 def _stack_error(exc: ValidationError, source: str) -> StackError:
+    """The first error, an unknown key before anything else: a misspelt key also leaves its
+    intended key missing, and "instance_type: Field required" would hide the real mistake."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    first = unknown[0] if unknown else errors[0]
     loc = tuple(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden" and len(loc) == 1:
-        message = f"not a known key; keys: {', '.join(_known_keys())}"
+    if first["type"] == "extra_forbidden":
+        message = "not a known key" + _did_you_mean(loc)
+        if len(loc) == 1:
+            message += f"; keys: {', '.join(_known_keys())}"
+        # The key it was meant to be is reported missing too: one mistake, one message.
+        errors = [e for e in errors if not _caused_by(e, loc)]
     more = len(errors) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     value = first.get("input")
     shown = value if isinstance(value, str | int | float | bool) else None
     return StackError(f"{source}: {_key(loc)}", message + suffix, shown)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``; did you mean instance_type?`` when a known key at that place is close."""
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name, sorted(_fields_at(loc)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> set[str]:
+    """The keys the stack models accept where ``loc`` points (list indexes, dict keys and the
+    cluster type's tag step over)."""
+    models: list[type[BaseModel]] = [StackConfig]
+    for part in loc[:-1]:
+        inner = [
+            found
+            for model in models
+            if isinstance(part, str) and part in model.model_fields
+            for found in _models_in(model.model_fields[part].annotation)
+        ]
+        models = inner or models
+    return {name for model in models for name in model.model_fields}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _caused_by(error: Any, unknown: tuple[int | str, ...]) -> bool:
+    """A missing key next to the unknown one (its misspelling)."""
+    loc = tuple(error["loc"])
+    return error["type"] == "missing" and loc[:-1] == unknown[:-1]
 
 
 def _key(loc: tuple[int | str, ...]) -> str:

@@ -128,8 +128,8 @@ def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None
         ),
         (
             lambda c: c.update({"ml-endpoints:sagemkaer": {}}),
-            "ml-endpoints:sagemkaer: not a known key; keys: ml-endpoints:release, "
-            "ml-endpoints:previous_release, ml-endpoints:policy",
+            "ml-endpoints:sagemkaer: not a known key; did you mean sagemaker?; keys: "
+            "ml-endpoints:release, ml-endpoints:previous_release, ml-endpoints:policy",
         ),
         (
             lambda c: c["ml-endpoints:sagemaker"]["compute"].update(instance_type="ml.m5.hug"),
@@ -404,3 +404,33 @@ def test_verify_reads_every_stack(stack: str) -> None:
         return
     assert components.vertex is not None
     assert sample_instances(components.vertex, STACKS_DIR) == [[0.12, 0.57, 0.33, 0.91]]
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "suggestion"),
+    [
+        (
+            ("ml-endpoints:sagemaker", "compute", "instance_type"),
+            "sagemaker.compute.instance_typ",
+            "instance_type",
+        ),
+        (("ml-endpoints:release", "variants", 0, "weight"), "release.variants[0].weigth", "weight"),
+    ],
+)
+def test_an_unknown_key_is_reported_first_with_a_did_you_mean(
+    edit: tuple[Any, ...], key: str, suggestion: str
+) -> None:
+    """A misspelt key must not surface as "instance_type: Field required (and 1 more error)"."""
+    config = read_stack_file(STACKS_DIR / "Pulumi.dev.yaml")
+    parent = config
+    for part in edit[:-1]:
+        parent = parent[part]
+    wrong = key.rsplit(".", 1)[1]
+    parent[wrong] = parent.pop(edit[-1])
+    with pytest.raises(StackError) as raised:
+        load_stack(config, "stacks/Pulumi.dev.yaml")
+    message = str(raised.value)
+    assert message.startswith(f"stacks/Pulumi.dev.yaml: ml-endpoints:{key}: not a known key; ")
+    assert f"did you mean {suggestion}?" in message
+    assert "Field required" not in message
+    assert "more error" not in message
