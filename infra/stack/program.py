@@ -21,8 +21,11 @@ from infra.stack.files import StackError, stack_file
 def read_config() -> dict[str, Any]:
     """The stack's ``ml-endpoints:*`` configuration as Pulumi hands it to the program.
 
-    Keys Pulumi holds as secrets are decrypted here (and stay secret in state); the others are
-    checked for plain-text secrets like the stack file is.
+    Keys the stack file holds encrypted reach the program decrypted, in plain text
+    (``Config.get_object``; Pulumi marks secretness per top-level key only): they are not yet
+    turned back into secret Outputs, so keep secret values out of resource inputs until
+    :mod:`infra.secret_values` is wired into the components (issue 15, item 4). Keys Pulumi
+    does not hold as secrets are checked for plain-text secrets like the stack file is.
     """
     config = pulumi.Config(NAMESPACE)
     values: dict[str, Any] = {}
