@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from infra.k8s.gpu import GPU_NODE_LABELS
+from infra.monitoring.config import AlertsConfig, CanaryConfig
 from infra.validation import Frozen, Problem, Weight, rule_error, validate, weighted_split
 from serving import contract
 
@@ -42,6 +43,8 @@ RESERVED_ENV = contract.MODEL_IDENTITY_ENV | {
     contract.GRACEFUL_TIMEOUT_ENV,
 }
 """Variables the component sets from typed args; ``env`` may not override them."""
+MAX_INFLIGHT_ENV = "ML_ENDPOINTS_MAX_INFLIGHT"
+"""The server's in-flight limit per worker (``serving.settings.Settings.max_inflight``)."""
 
 
 def parse_quantity(value: str) -> Decimal:
@@ -199,6 +202,32 @@ class ServiceMonitorConfig(Frozen):
     """Labels your Prometheus' ``serviceMonitorSelector`` matches (e.g. ``release``)."""
 
 
+class DashboardConfig(Frozen):
+    """The Grafana dashboard as a ConfigMap that Grafana's dashboard sidecar loads (the
+    kube-prometheus-stack chart's sidecar looks for the label ``grafana_dashboard: "1"``)."""
+
+    labels: Annotated[dict[str, str], Field(min_length=1)] = {"grafana_dashboard": "1"}
+    """Labels the sidecar selects ConfigMaps by (its ``label``/``labelValue`` settings)."""
+    annotations: dict[str, str] = {}
+    """E.g. the sidecar's folder annotation (``grafana_folder: ML``)."""
+    namespace: DnsLabel | None = None
+    """Where the ConfigMap goes when the sidecar watches only Grafana's namespace (default:
+    the deployment's namespace)."""
+
+
+class MonitoringConfig(Frozen):
+    """Dashboard, alert rules and canary watch of the deployment (stack key
+    ``kubernetes.monitoring``; needs ``service_monitor``, through which Prometheus scrapes what
+    they read). Each part defaults to on, except the canary watch; ``null`` leaves a part out."""
+
+    dashboard: DashboardConfig | None = DashboardConfig()
+    alerts: AlertsConfig | None = AlertsConfig()
+    """A ``PrometheusRule`` next to the ServiceMonitor, carrying the ServiceMonitor's labels
+    (kube-prometheus-stack selects both by its ``release`` label)."""
+    canary: CanaryConfig | None = None
+    """How ``ml-endpoints canary --stack S`` judges a challenger after a weight change."""
+
+
 class Variant(Frozen):
     """One named model behind the route (``champion``, ``challenger``...): its own Deployment,
     Service, HPA and PDB. ``weight`` is its share of traffic in percent."""
@@ -253,6 +282,7 @@ class ServingSettings(Frozen):
     """Required with several variants: the HTTPRoute splitting traffic attaches to it (a Gateway
     in another namespace must allow routes from this one in its ``allowedRoutes``)."""
     service_monitor: ServiceMonitorConfig | None = None
+    monitoring: MonitoringConfig | None = None
     service_account_name: DnsLabel = "model-server"
 
     @property
@@ -281,6 +311,34 @@ class ServingSettings(Frozen):
                 "an HPA owns the replica count: remove replicas, or set autoscaling to null "
                 "for a fixed count",
                 self.replicas,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_fits(self) -> Self:
+        if self.monitoring is None:
+            return self
+        if self.service_monitor is None:
+            raise rule_error(
+                ("monitoring",),
+                "needs service_monitor: the dashboard and the alert rules read what Prometheus "
+                "scrapes through it (set service_monitor: {} and, if your Prometheus selects "
+                "by label, its labels)",
+                None,
+            )
+        alerts = self.monitoring.alerts
+        limit = self.env.get(MAX_INFLIGHT_ENV)
+        saturation = alerts.saturation if alerts is not None else None
+        if (
+            saturation is not None
+            and limit is not None
+            and (not limit.isdecimal() or int(limit) != saturation.max_inflight)
+        ):
+            raise rule_error(
+                ("monitoring", "alerts", "saturation", "max_inflight"),
+                f"must equal env {MAX_INFLIGHT_ENV} ({limit}), the limit the server "
+                f"enforces, got {saturation.max_inflight}",
+                saturation.max_inflight,
             )
         return self
 

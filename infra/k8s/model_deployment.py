@@ -2,8 +2,9 @@
 
 Per variant: Deployment, Service, HorizontalPodAutoscaler (or a fixed replica count) and
 PodDisruptionBudget. Shared: the Namespace, ServiceAccount, NetworkPolicy, and optionally a
-Gateway API ``HTTPRoute`` splitting traffic by weight and a Prometheus Operator
-``ServiceMonitor``.
+Gateway API ``HTTPRoute`` splitting traffic by weight, a Prometheus Operator ``ServiceMonitor``
+and, with ``monitoring``, a ``PrometheusRule`` and the Grafana dashboard's ConfigMap
+(:mod:`infra.k8s.observability`).
 
 Namespace
 ---------
@@ -36,10 +37,19 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.k8s.config import Autoscaling, ModelDeploymentArgs, Variant
+from infra.k8s.config import (
+    Autoscaling,
+    ModelDeploymentArgs,
+    MonitoringConfig,
+    ServiceMonitorConfig,
+    Variant,
+)
 from infra.k8s.observability import (
+    PROMETHEUS_RULE_KIND,
     SERVICE_MONITOR_API_VERSION,
     SERVICE_MONITOR_KIND,
+    dashboard_data,
+    prometheus_rule_spec,
     service_monitor_spec,
 )
 from infra.k8s.pod import PORT_NAME, common_labels, pod_template, selector_labels
@@ -178,6 +188,8 @@ class ModelDeployment(pulumi.ComponentResource):
                 spec=service_monitor_spec(args),
                 opts=child,
             )
+        if args.monitoring is not None and args.service_monitor is not None:
+            self._monitoring(name, args, args.monitoring, args.service_monitor, child)
 
         self.register_outputs(
             {
@@ -204,6 +216,38 @@ class ModelDeployment(pulumi.ComponentResource):
             ),
             opts=opts,
         )
+
+    def _monitoring(
+        self,
+        name: str,
+        args: ModelDeploymentArgs,
+        monitoring: MonitoringConfig,
+        service_monitor: ServiceMonitorConfig,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The alert rules next to the ServiceMonitor (selected by the same labels), the
+        dashboard where Grafana's sidecar finds it."""
+        if monitoring.alerts is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-rules",
+                api_version=SERVICE_MONITOR_API_VERSION,
+                kind=PROMETHEUS_RULE_KIND,
+                metadata=self._meta(args, args.name, extra_labels=service_monitor.labels),
+                spec=prometheus_rule_spec(args, monitoring.alerts),
+                opts=child,
+            )
+        if (dashboard := monitoring.dashboard) is not None:
+            meta = self._meta(
+                args,
+                f"{args.name}-dashboard",
+                annotations=dashboard.annotations,
+                extra_labels=dashboard.labels,
+            )
+            if dashboard.namespace is not None:
+                meta.namespace = dashboard.namespace
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard", metadata=meta, data=dashboard_data(args), opts=child
+            )
 
     @staticmethod
     def _meta(

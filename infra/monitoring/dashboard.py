@@ -186,8 +186,12 @@ PER_VARIANT = (
 )
 
 
-def dashboard() -> dict[str, Any]:
-    """The dashboard as Grafana's JSON model (schema version 39)."""
+def dashboard(
+    uid: str = UID, title: str = TITLE, namespace: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """The dashboard as Grafana's JSON model (schema version 39). A deployment's own copy has
+    its own ``uid`` and ``title`` (Grafana keeps one dashboard per uid) and opens on its
+    ``namespace`` and ``model``."""
     panels: list[dict[str, Any]] = []
     ids = iter(range(1, 1000))
     y = _place(panels, COMPARISON, ids, 0)
@@ -204,8 +208,8 @@ def dashboard() -> dict[str, Any]:
     )
     _place(panels, PER_VARIANT, ids, y + 1)
     return {
-        "uid": UID,
-        "title": TITLE,
+        "uid": uid,
+        "title": title,
         "description": "Serving container metrics (serving/metrics.py): traffic, errors, "
         "latency, batching, saturation, readiness and drift per variant.",
         "tags": ["ml-endpoints"],
@@ -214,7 +218,7 @@ def dashboard() -> dict[str, Any]:
         "version": 1,
         "time": {"from": "now-1h", "to": "now"},
         "refresh": "30s",
-        "templating": {"list": _variables()},
+        "templating": {"list": _variables({"namespace": namespace, "model": model})},
         "panels": panels,
     }
 
@@ -278,8 +282,10 @@ def _panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     }
 
 
-def _variables() -> list[dict[str, Any]]:
+def _variables(current: dict[str, str | None]) -> list[dict[str, Any]]:
     def query(name: str, label: str, expr: str, **extra: Any) -> dict[str, Any]:
+        if (value := current.get(name)) is not None:
+            extra["current"] = {"text": value, "value": value}
         return {
             "type": "query",
             "name": name,
