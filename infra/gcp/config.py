@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from infra.monitoring.config import AlertsConfig, Loading, Readiness, Saturation
 from infra.registries import GCR_HOSTS, ArtifactRegistryImage, image_base, parse, registry_of
 from infra.validation import (
     Frozen,
@@ -554,6 +555,36 @@ class SampleArgs(Frozen):
         return self
 
 
+class VertexAlertsArgs(AlertsConfig):
+    """Cloud Monitoring alert policies on the container's signal lines (``vertex.alerts``): the
+    same settings as the Prometheus rules; the policies Vertex AI can have are the 5xx burn
+    rates, p99 latency, 4xx ratio and drift (:mod:`infra.gcp.signal_alerts`)."""
+
+    notification_channels: list[
+        Annotated[
+            str,
+            _shaped(
+                r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$",
+                "projects/PROJECT/notificationChannels/ID",
+            ),
+        ]
+    ] = []
+    """Where an incident is sent (none: it shows in the Cloud Console only)."""
+    readiness: Readiness | None = None
+    loading: Loading | None = None
+    saturation: Saturation | None = None
+
+    @field_validator("readiness", "loading", "saturation")
+    @classmethod
+    def _kubernetes_only(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "not an alert policy on Vertex AI (its policies: availability, latency, "
+                "client_errors, drift; Vertex AI itself replaces replicas that fail the health "
+                "route); leave it out"
+            )
+
+
 class VertexEndpointArgs(Frozen):
     """A Vertex AI endpoint with named variants and a traffic split by name
     (``ml-endpoints:vertex``)."""
@@ -585,6 +616,9 @@ class VertexEndpointArgs(Frozen):
     )
     operation_timeout_seconds: OperationTimeout = DEFAULT_OPERATION_TIMEOUT_SECONDS
     sample: SampleArgs | None = Field(None, description="What `verify` sends to the endpoint.")
+    alerts: VertexAlertsArgs | None = Field(
+        None, description="Log-based metrics of the signal lines and alert policies on them."
+    )
 
     @field_validator("variants")
     @classmethod

@@ -10,18 +10,29 @@ Monitoring exposes to PromQL as a histogram (``_sum``, ``_count``) under the map
 ``logging_googleapis_com:user_<name>`` (https://cloud.google.com/monitoring/promql/promql-mapping).
 The alert policies ask the same questions as the Prometheus rules (:mod:`infra.monitoring.rules`)
 with the same :class:`~infra.monitoring.config.AlertsConfig`: 5xx burn rate over a long and a
-short window, p99 latency, 4xx ratio, drift share.
+short window, p99 latency, 4xx ratio, drift share. :func:`declare_signal_alerts` declares them
+(``gcp.logging.Metric`` and ``gcp.monitoring.AlertPolicy``) for :class:`VertexEndpoint`'s
+``alerts``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from infra.monitoring.config import AlertsConfig
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.monitoring.config import AlertsConfig, seconds
 from serving import cloud_signals as cs
 
+if TYPE_CHECKING:
+    from infra.gcp.config import VertexAlertsArgs
+
 RESOURCE_TYPE = "aiplatform.googleapis.com/Endpoint"
+VARIANT_LABEL = "variant"
+"""The lines' variant member, the metrics' label: policies alert per variant."""
 
 
 @dataclass(frozen=True)
@@ -148,3 +159,78 @@ def alert_queries(endpoint_name: str, config: AlertsConfig) -> list[AlertQuery]:
             )
         )
     return out
+
+
+#: Bucket bounds of every distribution metric: 1, 2, 4 ... 2^40 covers request counts per
+#: interval and latencies in ms alike. The policies read only ``_sum`` and ``_count``.
+BUCKETS = gcp.logging.MetricBucketOptionsArgs(
+    exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
+        num_finite_buckets=40, growth_factor=2, scale=1
+    )
+)
+
+
+def declare_signal_alerts(
+    name: str,
+    signal_name: str,
+    project: str,
+    endpoint_id: pulumi.Input[str],
+    config: VertexAlertsArgs,
+    parent: pulumi.Resource,
+) -> list[gcp.monitoring.AlertPolicy]:
+    """A log-based metric per signal of endpoint ``endpoint_id``'s lines, and an alert policy per
+    :func:`alert_queries` (named after ``signal_name``, unique in the project)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    log_entries = pulumi.Output.from_input(endpoint_id).apply(log_filter)
+    metrics = [
+        gcp.logging.Metric(
+            f"{name}-{key.replace('_', '-')}",
+            project=project,
+            name=metric.name,
+            description=metric.description,
+            filter=log_entries,
+            value_extractor=f"EXTRACT(jsonPayload.{metric.member})",
+            label_extractors={VARIANT_LABEL: f"EXTRACT(jsonPayload.{VARIANT_LABEL})"},
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA",
+                value_type="DISTRIBUTION",
+                unit=metric.unit,
+                labels=[
+                    gcp.logging.MetricMetricDescriptorLabelArgs(
+                        key=VARIANT_LABEL, value_type="STRING", description="Variant name"
+                    )
+                ],
+            ),
+            bucket_options=BUCKETS,
+            opts=child,
+        )
+        for key, metric in log_metrics(signal_name).items()
+    ]
+    # A metric has no series before its first line: validation would refuse the condition.
+    after_metrics = pulumi.ResourceOptions(parent=parent, depends_on=metrics)
+    return [
+        gcp.monitoring.AlertPolicy(
+            f"{name}-alert-{index}",
+            project=project,
+            display_name=query.name,
+            combiner="OR",
+            severity=query.severity,
+            notification_channels=config.notification_channels or None,
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                content=query.documentation, mime_type="text/markdown"
+            ),
+            conditions=[
+                gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name=query.name,
+                    condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                        query=query.query,
+                        duration=f"{seconds(query.duration):.0f}s",
+                        disable_metric_validation=True,
+                        labels=dict(config.labels) or None,  # as on the Prometheus alerts
+                    ),
+                )
+            ],
+            opts=after_metrics,
+        )
+        for index, query in enumerate(alert_queries(signal_name, config))
+    ]

@@ -1,5 +1,6 @@
 """``ml-endpoints:gcp:VertexEndpoint``: a Vertex AI endpoint serving named variants of our
-image, with the traffic split given by variant name."""
+image, with the traffic split given by variant name, and with ``alerts`` the Cloud Monitoring
+alert policies on the container's signal lines (:mod:`infra.gcp.signal_alerts`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pulumi_gcp as gcp
 
 from infra.gcp.config import VariantArgs, VertexEndpointArgs
 from infra.gcp.service_account import ModelServiceAccount, account_id_for
+from infra.gcp.signal_alerts import declare_signal_alerts
 from infra.gcp.vertex_deployments import owner_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
 from serving import contract
@@ -135,6 +137,15 @@ class VertexEndpoint(pulumi.ComponentResource):
             # The models must be able to read their artifacts the moment they start.
             pulumi.ResourceOptions(parent=self, depends_on=account.grants),
         )
+        if args.alerts is not None:
+            declare_signal_alerts(
+                name,
+                f"{pulumi.get_stack()}-{name}",
+                args.project,
+                self.endpoint.name,
+                args.alerts,
+                parent=self,
+            )
         self.deployed_model_ids = self.deployment.deployed.apply(
             lambda deployed: {name: r["deployed_model_id"] for name, r in (deployed or {}).items()}
         )

@@ -123,6 +123,7 @@ def vertex_args(release: Release, target: VertexTarget) -> VertexEndpointArgs:
         service_account_id=target.service_account_id,
         sample=target.sample,
         operation_timeout_seconds=target.operation_timeout_seconds,
+        alerts=target.alerts,
         variants=variants,
         traffic=release.weights(),
     )

@@ -71,6 +71,7 @@ from infra.gcp.config import (
     ResourceName,
     SampleArgs,
     ServiceAccountId,
+    VertexAlertsArgs,
     VertexEnv,
     VertexRegion,
     in_artifact_registry,
@@ -224,6 +225,8 @@ class VertexTarget(_Target):
     sample: SampleArgs | None = None
     """What ``ml-endpoints verify`` predicts on (``instances`` or ``file``)."""
     operation_timeout_seconds: OperationTimeout = DEFAULT_OPERATION_TIMEOUT_SECONDS
+    alerts: VertexAlertsArgs | None = None
+    """Cloud Monitoring alert policies on the container's signal lines."""
 
     @model_validator(mode="after")
     def _timeout_fits_gpus(self) -> Self:

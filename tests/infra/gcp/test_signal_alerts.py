@@ -8,10 +8,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from infra.gcp.config import VertexAlertsArgs, vertex_args_from_config
 from infra.gcp.signal_alerts import (
     RESOURCE_TYPE,
     alert_queries,
@@ -19,8 +21,12 @@ from infra.gcp.signal_alerts import (
     log_metrics,
     promql_name,
 )
-from infra.monitoring.config import AlertsConfig
+from infra.monitoring.config import AlertsConfig, seconds
+from infra.stack.mocks import RecordingMocks
+from infra.validation import ConfigError
 from serving import cloud_signals as cs
+from tests.infra.gcp.conftest import ENDPOINT_ID, PROJECT, vertex_config
+from tests.infra.gcp.test_vertex_component import declare
 
 ENDPOINT = "churn"
 
@@ -131,3 +137,88 @@ def test_policies_fire_on_bad_lines_and_stay_silent_on_good_ones(tmp_path: Path)
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- declared by the VertexEndpoint component (``vertex.alerts``) ------------------------------
+
+METRIC = "gcp:logging/metric:Metric"
+POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
+CHANNEL = f"projects/{PROJECT}/notificationChannels/123"
+
+
+def declared(mocks: RecordingMocks, type_: str) -> list[Any]:
+    return [r for r in mocks.resources if r.type == type_]
+
+
+def test_alerts_declare_a_log_metric_per_signal_and_a_policy_per_query(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """pulumi-gcp's ``logging.Metric`` (distribution: value extractor and bucket options
+    required) and ``monitoring.AlertPolicy`` with ``conditionPrometheusQueryLanguage``
+    (``duration`` a protobuf Duration in seconds): sdk/python/pulumi_gcp/logging/metric.py,
+    monitoring/_inputs.py of pulumi-gcp 10.2, as installed."""
+    alerts = {"labels": {"team": "ml"}, "notification_channels": [CHANNEL]}
+    declare(alerts=alerts)
+    (component,) = declared(pulumi_mocks, "ml-endpoints:gcp:VertexEndpoint")
+    metrics = declared(pulumi_mocks, METRIC)
+    signal_name = "test-churn"  # the mocks' stack, then the component's name
+    expected = log_metrics(signal_name)
+    assert sorted(m.inputs["name"] for m in metrics) == sorted(m.name for m in expected.values())
+    members = {m.name: m.member for m in expected.values()}
+    for metric in metrics:
+        inputs = metric.inputs
+        assert inputs["filter"] == log_filter(ENDPOINT_ID)
+        assert inputs["valueExtractor"] == f"EXTRACT(jsonPayload.{members[inputs['name']]})"
+        assert inputs["labelExtractors"] == {"variant": "EXTRACT(jsonPayload.variant)"}
+        descriptor = inputs["metricDescriptor"]
+        assert (descriptor["metricKind"], descriptor["valueType"]) == ("DELTA", "DISTRIBUTION")
+        assert descriptor["labels"][0]["key"] == "variant"
+        assert inputs["bucketOptions"]["exponentialBuckets"]["numFiniteBuckets"] == 40
+        assert metric.parent == component.urn
+
+    policies = {p.inputs["displayName"]: p for p in declared(pulumi_mocks, POLICY)}
+    queries = alert_queries(signal_name, VertexAlertsArgs(**alerts))
+    assert sorted(policies) == sorted(q.name for q in queries)
+    metric_names = [promql_name(f"logging.googleapis.com/user/{m.inputs['name']}") for m in metrics]
+    for query in queries:
+        policy = policies[query.name]
+        (condition,) = policy.inputs["conditions"]
+        promql = condition["conditionPrometheusQueryLanguage"]
+        assert promql["query"] == query.query
+        assert promql["duration"] == f"{seconds(query.duration):.0f}s"
+        assert promql["labels"] == {"team": "ml"}
+        assert policy.inputs["notificationChannels"] == [CHANNEL]
+        assert policy.inputs["combiner"] == "OR"
+        assert policy.inputs["severity"] in ("CRITICAL", "WARNING")
+        # The policy asks for the metrics the component declares, under their PromQL names.
+        assert any(name in query.query for name in metric_names)
+        assert {m.urn for m in metrics} <= set(policy.dependencies)
+    burn = policies["test-churn: 5xx burn rate 14.4x (1h/5m)"]
+    assert burn.inputs["conditions"][0]["conditionPrometheusQueryLanguage"]["duration"] == "120s"
+
+
+def test_no_alerts_no_metrics(pulumi_mocks: RecordingMocks) -> None:
+    declare()
+    assert declared(pulumi_mocks, METRIC) == []
+    assert declared(pulumi_mocks, POLICY) == []
+
+
+@pytest.mark.parametrize(
+    ("alerts", "key", "message"),
+    [
+        ({"readiness": {}}, "vertex.alerts.readiness", "not an alert policy on Vertex AI"),
+        (
+            {"notification_channels": ["123"]},
+            "vertex.alerts.notification_channels[0]",
+            "must be projects/PROJECT/notificationChannels/ID",
+        ),
+        ({"latency": {"window": "5"}}, "vertex.alerts.latency.window", "pattern"),
+    ],
+)
+def test_alert_settings_are_checked_with_their_key(
+    alerts: dict[str, Any], key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        vertex_args_from_config(vertex_config(alerts=alerts))
+    assert caught.value.key == key
+    assert message in str(caught.value)
