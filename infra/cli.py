@@ -7,7 +7,9 @@ entry point (:func:`register`, see :mod:`serving.cli`):
   offline under mocks, for reviewers without cloud credentials;
 - ``validate [--stack NAME]``: the policy pack's checks on the offline plan of each stack;
 - ``gc --stack NAME [--dry-run]``: delete the SageMaker configurations and models of the stack's
-  endpoint that no endpoint uses (updates never delete them, :mod:`infra.aws.garbage`).
+  endpoint that no endpoint uses (updates never delete them, :mod:`infra.aws.garbage`);
+- ``canary --stack NAME``: watch the Kubernetes challenger against its champion in Prometheus
+  after a weight change (:mod:`infra.monitoring.canary`), exit 1 with the reason when worse.
 """
 
 from __future__ import annotations
@@ -142,6 +144,31 @@ def register(subparsers: Any) -> None:
     diff_.set_defaults(
         func=_guarded(lambda args: _diff(args.stack, args.base, args.stacks_dir, as_json=args.json))
     )
+
+    canary_ = subparsers.add_parser(
+        "canary",
+        help="watch the Kubernetes challenger against its champion in Prometheus",
+        description="Read both variants' signals from Prometheus for "
+        "ml-endpoints:kubernetes.monitoring.canary.window and compare them: exit 0 when the "
+        "challenger is no worse, 1 when it is (the reasons are printed), 3 when there was too "
+        "little traffic for a verdict, 2 when the stack or Prometheus cannot be used. A "
+        "challenger with weight 0 gets no traffic: nothing to watch (exit 0).",
+    )
+    canary_.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    canary_.add_argument("--prometheus", help="Prometheus URL (default: the canary config's)")
+    canary_.add_argument("--champion", help="baseline variant (default: the largest weight)")
+    canary_.add_argument("--challenger", help="watched variant (default: the next largest)")
+    canary_.add_argument(
+        "--no-wait", action="store_true", help="judge the trailing window now, do not watch"
+    )
+    canary_.add_argument(
+        "--if-configured",
+        action="store_true",
+        help="exit 0 when the stack sets no kubernetes.monitoring.canary (for the deploy "
+        "workflow, which runs it for every stack)",
+    )
+    _stacks_dir(canary_)
+    canary_.set_defaults(func=_guarded(canary))
 
     validate_ = subparsers.add_parser(
         "validate",
@@ -280,6 +307,73 @@ def _verifier(target: str) -> Verifier:
     module, _, function = VERIFIERS[target][0].partition(":")
     verifier: Verifier = getattr(importlib.import_module(module), function)
     return verifier
+
+
+# ------------------------------------------------------------------------------------ canary
+
+
+def canary(args: argparse.Namespace) -> int:
+    """The canary watch of the stack's Kubernetes deployment (exit codes: the parser's text)."""
+    from infra.k8s.observability import deployment_matchers
+    from infra.monitoring.canary import watch
+    from infra.monitoring.prometheus import PrometheusClient, PrometheusError
+    from infra.stack.components import compose
+    from infra.stack.config import load_stack
+    from infra.stack.files import read_stack_file, stack_file
+
+    def refuse(message: str) -> int:
+        print(f"ml-endpoints canary: {message}", file=sys.stderr)
+        return 2
+
+    path = stack_file(args.stack, args.stacks_dir)
+    deployment = compose(load_stack(read_stack_file(path), str(path))).kubernetes
+    config = None
+    if deployment is not None and deployment.monitoring is not None:
+        config = deployment.monitoring.canary
+    if deployment is None or config is None:
+        if args.if_configured:
+            print(f"ml-endpoints canary: {path} sets no kubernetes.monitoring.canary: skipped")
+            return 0
+        return refuse(f"{path}: set ml-endpoints:kubernetes.monitoring.canary to watch")
+    url = args.prometheus or config.prometheus_url
+    if url is None:
+        return refuse(
+            f"no Prometheus to ask: pass --prometheus URL or set "
+            f"ml-endpoints:kubernetes.monitoring.canary.prometheus_url in {path}"
+        )
+    weights = {v.name: v.weight for v in deployment.variants}
+    by_weight = sorted(weights, key=lambda name: -weights[name])
+    champion = args.champion or by_weight[0]
+    others = [name for name in by_weight if name != champion]
+    challenger = args.challenger or (others[0] if others else None)
+    for role, name in (("champion", champion), ("challenger", challenger)):
+        if name not in weights:
+            return refuse(f"{role} {name!r} is not a variant of {path} ({', '.join(weights)})")
+    assert challenger is not None
+    if challenger == champion:
+        return refuse(f"champion and challenger are both {champion!r}")
+    if weights[challenger] == 0:
+        print(f"ml-endpoints canary: {challenger} gets no traffic (weight 0): nothing to watch")
+        return 0
+    print(
+        f"watching {challenger} ({weights[challenger]}%) against {champion} "
+        f"({weights[champion]}%) for {config.window} at {url}",
+        file=sys.stderr,
+    )
+    try:
+        verdict = watch(
+            PrometheusClient(url),
+            deployment_matchers(deployment),
+            champion,
+            challenger,
+            config,
+            wait=not args.no_wait,
+            progress=lambda line: print(line, file=sys.stderr),
+        )
+    except (PrometheusError, ValueError) as exc:  # unreachable, refused query, bad URL
+        return refuse(f"cannot query Prometheus at {url}: {exc}")
+    print(verdict.report())
+    return verdict.exit_code
 
 
 # --------------------------------------------------------------------- promote / rollback

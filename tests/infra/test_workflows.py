@@ -114,6 +114,8 @@ def test_main_builds_the_image_once_then_deploys_dev_staging_prod_and_verifies()
     pulumi = _index(up, "pulumi/actions@")
     assert uses(up, "pulumi/actions")["with"]["command"] == "up"
     assert "ml-endpoints verify" in _runs(up)[pulumi + 1]
+    # then the canary watch, whose non-zero exit stops the deployment before any promotion
+    assert _runs(up)[pulumi + 2] == '.venv/bin/ml-endpoints canary --stack "$STACK" --if-configured'
 
 
 def test_each_stack_copies_by_digest_and_runs_preflight_before_preview_or_up() -> None:

@@ -78,6 +78,7 @@ def _minimal_args(name: str) -> list[str]:
         "preflight": ["--stack", "dev"],
         "images": ["--stack", "dev"],
         "gc": ["--stack", "dev"],
+        "canary": ["--stack", "dev"],
     }
     return [name, *required.get(name, [])]
 

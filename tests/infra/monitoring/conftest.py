@@ -46,9 +46,10 @@ def prometheus(start_prometheus: StartPrometheus) -> PrometheusServer:
 @pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Iterator[Serve]:
     """Factory for demo-model servers labelled ``model``/``variant``, scraped by ``prometheus``;
-    ``faults=True`` serves through :data:`FAULT_HANDLER`; ``ready=False`` does not wait for
-    readiness (with a ``model_uri`` that cannot load). Drift windows are 100 rows so that a few
-    seconds of traffic produce reports."""
+        ``faults=True`` serves through :data:`FAULT_HANDLER`; ``ready=False`` does not wait for
+        readiness (with a ``model_uri`` that cannot load); ``namespace`` labels the scraped series as
+    in a cluster. Drift windows are 100 rows so that a few
+        seconds of traffic produce reports."""
     directory = tmp_path_factory.mktemp("monitored-servers")
     handler = directory / "fault_handler.py"
     handler.write_text(FAULT_HANDLER)
@@ -61,6 +62,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Ite
         faults: bool = False,
         ready: bool = True,
         model_uri: str | None = None,
+        namespace: str | None = None,
         **env: str,
     ) -> ServerProcess:
         args = ["--model", model_uri or str(demo_model_dir)]
@@ -77,7 +79,8 @@ def serve(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Ite
         servers.append(server)
         server.start(directory, wait_ready=ready)
         address = f"127.0.0.1:{server.port}"
-        prometheus.add_target(address)
+        # As the Prometheus Operator labels a pod's series with its namespace.
+        prometheus.add_target(address, **({"namespace": namespace} if namespace else {}))
         prometheus.wait_scraped(address)
         return server
 

@@ -11,16 +11,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from infra.monitoring.canary import INCONCLUSIVE, PASS, WORSE, Signals, compare, watch
 from infra.monitoring.config import CanaryConfig
+from infra.stack.files import read_stack_file, stack_file
+from serving.cli import build_parser
 from serving.drift import DriftProfile
 from tests.conftest import ServerProcess
 from tests.infra.monitoring.conftest import ServePair
 from tests.infra.monitoring.harness import PrometheusServer
 from tests.infra.monitoring.traffic import ROWS, Mix, drive
+from tests.infra.offline_plans import STACKS_DIR
 
 #: Short enough for a test, long enough for several scrapes and drift reports. The p99
 #: tolerance is wider than the default's 5 ms: test servers share two cores with the suite, and
@@ -194,3 +199,104 @@ def test_champion_without_traffic_is_inconclusive() -> None:
     verdict = compare(signals("a", requests=0), signals("b"), CanaryConfig(), 60)
     assert verdict.exit_code == INCONCLUSIVE
     assert verdict.inconclusive == ["a (champion) served no requests to compare with"]
+
+
+# -- ml-endpoints canary --stack S ---------------------------------------------------------------
+
+
+def canary_stack(
+    directory: Path, model: str, weights: tuple[int, int], canary: dict[str, Any] | None
+) -> Path:
+    """The prod stack file with the release's model and weights, and ``canary`` as
+    ``kubernetes.monitoring.canary`` (``None``: no monitoring), as ``Pulumi.canary.yaml``."""
+    document = read_stack_file(stack_file("prod", STACKS_DIR))
+    release = document["ml-endpoints:release"]
+    release["model_name"] = model
+    for variant, weight in zip(release["variants"], weights, strict=True):
+        variant["weight"] = weight
+    if canary is not None:
+        document["ml-endpoints:kubernetes"]["monitoring"] = {"canary": canary}
+    directory.mkdir(exist_ok=True)
+    (directory / "Pulumi.canary.yaml").write_text(
+        yaml.safe_dump({"config": document}, sort_keys=False)
+    )
+    return directory
+
+
+def run_canary(stacks: Path, *extra: str) -> int:
+    args = build_parser().parse_args(
+        ["canary", "--stack", "canary", "--stacks-dir", str(stacks), *extra]
+    )
+    result: int = args.func(args)
+    return result
+
+
+def test_the_command_fails_a_worse_challenger_with_the_reason(
+    serve_pair: ServePair,
+    prometheus: PrometheusServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The deploy workflow's step: the stack names the deployment (namespace, model, variants
+    by weight) and the watch; the challenger answering 5xx exits 1 well before the window ends,
+    saying why, and a series of the same model in another namespace is not read."""
+    model = "canary-cli"
+    in_cluster = {"namespace": "ml-prod"}  # the prod stack's kubernetes.namespace
+    champion, challenger = serve_pair(
+        model, prometheus, champion=in_cluster, challenger={**in_cluster, "faults": True}
+    )
+    config = {
+        "prometheus_url": prometheus.url,
+        "window": "60s",
+        "poll": "2s",
+        "min_requests": 50,
+        "p99_tolerance_seconds": 0.02,
+    }
+    stacks = canary_stack(tmp_path / "stacks", model, (90, 10), config)
+    started = time.monotonic()
+    with load((champion, Mix(good=4)), (challenger, Mix(good=4, failing=1)), seconds=60):
+        code = run_canary(stacks)
+    out = capsys.readouterr()
+    assert code == WORSE, out.out + out.err
+    assert time.monotonic() - started < 40
+    assert "watching challenger (10%) against champion (90%) for 60s" in out.err
+    assert "verdict: WORSE (challenger must not be promoted)" in out.out
+    assert "5xx ratio" in out.out
+
+
+@pytest.mark.parametrize(
+    ("weights", "canary", "flags", "code", "message"),
+    [
+        ((90, 10), None, (), 2, "set ml-endpoints:kubernetes.monitoring.canary to watch"),
+        ((90, 10), None, ("--if-configured",), 0, "sets no kubernetes.monitoring.canary: skipped"),
+        ((90, 10), {}, (), 2, "pass --prometheus URL or set ml-endpoints:kubernetes.monitoring"),
+        ((100, 0), {}, ("--prometheus", "http://127.0.0.1:9"), 0, "gets no traffic (weight 0)"),
+        (
+            (90, 10),
+            {},
+            ("--prometheus", "http://127.0.0.1:9", "--challenger", "blue"),
+            2,
+            "challenger 'blue' is not a variant of",
+        ),
+        (
+            (90, 10),
+            {"prometheus_url": "http://127.0.0.1:9"},
+            ("--no-wait",),
+            2,
+            "cannot query Prometheus at http://127.0.0.1:9",
+        ),
+    ],
+)
+def test_the_command_says_what_it_cannot_watch(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    weights: tuple[int, int],
+    canary: dict[str, Any] | None,
+    flags: tuple[str, ...],
+    code: int,
+    message: str,
+) -> None:
+    stacks = canary_stack(tmp_path, "m", weights, canary)
+    assert run_canary(stacks, *flags) == code
+    out = capsys.readouterr()
+    assert message in out.out + out.err
