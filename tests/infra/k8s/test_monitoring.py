@@ -14,6 +14,7 @@ import yaml
 from infra.k8s.config import load
 from infra.k8s.observability import dashboard_uid
 from infra.monitoring.dashboard import dashboard, targets
+from infra.monitoring.rules import ALERTS
 from infra.stack.config import load_stack
 from infra.stack.files import StackError, read_stack_file, stack_file
 from infra.validation import ConfigError
@@ -99,16 +100,7 @@ def test_monitoring_declares_rules_and_dashboard_next_to_the_service_monitor(
     assert one(manifests, "ServiceMonitor")["metadata"]["labels"]["release"] == "kps"
     jsonschema.validate(rule["spec"], PROMETHEUS_RULE_SPEC)
     alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
-    assert set(alerts) == {
-        "ModelErrorBudgetBurn",
-        "ModelLatencyHigh",
-        "ModelClientErrorsHigh",
-        "ModelDriftDetected",
-        "ModelNotReady",
-        "ModelStuckLoading",
-        "ModelSaturated",
-        "ModelRequestsRejected",
-    }
+    assert set(alerts) == set(ALERTS)  # every alert, with the defaults
 
     config_map = one(manifests, "ConfigMap")
     validate_strict(config_map)

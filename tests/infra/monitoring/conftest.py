@@ -46,10 +46,9 @@ def prometheus(start_prometheus: StartPrometheus) -> PrometheusServer:
 @pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Iterator[Serve]:
     """Factory for demo-model servers labelled ``model``/``variant``, scraped by ``prometheus``;
-        ``faults=True`` serves through :data:`FAULT_HANDLER`; ``ready=False`` does not wait for
-        readiness (with a ``model_uri`` that cannot load); ``namespace`` labels the scraped series as
-    in a cluster. Drift windows are 100 rows so that a few
-        seconds of traffic produce reports."""
+    ``faults=True`` serves through :data:`FAULT_HANDLER`; ``ready=False`` does not wait for
+    readiness (with a ``model_uri`` that cannot load); ``namespace`` labels the scraped series as
+    in a cluster. Drift windows are 100 rows so that a few seconds of traffic produce reports."""
     directory = tmp_path_factory.mktemp("monitored-servers")
     handler = directory / "fault_handler.py"
     handler.write_text(FAULT_HANDLER)
