@@ -16,7 +16,8 @@ TO ?= prod
 BASE ?= origin/main
 
 .PHONY: serve test test-fast lint image bench system-deps clients clean help \
-	bootstrap preview up plan diff validate promote rollback snapshots soak preflight
+	bootstrap preview up plan diff validate promote rollback snapshots soak preflight \
+	monitoring-files dashboard-picture
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -114,6 +115,14 @@ rollback: $(VENV)/.infra ## restore STACK's previous release
 
 snapshots: $(VENV)/.dev ## regenerate tests/infra/snapshots after an intended plan change
 	ML_ENDPOINTS_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/infra/stack/test_plan.py -k snapshot
+
+monitoring-files: $(VENV)/.dev ## rewrite infra/monitoring's plain dashboard and rules files from the code
+	$(BIN)/python -m infra.monitoring
+
+dashboard-picture: $(VENV)/.dev system-deps ## docs/dashboard.png from a real Prometheus scraping two servers for 60 s
+	mkdir -p docs
+	ML_ENDPOINTS_DASHBOARD_PICTURE=$(CURDIR)/docs/dashboard.png ML_ENDPOINTS_DASHBOARD_LOAD_SECONDS=60 \
+		$(BIN)/pytest tests/infra/monitoring/test_dashboard.py -k picture
 
 clean:
 	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .pytest_cache
