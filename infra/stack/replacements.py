@@ -467,6 +467,47 @@ GCP: dict[str, Rule] = {
             "deleted: GPU quota for both is needed",
         },
     ),
+    "gcp:logging/metric:Metric": Rule(
+        source=_GOOGLE + "logging/resource_logging_metric.go",
+        replace=(
+            "project",
+            "metricDescriptor.labels[].key",
+            "metricDescriptor.labels[].valueType",
+        ),
+        update=(
+            "name",
+            "filter",
+            "description",
+            "disabled",
+            "bucketName",
+            "bucketOptions",
+            "labelExtractors",
+            "metricDescriptor",
+            "valueExtractor",
+            "deletionPolicy",
+        ),
+        name="name",
+        notes={
+            "name": "not ForceNew: the provider's update PUTs projects/P/metrics/{new name}, "
+            "which the API creates; check that the metric under the old name is gone",
+        },
+    ),
+    "gcp:monitoring/alertPolicy:AlertPolicy": Rule(
+        source=_GOOGLE + "monitoring/resource_monitoring_alert_policy.go",
+        replace=("project",),
+        update=(
+            "displayName",
+            "combiner",
+            "conditions",
+            "documentation",
+            "enabled",
+            "notificationChannels",
+            "severity",
+            "userLabels",
+            "alertStrategy",
+            "deletionPolicy",
+        ),
+    ),
     "gcp:projects/iAMMember:IAMMember": _iam_member("project", "resourcemanager/iam_project.go"),
     "gcp:projects/service:Service": Rule(
         source=_GOOGLE + "resourcemanager/resource_google_project_service.go",
@@ -545,6 +586,7 @@ KUBERNETES: dict[str, Rule] = {
     # Custom resources: only the identity forces a new object.
     "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": _k8s(),
     "kubernetes:monitoring.coreos.com/v1:ServiceMonitor": _k8s(),
+    "kubernetes:monitoring.coreos.com/v1:PrometheusRule": _k8s(),
     "kubernetes:networking.gke.io/v1:HealthCheckPolicy": _k8s(),
     "pulumi:providers:kubernetes": Rule(
         source="pulumi/pulumi-kubernetes provider/pkg/provider/provider.go DiffConfig",
