@@ -16,16 +16,21 @@ import functools
 import math
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 import botocore.loaders
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from infra.aws.signal_alarms import SignalAlarmsArgs
 from infra.validation import Frozen, Problem, Weight, check_split, rule_error
 from serving import contract
 
-#: Environment variables the component sets on every model container itself.
-RESERVED_ENVIRONMENT = contract.MODEL_IDENTITY_ENV
+#: Environment variables the component sets on every model container itself: the model's
+#: identity, and where its CloudWatch signals go (the endpoint's name and the namespace).
+RESERVED_ENVIRONMENT = contract.MODEL_IDENTITY_ENV | {
+    contract.SAGEMAKER_ENDPOINT_ENV,
+    contract.SIGNALS_NAMESPACE_ENV,
+}
 #: Longest wait SageMaker allows one blue/green deployment (MaximumExecutionTimeoutInSeconds).
 #: The API model allows 28800 s, but pulumi-aws's provider validates 600-14400
 #: (hashicorp/terraform-provider-aws internal/service/sagemaker/endpoint.go,
@@ -150,8 +155,8 @@ def _environment(value: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"{key!r} is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*)")
         if key in RESERVED_ENVIRONMENT:
             raise ValueError(
-                f"{key} is set by the component (from model_name, model_version and the "
-                "variant name); remove it"
+                f"{key} is set by the component (from model_name, model_version, the variant "
+                "name, the endpoint name and metrics_namespace); remove it"
             )
         if len(item) > 1024:
             raise ValueError(f"value of {key} is longer than 1024 characters")
@@ -540,11 +545,70 @@ class LatencyAlarmArgs(AlarmArgs):
     evaluation_periods: Annotated[int, Field(ge=1)] = 3
 
 
+#: Alarms of a production variant that may roll a blue/green update back, in the order they are
+#: listed to SageMaker: SageMaker's own metrics, then the container's signals.
+RollbackSignal = Literal[
+    "invocation_5xx_errors", "model_latency", "container_5xx", "container_latency", "drift"
+]
+ROLLBACK_SIGNALS: tuple[RollbackSignal, ...] = get_args(RollbackSignal)
+#: The signals whose alarms come from the container's EMF lines (``signals`` below).
+CONTAINER_SIGNALS = frozenset({"container_5xx", "container_latency", "drift"})
+
+
 class RollbackAlarmsArgs(Frozen):
-    """The alarms the component creates per production variant."""
+    """The alarms the component creates per production variant, and which roll updates back.
+
+    ``invocation_5xx_errors`` and ``model_latency`` watch SageMaker's ``AWS/SageMaker`` metrics;
+    ``signals`` the container's own (5xx ratio, p99 latency, drift), which it writes as EMF
+    lines on stdout (:mod:`infra.aws.signal_alarms`). Every alarm exists (for paging);
+    ``rollback_on`` says which of them SageMaker watches during a blue/green update.
+    """
 
     invocation_5xx_errors: ErrorAlarmArgs = ErrorAlarmArgs()
     model_latency: LatencyAlarmArgs = LatencyAlarmArgs()
+    signals: SignalAlarmsArgs = SignalAlarmsArgs()
+    rollback_on: tuple[RollbackSignal, ...] = ("invocation_5xx_errors", "model_latency")
+
+    @model_validator(mode="after")
+    def _rollback_alarms_exist(self) -> Self:
+        repeated = sorted({s for s in self.rollback_on if self.rollback_on.count(s) > 1})
+        if repeated:
+            raise rule_error(
+                ("rollback_on",), f"lists {', '.join(repeated)} more than once", self.rollback_on
+            )
+        missing = [
+            s
+            for s in self.rollback_on
+            if s in CONTAINER_SIGNALS and getattr(self.signals, s) is None
+        ]
+        if missing:
+            raise rule_error(
+                ("rollback_on",),
+                f"{missing[0]} has no alarm (signals.{missing[0]} is null); configure it or "
+                "remove it from rollback_on",
+                self.rollback_on,
+            )
+        return self
+
+    @property
+    def rollback_signals(self) -> tuple[RollbackSignal, ...]:
+        """``rollback_on`` in the canonical order (reordering the list changes nothing)."""
+        return tuple(s for s in ROLLBACK_SIGNALS if s in self.rollback_on)
+
+    def rollback_problem(self, variants: int) -> Problem | None:
+        """More rollback alarms than SageMaker's AutoRollbackConfig takes (AlarmList: 1-10), for
+        ``variants`` production variants with auto-rollback on."""
+        per_variant = len(self.rollback_on)
+        if per_variant * variants <= MAX_ROLLBACK_ALARMS:
+            return None
+        return Problem(
+            ("rollback_on",),
+            f"{per_variant} rollback alarms per production variant x {variants} variants = "
+            f"{per_variant * variants}; SageMaker takes at most {MAX_ROLLBACK_ALARMS} "
+            "(AutoRollbackConfig.Alarms): roll back on fewer signals, use fewer variants, or "
+            "set deployment.auto_rollback: false",
+            list(self.rollback_on),
+        )
 
 
 class SamplePayload(Frozen):
@@ -580,7 +644,7 @@ class SageMakerEndpointArgs(Frozen):
     model_data_kms_key_arn: KmsKeyArn | None = None
     #: Production: Pulumi refuses to delete or replace the endpoint.
     protect: bool = False
-    #: Namespace the container may publish custom CloudWatch metrics to.
+    #: CloudWatch namespace of the container's signals (its EMF lines; the signal alarms).
     metrics_namespace: Annotated[str, Field(min_length=1, max_length=255)] = "ml-endpoints"
     sample_payload: SamplePayload | None = None
     tags: dict[str, str] = Field(default_factory=dict)
@@ -635,14 +699,10 @@ class SageMakerEndpointArgs(Frozen):
             ]
             if nvme:
                 raise rule_error(("kms_key_arn",), volume_key_message(nvme), self.kms_key_arn)
-        if self.deployment.auto_rollback and 2 * len(self.variants) > MAX_ROLLBACK_ALARMS:
-            raise rule_error(
-                ("variants",),
-                f"auto-rollback watches 2 alarms per production variant and SageMaker takes at "
-                f"most {MAX_ROLLBACK_ALARMS} (AutoRollbackConfig.Alarms): at most "
-                f"{MAX_ROLLBACK_ALARMS // 2} variants, or deployment.auto_rollback: false",
-                len(self.variants),
-            )
+        if self.deployment.auto_rollback:
+            alarms = self.alarms.rollback_problem(len(self.variants))
+            if alarms is not None:
+                raise alarms.error(("alarms",))
         fleet = [
             (f"variants[{i}].instance_count", None if v.serverless else v.instance_count)
             for i, v in enumerate(self.variants)

@@ -9,8 +9,9 @@ endpoint, scoped to its resources:
   key;
 - ECR pull on the image repositories (``ecr:GetAuthorizationToken`` has no resource type) and
   ``kms:Decrypt`` via ECR on a KMS-encrypted repository's key;
-- CloudWatch Logs for the endpoint's own log group; ``cloudwatch:PutMetricData`` restricted to
-  one namespace by condition;
+- CloudWatch Logs for the endpoint's own log group, which also carries the container's metrics:
+  it writes them as embedded-metric-format lines on stdout, which CloudWatch Logs extracts
+  (CloudWatch_Embedded_Metric_Format_Specification.html), so no ``cloudwatch:PutMetricData``;
 - ``cloudwatch:DescribeAlarms`` on the rollback alarms (deployment-guardrails-configuration.html:
   "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
   action on the auto-rollback alarms you specify");
@@ -65,7 +66,6 @@ SAGEMAKER_CALLS: dict[str, str] = {
     "logs:DescribeLogStreams": "container logs",
     "logs:CreateLogStream": "container logs",
     "logs:PutLogEvents": "container logs",
-    "cloudwatch:PutMetricData": "custom metrics of the container",
     "cloudwatch:DescribeAlarms": "watch the rollback alarms during blue/green updates",
     "s3:PutObject": "write captured requests and responses",
     "kms:Decrypt": "read KMS-encrypted model data or image layers; multipart capture uploads",
@@ -86,13 +86,12 @@ class ExecutionGrants:
     endpoint_name: str
     model_data_urls: tuple[str, ...]
     repository_arns: tuple[str, ...]
-    metrics_namespace: str
     capture_s3_uri: str | None = None
     #: KMS keys of the model data's bucket, the image repositories, the capture destination.
     model_kms_key_arns: tuple[str, ...] = ()
     repository_kms_key_arns: tuple[str, ...] = ()
     capture_kms_key_arns: tuple[str, ...] = ()
-    #: CloudWatch alarms that roll blue/green updates back.
+    #: CloudWatch alarms that roll blue/green updates back (``rollback_on``).
     alarm_names: tuple[str, ...] = ()
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
@@ -183,13 +182,6 @@ def execution_policy(grants: ExecutionGrants) -> dict[str, Any]:
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": [f"{log_group}:log-stream:*"],
-        },
-        {
-            "Sid": "PublishMetrics",
-            "Effect": "Allow",
-            "Action": ["cloudwatch:PutMetricData"],
-            "Resource": "*",
-            "Condition": {"StringEquals": {"cloudwatch:namespace": grants.metrics_namespace}},
         },
     ]
     if grants.alarm_names:

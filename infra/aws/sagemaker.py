@@ -1,4 +1,4 @@
-"""``SageMakerEndpoint``: an execution role, rollback alarms, and the endpoint with its models,
+"""``SageMakerEndpoint``: an execution role, alarms, and the endpoint with its models,
 configurations and autoscaling, owned by a dynamic provider that updates it safely
 (:mod:`infra.aws.endpoint_provider` says why pulumi-aws's resources cannot)."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.alarms import alarm_names, create_rollback_alarms
+from infra.aws.alarms import create_rollback_alarms, create_signal_alarms, rollback_alarm_names
 from infra.aws.config import ECR_IMAGE, SageMakerEndpointArgs, VariantArgs
 from infra.aws.deployment import deployment_request, timeouts_s
 from infra.aws.ecr import EcrRepository
@@ -116,10 +116,13 @@ class SageMakerDeployment(
 class SageMakerEndpoint(pulumi.ComponentResource):
     """A SageMaker real-time endpoint with weighted (or serverless, or shadow) variants.
 
-    Declares, as children: the execution role and its least-privilege policy; two rollback
-    alarms per production variant; and a :class:`SageMakerDeployment` — the endpoint, one model
-    per variant, the endpoint configuration and the variants' autoscaling, kept by
-    :mod:`infra.aws.endpoint_provider`.
+    Declares, as children: the execution role and its least-privilege policy; per production
+    variant, alarms on SageMaker's 5XX errors and model latency and on the container's own
+    signals (5xx ratio, p99 latency, drift: EMF lines the container writes on stdout, because
+    the model's environment names the endpoint and ``metrics_namespace``), of which
+    ``alarms.rollback_on`` choose those that roll a blue/green update back; and a
+    :class:`SageMakerDeployment` — the endpoint, one model per variant, the endpoint
+    configuration and the variants' autoscaling, kept by :mod:`infra.aws.endpoint_provider`.
 
     Updates: a release (new model, image, instance type, capture...) is one blue/green
     ``UpdateEndpoint`` that keeps the instance counts autoscaling chose; a weight change moves
@@ -157,7 +160,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         region = aws.get_region_output(opts=invoke)
         partition = aws.get_partition_output(opts=invoke)
 
-        names = [n for v in args.variants for n in alarm_names(args.endpoint_name, v.name)]
+        names = rollback_alarm_names(args.endpoint_name, args.variants, args.alarms)
         images = {v.name: _image(v, repository) for v in args.all_variants}
         grants = pulumi.Output.all(
             partition=partition.partition,
@@ -169,16 +172,26 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         execution = create_execution_role(
             f"{resource_name}-execution", grants, tags=args.tags, parent=self
         )
-        alarms = create_rollback_alarms(
-            resource_name, args.endpoint_name, args.variants, args.alarms, self
-        )
+        alarms = [
+            *create_rollback_alarms(
+                resource_name, args.endpoint_name, args.variants, args.alarms, self
+            ),
+            *create_signal_alarms(
+                resource_name,
+                args.endpoint_name,
+                args.variants,
+                args.metrics_namespace,
+                args.alarms,
+                self,
+            ),
+        ]
         deployment = args.deployment
         props: dict[str, Any] = {
             "endpoint_name": args.endpoint_name,
             "region": region.region,
             "profile": pulumi.Config("aws").get("profile"),
             "models": {
-                v.name: _model_request(v, images[v.name], execution.role.arn)
+                v.name: _model_request(args, v, images[v.name], execution.role.arn)
                 for v in args.all_variants
             },
             "config": config_request(args),
@@ -226,9 +239,18 @@ POLL_SECONDS = 30
 
 
 def _model_request(
-    variant: VariantArgs, image: pulumi.Output[str], role_arn: pulumi.Output[str]
+    args: SageMakerEndpointArgs,
+    variant: VariantArgs,
+    image: pulumi.Output[str],
+    role_arn: pulumi.Output[str],
 ) -> dict[str, Any]:
-    """CreateModel (API shape, without name and tags) for one variant."""
+    """CreateModel (API shape, without name and tags) for one variant.
+
+    The environment names the model, the variant and the endpoint: SageMaker sets no variable
+    naming the endpoint, and the container's CloudWatch signals (EMF lines on stdout, which
+    SageMaker ships to CloudWatch Logs) carry ``EndpointName`` and ``VariantName`` dimensions
+    in ``metrics_namespace``, where the signal alarms look for them.
+    """
     spec = variant.model
     request: dict[str, Any] = {
         "PrimaryContainer": {
@@ -239,6 +261,8 @@ def _model_request(
                 contract.MODEL_NAME_ENV: spec.model_name,
                 contract.MODEL_VERSION_ENV: spec.model_version,
                 contract.VARIANT_ENV: variant.name,
+                contract.SAGEMAKER_ENDPOINT_ENV: args.endpoint_name,
+                contract.SIGNALS_NAMESPACE_ENV: args.metrics_namespace,
             },
         },
         "ExecutionRoleArn": role_arn,
@@ -295,7 +319,6 @@ def _grants(args: SageMakerEndpointArgs, env: dict[str, Any], alarms: list[str])
         endpoint_name=args.endpoint_name,
         model_data_urls=tuple(v.model.model_data_url for v in args.all_variants),
         repository_arns=tuple(sorted(repositories)),
-        metrics_namespace=args.metrics_namespace,
         capture_s3_uri=args.data_capture.destination_s3_uri if args.data_capture.enabled else None,
         model_kms_key_arns=(args.model_data_kms_key_arn,) if args.model_data_kms_key_arn else (),
         repository_kms_key_arns=(env["repository_key"],) if env["repository_key"] else (),

@@ -346,6 +346,10 @@ class StackConfig(Frozen):
         problem = target.deployment.fleet_problem(fleet)
         if problem is not None:
             raise problem.error(("sagemaker", "deployment"))
+        if target.deployment.auto_rollback:
+            alarms = target.alarms.rollback_problem(len(self.release.variants))
+            if alarms is not None:
+                raise alarms.error(("sagemaker", "alarms"))
 
     def _check_vertex(self) -> None:
         """Vertex AI names deployed models after the variants: they start with a letter; a

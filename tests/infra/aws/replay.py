@@ -81,9 +81,34 @@ ORDER = list(OPERATIONS)
 DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment"
 
 
+def metric_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metricQueries`` as the Terraform provider sends them (hashicorp/terraform-provider-aws
+    ``internal/service/cloudwatch/metric_alarm.go``, ``expandMetricAlarmMetrics`` and
+    ``expandMetricAlarmMetricsMetric``): each block is a ``MetricDataQuery``; its ``metric``
+    block becomes ``MetricStat`` with the name, namespace and dimensions under ``Metric`` and
+    ``period``/``stat``/``unit`` beside it."""
+    out = []
+    for query in queries:
+        entry = {k: v for k, v in query.items() if k != "metric"}
+        if query.get("metric"):
+            metric = dict(query["metric"])
+            entry["metricStat"] = {
+                "metric": {
+                    "metricName": metric.pop("metricName"),
+                    "namespace": metric.pop("namespace"),
+                    "dimensions": metric.pop("dimensions", {}),
+                },
+                **metric,
+            }
+        out.append(entry)
+    return out
+
+
 def _inputs(resource: Declared, mocks: RecordingMocks) -> dict[str, Any]:
     """Wire inputs, with the names and ids the provider would have filled in."""
     inputs = dict(resource.inputs)
+    if resource.type == "aws:cloudwatch/metricAlarm:MetricAlarm" and "metricQueries" in inputs:
+        inputs["metrics"] = metric_queries(inputs.pop("metricQueries"))
     if resource.type == "aws:iam/role:Role":
         inputs.setdefault("name", resource.name)
     if resource.type == "aws:iam/rolePolicy:RolePolicy":

@@ -27,6 +27,13 @@ def _one(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
     return stacks.changed(stacks.one_variant(), *path, value=value)
 
 
+def _three_variants(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    config = stacks.two_variants()
+    teal = {**config["variants"][1], "name": "teal", "weight": 0}
+    config["variants"].append(teal)
+    return stacks.changed(config, *path, value=value)
+
+
 SAGEMAKER_RULES: dict[str, Case] = {
     "endpoint name characters": (
         _one(("endpoint_name",), "churn_prod"),
@@ -359,6 +366,35 @@ SAGEMAKER_RULES: dict[str, Case] = {
         ),
         "sagemaker.alarms.invocation_5xx_errors.datapoints_to_alarm",
         "must be <= evaluation_periods (2)",
+    ),
+    "more rollback alarms than SageMaker takes": (
+        _three_variants(
+            ("alarms",),
+            {"rollback_on": ["invocation_5xx_errors", "model_latency", "container_5xx", "drift"]},
+        ),
+        "sagemaker.alarms.rollback_on",
+        "4 rollback alarms per production variant x 3 variants = 12; SageMaker takes at most 10 "
+        "(AutoRollbackConfig.Alarms)",
+    ),
+    "rollback on a signal without alarm": (
+        _one(("alarms",), {"signals": {"drift": None}, "rollback_on": ["drift"]}),
+        "sagemaker.alarms.rollback_on",
+        "drift has no alarm (signals.drift is null)",
+    ),
+    "rollback on a signal twice": (
+        _one(("alarms",), {"rollback_on": ["drift", "model_latency", "drift"]}),
+        "sagemaker.alarms.rollback_on",
+        "lists drift more than once",
+    ),
+    "rollback on an unknown signal": (
+        _one(("alarms",), {"rollback_on": ["container_4xx"]}),
+        "sagemaker.alarms.rollback_on[0]",
+        "'invocation_5xx_errors', 'model_latency', 'container_5xx', 'container_latency' or 'drift'",
+    ),
+    "signal alarm period": (
+        _one(("alarms",), {"signals": {"container_latency": {"period_s": 90}}}),
+        "sagemaker.alarms.signals.container_latency",
+        "period_s must be a multiple of 60",
     ),
     "sample payload source": (
         _one(("sample_payload",), {"body": "{}", "file": "sample.json"}),

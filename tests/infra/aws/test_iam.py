@@ -22,7 +22,6 @@ def grants(**overrides: Any) -> ExecutionGrants:
         "endpoint_name": "churn",
         "model_data_urls": ("s3://ml-models/churn/v1/model.tar.gz",),
         "repository_arns": ("arn:aws:ecr:us-east-1:123456789012:repository/ml-endpoints/serving",),
-        "metrics_namespace": "ml-endpoints",
         "capture_s3_uri": "s3://ml-capture/churn",
         "alarm_names": ("churn-main-invocation-5xx-errors", "churn-main-model-latency"),
     }

@@ -11,6 +11,7 @@ import pytest
 from infra.aws.ecr import EcrRepository
 from infra.aws.endpoint_provider import EndpointDeploymentError
 from infra.aws.sagemaker import SageMakerEndpoint
+from infra.aws.signal_alarms import SignalAlarmsArgs, alarm_requests
 from infra.stack.mocks import RecordingMocks
 from tests.infra.aws import stacks
 from tests.infra.aws.conftest import declare
@@ -73,11 +74,17 @@ def test_two_weighted_variants_with_ecr(
     dimensions = {
         (a["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in a["Dimensions"])))
         for a in alarms
+        if a.get("Namespace") == "AWS/SageMaker"
     }
     assert dimensions == {
         (metric, (("EndpointName", "churn"), ("VariantName", variant)))
         for metric in ("Invocation5XXErrors", "ModelLatency")
         for variant in ("blue", "green")
+    }
+    assert {a["AlarmName"] for a in alarms if a.get("Namespace") != "AWS/SageMaker"} == {
+        f"churn-{variant}-{signal}"
+        for variant in ("blue", "green")
+        for signal in ("container-5xx", "container-latency", "drift")
     }
     latency = next(a for a in alarms if a["AlarmName"] == "churn-blue-model-latency")
     assert (latency["ExtendedStatistic"], latency["Threshold"]) == ("p99", 1_000_000.0)
@@ -149,3 +156,38 @@ def test_moto_rejects_instance_types_it_does_not_know(
     )
     with pytest.raises(EndpointDeploymentError, match=r"ml\.g5\.xlarge"):
         replay(pulumi_mocks, aws_client)
+
+
+def test_signal_alarms_reach_cloudwatch_as_built(
+    pulumi_mocks: RecordingMocks, aws_client: ClientFactory
+) -> None:
+    """Issue 18 item 3: the component declares each alarm on the container's signals as
+    ``aws.cloudwatch.MetricAlarm``; sent the way the Terraform provider sends it (metric_query
+    blocks -> ``Metrics``, replay.metric_queries), CloudWatch (moto_server) stores exactly the
+    ``PutMetricAlarm`` request :func:`alarm_requests` builds (itself checked against the EMF
+    lines the container writes, tests/infra/aws/test_signal_alarms.py)."""
+    config = stacks.two_variants()
+    config["alarms"] = {"signals": {"drift": {"share": 0.25}}}
+    deploy(config, ecr={"name": stacks.REPOSITORY})
+    replay(pulumi_mocks, aws_client)
+    cloudwatch = aws_client("cloudwatch")
+    signals = SignalAlarmsArgs(drift={"share": 0.25})
+    for variant in ("blue", "green"):
+        for request in alarm_requests("churn", variant, "ml-endpoints", signals).values():
+            (stored,) = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])[
+                "MetricAlarms"
+            ]
+            assert canonical({key: stored.get(key) for key in request}) == canonical(request)
+
+
+def canonical(value: Any) -> Any:
+    """``Dimensions`` as a set: a metric's identity does not depend on their order (Pulumi
+    declares them as a map)."""
+    if isinstance(value, dict):
+        return {
+            k: sorted(v, key=lambda d: d["Name"]) if k == "Dimensions" else canonical(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value

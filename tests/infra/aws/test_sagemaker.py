@@ -47,7 +47,8 @@ def test_one_variant_graph_parents_and_outputs(pulumi_mocks: RecordingMocks) -> 
     outputs = deploy(stacks.one_variant())
 
     types = sorted(r.type for r in pulumi_mocks.resources if r.type != COMPONENT)
-    assert types == sorted([ROLE, ROLE_POLICY, ALARM, ALARM, DEPLOYMENT])
+    # per variant: SageMaker's 5XX and latency, the container's 5xx, latency and drift
+    assert types == sorted([ROLE, ROLE_POLICY, *[ALARM] * 5, DEPLOYMENT])
     for resource in pulumi_mocks.resources:
         if resource.type != COMPONENT:
             assert resource.parent is not None
@@ -60,7 +61,7 @@ def test_one_variant_graph_parents_and_outputs(pulumi_mocks: RecordingMocks) -> 
     assert outputs["capture_s3_uri"] == f"{stacks.CAPTURE}/churn"
     deployment = pulumi_mocks.by_name["churn"]
     alarm_urns = [a for a in deployment.dependencies if "MetricAlarm" in a]
-    assert len(alarm_urns) == 2, "the endpoint must not roll out before its rollback alarms"
+    assert len(alarm_urns) == 5, "the endpoint must not roll out before its rollback alarms"
 
 
 def test_one_variant_model_and_configuration_requests(pulumi_mocks: RecordingMocks) -> None:
@@ -74,6 +75,8 @@ def test_one_variant_model_and_configuration_requests(pulumi_mocks: RecordingMoc
                 "MODEL_NAME": "churn",
                 "MODEL_VERSION": "v1",
                 "ML_ENDPOINTS_VARIANT": "main",
+                "ML_ENDPOINTS_SAGEMAKER_ENDPOINT": "churn",
+                "ML_ENDPOINTS_SIGNALS_NAMESPACE": "ml-endpoints",
             },
         },
         "ExecutionRoleArn": f"arn:aws:iam::{stacks.ACCOUNT}:role/churn-execution",
@@ -113,7 +116,11 @@ def test_two_weighted_variants_autoscaling_and_guardrails(pulumi_mocks: Recordin
         "scale_out_cooldown_s": 30,
         "disable_scale_in": False,
     }
-    alarms = sorted(a.inputs["name"] for a in pulumi_mocks.of_type(ALARM))
+    alarms = sorted(  # by default SageMaker's own metrics roll back, not the container's
+        a.inputs["name"]
+        for a in pulumi_mocks.of_type(ALARM)
+        if a.inputs.get("namespace") == "AWS/SageMaker"
+    )
     assert props["deployment"] == {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": {
@@ -154,7 +161,7 @@ def test_rollouts_longer_than_an_hour_are_waited_for(pulumi_mocks: RecordingMock
 def test_auto_rollback_can_be_turned_off(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.changed(stacks.one_variant(), "deployment", value={"auto_rollback": False}))
     assert "AutoRollbackConfiguration" not in inputs(pulumi_mocks)["deployment"]
-    assert len(pulumi_mocks.of_type(ALARM)) == 2  # still there, for paging
+    assert len(pulumi_mocks.of_type(ALARM)) == 5  # still there, for paging
     assert "WatchRollbackAlarms" not in statements(pulumi_mocks)
 
 
@@ -183,8 +190,9 @@ def test_shadow_variant(pulumi_mocks: RecordingMocks) -> None:
     (named,) = plan.config["ShadowProductionVariants"]
     assert named["ModelName"] == plan.model_names["candidate"]
     assert outputs["variant_weights"] == {"main": 100}
-    dimensions = {a.inputs["dimensions"]["VariantName"] for a in pulumi_mocks.of_type(ALARM)}
-    assert dimensions == {"main"}
+    names = [a.inputs["name"] for a in pulumi_mocks.of_type(ALARM)]
+    assert len(names) == 5
+    assert all(n.startswith("churn-main-") for n in names)  # the shadow answers nobody
 
 
 def _declared(mocks: RecordingMocks, config: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +220,9 @@ def test_weights_are_not_part_of_the_configuration_name(pulumi_mocks: RecordingM
 
 ROUTINE_CHANGES = {
     "auto-rollback-off": lambda c: stacks.changed(c, "deployment", "auto_rollback", value=False),
+    "rollback-on-container-signals": lambda c: stacks.changed(
+        c, "alarms", value={"rollback_on": ["container_5xx", "drift"]}
+    ),
     "alarm-threshold": lambda c: stacks.changed(
         c, "alarms", value={"model_latency": {"threshold": 250}}
     ),
@@ -292,11 +303,10 @@ def test_execution_role_is_least_privilege(pulumi_mocks: RecordingMocks) -> None
     assert grants["WriteLogs"]["Resource"] == [
         "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/churn:log-stream:*"
     ]
-    assert grants["PublishMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": "ml-endpoints"}
-    }
+    # the container's metrics are EMF lines in its log stream: no cloudwatch:PutMetricData
+    assert not any("cloudwatch:PutMetricData" in s["Action"] for s in grants.values())
     star = sorted(sid for sid, s in grants.items() if s["Resource"] == "*")
-    assert star == ["EcrLogin", "PublishMetrics"]  # no resource-level permissions exist
+    assert star == ["EcrLogin"]  # no resource-level permissions exist
     assert "EncryptCapturedData" not in grants
     assert "ManageNetworkInterfaces" not in grants
 
@@ -362,3 +372,73 @@ def test_typed_args_are_accepted_as_is(pulumi_mocks: RecordingMocks) -> None:
     args = validate(SageMakerEndpointArgs, stacks.one_variant(), "sagemaker")
     outputs = declare(lambda: SageMakerEndpoint("churn", args))
     assert outputs["endpoint_name"] == "churn"
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, metric name, dimensions) an alarm's inputs read."""
+    queries = [q["metric"] for q in alarm.get("metricQueries") or [] if q.get("metric")]
+    found = [(m["namespace"], m["metricName"], m["dimensions"]) for m in queries]
+    if alarm.get("metricName"):
+        found.append((alarm["namespace"], alarm["metricName"], alarm["dimensions"]))
+    return found
+
+
+def test_the_container_signals_reach_their_alarms(pulumi_mocks: RecordingMocks) -> None:
+    """Issue 18 item 3. The container writes its EMF lines with the namespace and the
+    ``EndpointName``/``VariantName`` dimensions it reads from its environment
+    (serving/contract.py: SAGEMAKER_ENDPOINT_ENV, SIGNALS_NAMESPACE_ENV, VARIANT_ENV); SageMaker
+    sets no variable naming the endpoint, so the component must. Every signal alarm of a
+    variant reads exactly the namespace and dimensions that variant's container is given."""
+    config = {**stacks.two_variants(), "metrics_namespace": "churn-signals"}
+    deploy(config, with_repository=True)
+    environments = {
+        variant: model["PrimaryContainer"]["Environment"]
+        for variant, model in inputs(pulumi_mocks)["models"].items()
+    }
+    signal_alarms = [
+        a.inputs
+        for a in pulumi_mocks.of_type(ALARM)
+        if a.inputs.get("namespace") != "AWS/SageMaker"
+    ]
+    assert len(signal_alarms) == 6  # container 5xx, latency and drift per variant
+    for alarm in signal_alarms:
+        for namespace, _, dimensions in _alarm_metrics(alarm):
+            env = environments[dimensions["VariantName"]]
+            assert namespace == env["ML_ENDPOINTS_SIGNALS_NAMESPACE"] == "churn-signals"
+            assert dimensions["EndpointName"] == env["ML_ENDPOINTS_SAGEMAKER_ENDPOINT"] == "churn"
+            assert dimensions["VariantName"] == env["ML_ENDPOINTS_VARIANT"]
+
+
+def test_the_stack_chooses_which_signals_roll_back(pulumi_mocks: RecordingMocks) -> None:
+    """Issue 18 item 3: ``alarms.rollback_on`` picks the alarms SageMaker watches during a
+    blue/green update (AutoRollbackConfig.Alarms, listed per variant in one order whatever the
+    order in the stack file, so reordering changes nothing); the execution role may describe
+    exactly those (deployment-guardrails-configuration.html), and the other alarms still exist
+    for paging."""
+    config = stacks.changed(
+        stacks.two_variants(),
+        "alarms",
+        value={
+            "rollback_on": ["drift", "invocation_5xx_errors", "container_5xx"],
+            "signals": {"container_latency": None},
+        },
+    )
+    deploy(config, with_repository=True)
+    rollback = [
+        a["AlarmName"]
+        for a in inputs(pulumi_mocks)["deployment"]["AutoRollbackConfiguration"]["Alarms"]
+    ]
+    assert rollback == [
+        f"churn-{variant}-{signal}"
+        for variant in ("blue", "green")
+        for signal in ("invocation-5xx-errors", "container-5xx", "drift")
+    ]
+    declared = sorted(a.inputs["name"] for a in pulumi_mocks.of_type(ALARM))
+    assert declared == sorted(
+        f"churn-{variant}-{signal}"
+        for variant in ("blue", "green")
+        for signal in ("invocation-5xx-errors", "model-latency", "container-5xx", "drift")
+    )
+    assert statements(pulumi_mocks)["WatchRollbackAlarms"]["Resource"] == sorted(
+        f"arn:aws:cloudwatch:us-east-1:{stacks.ACCOUNT}:alarm:{name}" for name in rollback
+    )

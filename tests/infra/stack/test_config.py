@@ -186,6 +186,29 @@ def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None
             "ml-endpoints:sagemaker.environment: MODEL_NAME is set by the component",
         ),
         (
+            lambda c: c["ml-endpoints:sagemaker"].update(
+                environment={"ML_ENDPOINTS_SAGEMAKER_ENDPOINT": "x"}
+            ),
+            "ml-endpoints:sagemaker.environment: ML_ENDPOINTS_SAGEMAKER_ENDPOINT is set by the "
+            "component",
+        ),
+        (
+            lambda c: (
+                c["ml-endpoints:release"]["variants"].append(
+                    {
+                        **c["ml-endpoints:release"]["variants"][1],
+                        "name": "candidate",
+                        "model_version": "16",
+                    }
+                ),
+                c["ml-endpoints:sagemaker"]["alarms"].update(
+                    rollback_on=["invocation_5xx_errors", "model_latency", "container_5xx", "drift"]
+                ),
+            ),
+            "ml-endpoints:sagemaker.alarms.rollback_on: 4 rollback alarms per production variant "
+            "x 3 variants = 12; SageMaker takes at most 10 (AutoRollbackConfig.Alarms)",
+        ),
+        (
             lambda c: c["ml-endpoints:vertex"]["compute"].update(
                 accelerator={"type": "NVIDIA_L4", "count": 2}
             ),
