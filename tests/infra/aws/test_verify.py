@@ -33,8 +33,33 @@ from tests.infra.aws.replay import ClientFactory, replay
 SAMPLE = b'{"instances": [[1.0, 2.0, 3.0]]}'
 
 
-def deploy(mocks: RecordingMocks, client: ClientFactory, config: dict[str, Any]) -> None:
-    """What ``pulumi up`` would create from the stack ``config``, replayed into moto."""
+MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": "sha256:" + "1" * 64,
+            "size": 1,
+        },
+        "layers": [],
+    }
+)
+
+
+def push(client: ClientFactory, tag: str | None) -> str:
+    """Push the serving image to the stack's repository (CI's push), tagged or, as a copy by
+    digest leaves it, untagged; returns its digest."""
+    request = {"repositoryName": stacks.REPOSITORY, "imageManifest": MANIFEST}
+    pushed = client("ecr").put_image(**request, **({"imageTag": tag} if tag else {}))
+    return str(pushed["image"]["imageId"]["imageDigest"])
+
+
+def deploy(
+    mocks: RecordingMocks, client: ClientFactory, config: dict[str, Any], *, pushed: bool = True
+) -> None:
+    """What ``pulumi up`` would create from the stack ``config``, replayed into moto; then the
+    release's image is pushed with its tag, as the pipeline does."""
     args = compose(load_stack(config, "Pulumi.test.yaml")).sagemaker
     assert args is not None
 
@@ -45,6 +70,8 @@ def deploy(mocks: RecordingMocks, client: ClientFactory, config: dict[str, Any])
 
     declare(build)
     replay(mocks, client)
+    if pushed:
+        push(client, config["ml-endpoints:release"]["image"]["tag"])
 
 
 def write_stack(directory: Path, config: dict[str, Any], name: str = "test") -> None:
@@ -108,7 +135,8 @@ def test_healthy_endpoint_passes(
         line.startswith("ok   sagemaker churn/green: serves s3://ml-models") for line in lines
     )
     assert "ok   sagemaker churn/blue: answered 20 bytes (application/json)" in lines
-    assert lines[-1] == "ml-endpoints verify: all 6 checks passed"
+    assert "ok   sagemaker churn/green: image tagged v1.2.0 (kept by the lifecycle rules)" in lines
+    assert lines[-1] == "ml-endpoints verify: all 8 checks passed"
 
 
 def test_weights_changed_outside_the_stack_fail(
@@ -136,7 +164,7 @@ def test_weights_changed_outside_the_stack_fail(
         "FAIL sagemaker churn: traffic shares differ "
         "(blue: live 0.5 != stack 0.75, green: live 0.5 != stack 0.25)"
     ) in out.splitlines()
-    assert "1 of 6 checks failed" in err
+    assert "1 of 8 checks failed" in err
 
 
 def test_weights_compare_normalised(
@@ -205,6 +233,57 @@ def test_image_mismatch_is_reported(
     assert code == 1
     assert "FAIL sagemaker churn/blue: runs " in out
     assert f"the stack says {stacks.REPOSITORY_URI}:v9" in out
+
+
+def test_an_untagged_image_is_reported_before_the_lifecycle_expires_it(
+    pulumi_mocks: RecordingMocks,
+    aws_client: ClientFactory,
+    aws_env: str,
+    stack_config: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """Issue 13 item 7: an image copied by digest (``crane copy SRC@D DST@D``) arrives untagged;
+    the lifecycle rule "expire untagged images" deletes it while the endpoint still runs it, and
+    SageMaker pulls it again for every new instance. verify fails on it, naming the fix."""
+    aws_client("ecr").create_repository(repositoryName=stacks.REPOSITORY)
+    digest = push(aws_client, None)
+    pinned = stacks.changed(stack_config, "ml-endpoints:release", "image", "digest", value=digest)
+    aws_client("ecr").delete_repository(repositoryName=stacks.REPOSITORY, force=True)
+    deploy(pulumi_mocks, aws_client, pinned, pushed=False)
+    push(aws_client, None)
+    write_stack(tmp_path, pinned)
+    answers(aws_env, "blue", "green")
+
+    code, out, _ = verify(tmp_path)
+
+    assert code == 1
+    image = f"{stacks.REPOSITORY_URI}@{digest}"
+    assert (
+        f"FAIL sagemaker churn/blue: image {image} carries no tag: the ECR lifecycle policy "
+        "expires untagged images"
+    ) in out
+    assert "crane copy SRC@DIGEST DST:TAG" in out
+
+    push(aws_client, "v1.2.0")  # the fix: the same digest, tagged with its release
+    code, out, _ = verify(tmp_path)
+    assert code == 0, out
+
+
+def test_an_image_gone_from_ecr_is_reported(
+    pulumi_mocks: RecordingMocks,
+    aws_client: ClientFactory,
+    aws_env: str,
+    stack_config: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    deploy(pulumi_mocks, aws_client, stack_config, pushed=False)
+    write_stack(tmp_path, stack_config)
+    answers(aws_env, "blue", "green")
+    code, out, _ = verify(tmp_path)
+    assert code == 1
+    assert (
+        f"FAIL sagemaker churn/green: image {stacks.REPOSITORY_URI}:v1.2.0 is no longer in ECR"
+    ) in out
 
 
 def test_wrong_variant_answering_fails(
