@@ -402,11 +402,21 @@ def _rolled_back(api: _Endpoint, live: Mapping[str, Any], wanted: str) -> str:
         "SageMaker gave no FailureReason; look at the rollback alarms and the endpoint's "
         "CloudWatch logs"
     )
+    if live["EndpointStatus"] == "UpdateRollbackFailed":
+        what = (
+            f"SageMaker could neither complete the update to configuration {wanted} nor roll it "
+            "back; the endpoint is UpdateRollbackFailed, serving a mix of "
+            f"{live['EndpointConfigName']} and {wanted}"
+        )
+    else:
+        what = (
+            f"SageMaker rolled the update to configuration {wanted} back; the endpoint is "
+            f"{live['EndpointStatus']} on configuration {live['EndpointConfigName']}"
+        )
     return (
-        f"endpoint {api.name}: SageMaker rolled the update to configuration {wanted} back; the "
-        f"endpoint is {live['EndpointStatus']} on configuration {live['EndpointConfigName']}: "
-        f"{reason}. Nothing that serves was deleted; the new configuration and models are kept "
-        "for inspection (`ml-endpoints gc` removes unused ones)."
+        f"endpoint {api.name}: {what}: {reason}. Nothing that serves was deleted; the new "
+        "configuration and models are kept for inspection (`ml-endpoints gc` removes unused "
+        "ones)."
     )
 
 

@@ -664,3 +664,24 @@ def test_an_endpoint_deployed_with_pulumi_aws_is_taken_over_in_place(
     garbage = find_garbage(sm, "churn", min_age_s=0)
     assert not {"churn-config-0a1b2c"} & set(garbage.configs)
     assert not {"churn-champion-0a1b2c", "churn-challenger-0a1b2c"} & set(garbage.models)
+
+
+def test_a_failed_rollback_is_reported_with_its_status_and_deletes_nothing(
+    provider: SageMakerEndpointProvider, fake: FakeSageMaker
+) -> None:
+    """UpdateRollbackFailed: "Both the rolling deployment and auto-rollback failed. Your endpoint
+    is in service with a mix of the old and new endpoint configurations" (DescribeEndpoint
+    EndpointStatus). ``pulumi up`` fails naming that status and SageMaker's reason; neither the
+    old nor the new configuration and models are deleted (both may serve)."""
+    before = provider.create(props())
+    fake.script("update", Script(outcome="fail", reason="alarm churn-5xx fired; rollback failed"))
+    with pytest.raises(EndpointRolledBack) as caught:
+        provider.update("churn", before.outs, retyped())
+    assert "could neither complete the update" in str(caught.value)
+    assert "UpdateRollbackFailed, serving a mix of" in str(caught.value)
+    assert "alarm churn-5xx fired; rollback failed" in str(caught.value)
+    assert {before.outs["endpoint_config_name"], desired(retyped()).config_name} <= set(
+        fake.configs
+    )
+    assert set(desired(retyped()).model_names.values()) <= set(fake.models)
+    assert not [op for op in fake.operations() if op.startswith("Delete")]
