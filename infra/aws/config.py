@@ -22,6 +22,7 @@ import botocore.loaders
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from infra.aws.signal_alarms import SignalAlarmsArgs
+from infra.secret_values import Secret
 from infra.validation import Frozen, Problem, Weight, check_split, rule_error
 from serving import contract
 
@@ -149,7 +150,7 @@ def _ecr_image(value: str) -> str:
     return value
 
 
-def _environment(value: dict[str, str]) -> dict[str, str]:
+def _environment(value: dict[str, str | Secret]) -> dict[str, str | Secret]:
     for key, item in value.items():
         if not _ENV_KEY.match(key):
             raise ValueError(f"{key!r} is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*)")
@@ -158,7 +159,7 @@ def _environment(value: dict[str, str]) -> dict[str, str]:
                 f"{key} is set by the component (from model_name, model_version, the variant "
                 "name, the endpoint name and metrics_namespace); remove it"
             )
-        if len(item) > 1024:
+        if len(item.reveal() if isinstance(item, Secret) else item) > 1024:
             raise ValueError(f"value of {key} is longer than 1024 characters")
     return value
 
@@ -166,8 +167,9 @@ def _environment(value: dict[str, str]) -> dict[str, str]:
 SageMakerName = Annotated[str, AfterValidator(_sagemaker_name)]
 S3ObjectUri = Annotated[str, AfterValidator(_s3_object_uri)]
 InstanceType = Annotated[str, AfterValidator(_instance_type)]
-Environment = Annotated[dict[str, str], Field(max_length=97), AfterValidator(_environment)]
-"""Environment of the model containers; the serving contract's own variables are refused."""
+Environment = Annotated[dict[str, str | Secret], Field(max_length=97), AfterValidator(_environment)]
+"""Environment of the model containers; the serving contract's own variables are refused.
+Values set with ``--secret`` stay :class:`~infra.secret_values.Secret` (secret Outputs)."""
 KmsKeyArn = Annotated[str, AfterValidator(_kms_key_arn)]
 ImageTag = Annotated[str, Field(pattern=_IMAGE_TAG.pattern)]
 AccountId = Annotated[str, Field(pattern=_ACCOUNT_ID.pattern)]

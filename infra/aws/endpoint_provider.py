@@ -78,6 +78,7 @@ INPUT_KEYS = (
     "tags",
     "timeouts",
     "poll_seconds",
+    "secret_env",
 )
 
 
@@ -151,8 +152,9 @@ def desired(props: Mapping[str, Any]) -> Desired:
     """
     inputs = inputs_of(props)
     endpoint = str(inputs["endpoint_name"])
+    secret_env = inputs.get("secret_env") or {}
     model_names = {
-        variant: content_name(f"{endpoint}-{variant}", request)
+        variant: content_name(f"{endpoint}-{variant}", _sealed(request, secret_env.get(variant)))
         for variant, request in inputs["models"].items()
     }
     config = dict(inputs["config"])
@@ -190,6 +192,17 @@ def desired(props: Mapping[str, Any]) -> Desired:
             v["VariantName"]: v.get("InstanceType") for v in config["ProductionVariants"]
         },
     )
+
+
+def _sealed(request: Mapping[str, Any], secret: Mapping[str, str] | None) -> Mapping[str, Any]:
+    """What a model's name hashes: its secret environment values (``secret_env``: variable ->
+    fingerprint of the ciphertext, :mod:`infra.secret_values`) by their fingerprints, so a
+    name cannot be used to test guesses of a secret."""
+    if not secret:
+        return request
+    container = request["PrimaryContainer"]
+    env = {**container.get("Environment", {}), **{k: f"[secret {f}]" for k, f in secret.items()}}
+    return {**request, "PrimaryContainer": {**container, "Environment": env}}
 
 
 def shares(weights: Mapping[str, float]) -> dict[str, float]:

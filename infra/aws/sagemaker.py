@@ -16,6 +16,7 @@ from infra.aws.deployment import deployment_request, timeouts_s
 from infra.aws.ecr import EcrRepository
 from infra.aws.endpoint_provider import SageMakerEndpointProvider, desired
 from infra.aws.iam import ExecutionGrants, create_execution_role
+from infra.secret_values import fingerprints, has_secret, to_input
 from infra.validation import ConfigError, validate
 from serving import contract
 
@@ -206,6 +207,13 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             "timeouts": timeouts_s(deployment, args.all_variants),
             "poll_seconds": POLL_SECONDS,
         }
+        secret_env = {
+            v.name: fingerprints(v.model.environment)
+            for v in args.all_variants
+            if has_secret(v.model.environment)
+        }
+        if secret_env:  # the content names hash these instead of the secret values
+            props["secret_env"] = secret_env
         endpoint = SageMakerDeployment(
             resource_name,
             props,
@@ -216,8 +224,9 @@ class SageMakerEndpoint(pulumi.ComponentResource):
 
         self.endpoint_name = pulumi.Output.from_input(args.endpoint_name)
         self.endpoint_arn = endpoint.endpoint_arn
-        self.endpoint_config_name = pulumi.Output.from_input(props).apply(
-            lambda resolved: desired(resolved).config_name
+        # A content name hashes fingerprints, never a secret value: it need not be secret.
+        self.endpoint_config_name = pulumi.Output.unsecret(
+            pulumi.Output.from_input(props).apply(lambda resolved: desired(resolved).config_name)
         )
         self.variant_weights = pulumi.Output.from_input({v.name: v.weight for v in args.variants})
         self.role_arn = execution.role.arn
@@ -257,7 +266,7 @@ def _model_request(
             "Image": image,
             "ModelDataUrl": spec.model_data_url,
             "Environment": {
-                **spec.environment,
+                **to_input(spec.environment),
                 contract.MODEL_NAME_ENV: spec.model_name,
                 contract.MODEL_VERSION_ENV: spec.model_version,
                 contract.VARIANT_ENV: variant.name,

@@ -7,9 +7,16 @@ from typing import Annotated, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from infra.secret_values import Secret, revealed
 from infra.validation import Frozen
+
+
+def _not_empty(value: str | Secret) -> str | Secret:
+    if not revealed(value):
+        raise ValueError("must not be empty: a path or the kubeconfig's contents")
+    return value
 
 
 class ExistingClusterArgs(Frozen):
@@ -21,7 +28,7 @@ class ExistingClusterArgs(Frozen):
     """
 
     type: Literal["existing"] = "existing"
-    kubeconfig: Annotated[str, Field(min_length=1)] | None = None
+    kubeconfig: Annotated[str | Secret, AfterValidator(_not_empty)] | None = None
     context: Annotated[str, Field(min_length=1)] | None = None
     service_account_annotations: dict[str, str] = {}
     """Identity for the model server's service account, e.g.
@@ -40,7 +47,7 @@ class ExistingCluster(pulumi.ComponentResource):
         super().__init__("ml-endpoints:k8s:ExistingCluster", name, None, opts)
         self.provider = k8s.Provider(
             f"{name}-k8s",
-            kubeconfig=pulumi.Output.secret(args.kubeconfig) if args.kubeconfig else None,
+            kubeconfig=pulumi.Output.secret(revealed(args.kubeconfig)) if args.kubeconfig else None,
             context=args.context,
             opts=pulumi.ResourceOptions(parent=self),
         )

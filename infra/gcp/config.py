@@ -22,6 +22,7 @@ from pydantic import (
 
 from infra.monitoring.config import AlertsConfig, Loading, Readiness, Saturation
 from infra.registries import GCR_HOSTS, ArtifactRegistryImage, image_base, parse, registry_of
+from infra.secret_values import Secret
 from infra.validation import (
     Frozen,
     Problem,
@@ -267,7 +268,7 @@ def in_artifact_registry(repository: str) -> str:
     return repository
 
 
-def _env(value: dict[str, str]) -> dict[str, str]:
+def _env(value: dict[str, str | Secret]) -> dict[str, str | Secret]:
     for key in value:
         if key.startswith("AIP_"):
             raise ValueError(f"{key}: Vertex AI sets AIP_* variables itself")
@@ -287,9 +288,9 @@ ResourceName = Annotated[
 VertexRegion = Annotated[str, AfterValidator(_vertex_region)]
 GcsUri = Annotated[str, _shaped(_GCS_URI, "a gs://BUCKET/PATH URI")]
 Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
-VertexEnv = Annotated[dict[str, str], AfterValidator(_env)]
+VertexEnv = Annotated[dict[str, str | Secret], AfterValidator(_env)]
 """Environment of the serving container: Vertex AI's ``AIP_*`` and the serving contract's own
-variables are refused."""
+variables are refused. Values set with ``--secret`` stay :class:`~infra.secret_values.Secret`."""
 DisplayName = Annotated[str, Field(pattern=r"^.{1,128}$")]
 ENDPOINT_ID = r"^([1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?)$"
 """``CreateEndpointRequest.endpoint_id``: "If the first character is a letter, this value may be

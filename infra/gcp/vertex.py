@@ -14,6 +14,7 @@ from infra.gcp.service_account import ModelServiceAccount, account_id_for
 from infra.gcp.signal_alerts import declare_signal_alerts
 from infra.gcp.vertex_deployments import owner_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
+from infra.secret_values import fingerprints, to_input
 from serving import contract
 
 
@@ -39,14 +40,17 @@ class VertexDeployment(pulumi.dynamic.Resource, module="ml-endpoints/gcp", name=
 def variant_props(
     args: VertexEndpointArgs, variant: VariantArgs, service_account: pulumi.Input[str]
 ) -> dict[str, Any]:
-    """What the provider needs to upload and deploy one variant."""
+    """What the provider needs to upload and deploy one variant (secret env values as secret
+    Outputs, named with their fingerprints in ``secret_env``)."""
+    secret = fingerprints(variant.env)
     return {
         "name": variant.name,
         "model_display_name": f"{args.model_name}-{variant.name}",
         "image": variant.image,
         "artifact_uri": variant.artifact_uri,
+        **({"secret_env": secret} if secret else {}),
         "env": {
-            **variant.env,
+            **to_input(variant.env),
             contract.MODEL_NAME_ENV: args.model_name,
             contract.MODEL_VERSION_ENV: variant.model_version,
             contract.VARIANT_ENV: variant.name,

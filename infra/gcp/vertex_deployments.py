@@ -111,13 +111,26 @@ def _digest(spec: Any) -> str:
 
 def release_of(variant: dict[str, Any]) -> str:
     """Fingerprint of what a deployment is made of; a change means deploy anew."""
-    return _digest({key: normal(variant.get(key)) for key in RELEASE_KEYS})
+    sealed = _sealed(variant)
+    return _digest({key: normal(sealed.get(key)) for key in RELEASE_KEYS})
 
 
 def legacy_release_of(variant: dict[str, Any]) -> str:
     """The fingerprint code before labels changed in place wrote into state (labels included)."""
     keys = (*RELEASE_KEYS[:4], "labels", *RELEASE_KEYS[4:])
-    return _digest({key: normal(variant.get(key)) for key in keys})
+    sealed = _sealed(variant)
+    return _digest({key: normal(sealed.get(key)) for key in keys})
+
+
+def _sealed(variant: dict[str, Any]) -> dict[str, Any]:
+    """``variant`` with its secret env values (``secret_env``: name -> fingerprint of the
+    ciphertext, :mod:`infra.secret_values`) replaced by their fingerprints: the release label
+    and state record a hash that cannot be used to test guesses of a secret."""
+    secret = variant.get("secret_env") or {}
+    if not secret:
+        return variant
+    env = {**(variant.get("env") or {}), **{k: f"[secret {fp}]" for k, fp in secret.items()}}
+    return {**variant, "env": env}
 
 
 def scaling_of(variant: dict[str, Any]) -> list[int | None]:

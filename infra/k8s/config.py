@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from infra.k8s.gpu import GPU_NODE_LABELS
 from infra.monitoring.config import AlertsConfig, CanaryConfig
+from infra.secret_values import Secret
 from infra.validation import Frozen, Problem, Weight, rule_error, validate, weighted_split
 from serving import contract
 
@@ -58,7 +59,7 @@ def parse_quantity(value: str) -> Decimal:
     return number
 
 
-def _env_not_reserved(env: dict[str, str]) -> dict[str, str]:
+def _env_not_reserved(env: dict[str, str | Secret]) -> dict[str, str | Secret]:
     for key in env:
         if key in RESERVED_ENV:
             raise ValueError(f"{key} is set from the typed args; set it there instead")
@@ -75,8 +76,10 @@ AlreadyExists since pulumi-kubernetes 4.29, ``provider/pkg/await/await.go``)."""
 
 Quantity = Annotated[str, Field(min_length=1)]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
-Environment = Annotated[dict[str, str], AfterValidator(_env_not_reserved)]
-"""Environment of the serving container; what the typed args set is refused."""
+Environment = Annotated[dict[str, str | Secret], AfterValidator(_env_not_reserved)]
+"""Environment of the serving container; what the typed args set is refused. Values set with
+``--secret`` stay :class:`~infra.secret_values.Secret`: the pods read them from a Kubernetes
+Secret."""
 
 
 class Resources(Frozen):

@@ -52,7 +52,7 @@ from infra.k8s.observability import (
     prometheus_rule_spec,
     service_monitor_spec,
 )
-from infra.k8s.pod import PORT_NAME, common_labels, pod_template, selector_labels
+from infra.k8s.pod import PORT_NAME, common_labels, pod_template, secret_env, selector_labels
 from infra.k8s.traffic import (
     HTTP_ROUTE_API_VERSION,
     HTTP_ROUTE_KIND,
@@ -162,10 +162,11 @@ class ModelDeployment(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=child,
         )
+        secret_name = self._secret_env(name, args, child)
         self.deployment_names = {}
         self.service_names = {}
         for variant in args.variants:
-            self._variant(name, args, variant, child)
+            self._variant(name, args, variant, child, secret_name)
         self._network_policy(name, args, child)
 
         self.http_route_name = None
@@ -265,8 +266,42 @@ class ModelDeployment(pulumi.ComponentResource):
             annotations=dict(annotations) if annotations else None,
         )
 
+    @staticmethod
+    def _secret_env(
+        name: str, args: ModelDeploymentArgs, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str] | None:
+        """The Secret the pods read their secret environment values from, or None.
+
+        The Deployment then holds only ``secretKeyRef``s: nothing secret in its spec (readable
+        by anyone who may read Deployments, and in the provider's checkpoint), while
+        pulumi-kubernetes keeps a Secret's ``data``/``stringData`` secret in state
+        (provider.go ``annotateSecrets``). The Secret is ``immutable`` and named by Pulumi: a
+        new value replaces it under a new name, which changes the pod template, so the pods
+        roll onto it; the old Secret is deleted after the rollout (pulumi-kubernetes diff.go
+        ``forceNewProperties``, and CHANGELOG 4.18.0, which recommends ``immutable: true`` to
+        programs that rely on this)."""
+        data = secret_env(args)
+        if not data:
+            return None
+        secret = k8s.core.v1.Secret(
+            f"{name}-env",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                namespace=args.namespace, labels=common_labels(args)
+            ),
+            type="Opaque",
+            immutable=True,
+            string_data=data,
+            opts=child,
+        )
+        return secret.metadata.apply(lambda meta: str(meta.name))
+
     def _variant(
-        self, name: str, args: ModelDeploymentArgs, variant: Variant, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        args: ModelDeploymentArgs,
+        variant: Variant,
+        child: pulumi.ResourceOptions,
+        secret_name: pulumi.Output[str] | None,
     ) -> None:
         object_name = f"{args.name}-{variant.name}"
         autoscaling = args.autoscaling_for(variant)
@@ -288,7 +323,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 # The controller marks the rollout failed after this without progress; the
                 # awaiter then fails too (ProgressDeadlineExceeded): same budget as the wait.
                 progress_deadline_seconds=rollout_seconds(args),
-                template=pod_template(args, variant),
+                template=pod_template(args, variant, secret_name),
             ),
             opts=pulumi.ResourceOptions.merge(
                 child,

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.k8s.config import ModelDeploymentArgs, Shutdown, Variant
 from infra.k8s.gpu import GPU_RESOURCE, GPU_TAINT_KEY
+from infra.secret_values import Secret, to_input
 from serving import contract
 
 CONTAINER_NAME = "model-server"
@@ -70,8 +72,12 @@ def common_labels(args: ModelDeploymentArgs, variant: Variant | None = None) -> 
     return labels
 
 
-def _env(args: ModelDeploymentArgs, variant: Variant) -> list[k8s.core.v1.EnvVarArgs]:
-    values: Mapping[str, str] = {
+def _env(
+    args: ModelDeploymentArgs, variant: Variant, secret_name: pulumi.Input[str] | None
+) -> list[k8s.core.v1.EnvVarArgs]:
+    """The container's environment; secret values are read from the Secret ``secret_name``
+    (:func:`secret_env`), so the Deployment holds only a reference."""
+    values: Mapping[str, str | Secret] = {
         contract.MODEL_URI_ENV: variant.model_uri,
         contract.MODEL_NAME_ENV: variant.model_name,
         contract.MODEL_VERSION_ENV: variant.model_version,
@@ -81,7 +87,22 @@ def _env(args: ModelDeploymentArgs, variant: Variant) -> list[k8s.core.v1.EnvVar
         contract.GRACEFUL_TIMEOUT_ENV: str(args.shutdown.graceful_timeout_seconds),
         **args.env,
     }
-    return [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]
+    return [
+        k8s.core.v1.EnvVarArgs(
+            name=key,
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)
+            ),
+        )
+        if isinstance(value, Secret)
+        else k8s.core.v1.EnvVarArgs(name=key, value=value)
+        for key, value in values.items()
+    ]
+
+
+def secret_env(args: ModelDeploymentArgs) -> dict[str, pulumi.Input[str]]:
+    """The Secret data of the pods' secret environment values (as secret Outputs)."""
+    return {key: to_input(value) for key, value in args.env.items() if isinstance(value, Secret)}
 
 
 def _http_probe(path: str, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
@@ -104,7 +125,9 @@ def _resources(args: ModelDeploymentArgs) -> k8s.core.v1.ResourceRequirementsArg
     return k8s.core.v1.ResourceRequirementsArgs(requests=requests, limits=limits)
 
 
-def _container(args: ModelDeploymentArgs, variant: Variant) -> k8s.core.v1.ContainerArgs:
+def _container(
+    args: ModelDeploymentArgs, variant: Variant, secret_name: pulumi.Input[str] | None
+) -> k8s.core.v1.ContainerArgs:
     probes = args.probes
     prestop = args.shutdown.prestop_sleep_seconds
     return k8s.core.v1.ContainerArgs(
@@ -117,7 +140,7 @@ def _container(args: ModelDeploymentArgs, variant: Variant) -> k8s.core.v1.Conta
                 name=PORT_NAME, container_port=CONTAINER_PORT, protocol="TCP"
             )
         ],
-        env=_env(args, variant),
+        env=_env(args, variant, secret_name),
         resources=_resources(args),
         startup_probe=_http_probe(
             READINESS_PATH,
@@ -176,8 +199,11 @@ def _spread(
     ]
 
 
-def pod_template(args: ModelDeploymentArgs, variant: Variant) -> k8s.core.v1.PodTemplateSpecArgs:
-    """The pod template of ``variant``'s Deployment."""
+def pod_template(
+    args: ModelDeploymentArgs, variant: Variant, secret_name: pulumi.Input[str] | None = None
+) -> k8s.core.v1.PodTemplateSpecArgs:
+    """The pod template of ``variant``'s Deployment; ``secret_name`` is the Secret holding the
+    secret environment values (needed when ``args.env`` has any)."""
     gpu = args.gpu
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(labels=common_labels(args, variant)),
@@ -195,7 +221,7 @@ def pod_template(args: ModelDeploymentArgs, variant: Variant) -> k8s.core.v1.Pod
                 fs_group=RUN_AS_USER,
                 seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
             ),
-            containers=[_container(args, variant)],
+            containers=[_container(args, variant, secret_name)],
             volumes=[
                 k8s.core.v1.VolumeArgs(
                     name="tmp",

@@ -80,6 +80,7 @@ from infra.gcp.config import (
 )
 from infra.k8s.config import DNS_LABEL, Autoscaling, ServingSettings
 from infra.secret_scan import find_plaintext_secrets, secret_advice
+from infra.secret_values import SECRET_NOT_ALLOWED, Secret, has_secret
 from infra.stack.files import STACKS_DIR, StackError, read_stack_file, stack_file
 from infra.validation import Frozen, Weight, key_path, rule_error, weighted_split
 from serving import contract
@@ -389,6 +390,16 @@ class StackConfig(Frozen):
                 "or render",
                 None,
             )
+        if isinstance(cluster, RenderArgs):
+            secret = next((k for k, v in k8s.env.items() if has_secret(v)), None)
+            if secret is not None:
+                raise rule_error(
+                    ("kubernetes", "env", secret),
+                    "cannot be a secret with ml-endpoints:cluster.type render: pulumi-kubernetes "
+                    "writes Secrets to the rendered YAML in plain text; use a cluster type that "
+                    "applies (eks, gke, existing) or have the pods read it at run time",
+                    None,
+                )
         if isinstance(cluster, EksClusterArgs | GkeClusterArgs):
             for ours, theirs in (
                 ("namespace", "serving_namespace"),
@@ -439,6 +450,8 @@ def _stack_error(exc: ValidationError, source: str) -> StackError:
     first = unknown[0] if unknown else errors[0]
     loc = tuple(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
+    if isinstance(first.get("input"), Secret):
+        message = SECRET_NOT_ALLOWED
     if first["type"] == "extra_forbidden":
         message = "not a known key" + _did_you_mean(loc)
         if len(loc) == 1:

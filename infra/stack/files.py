@@ -80,8 +80,13 @@ def plain_config(document: CommentedMap) -> dict[str, Any]:
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:
-    """The ``config`` mapping of a stack file (see :func:`plain_config`)."""
-    return plain_config(load_document(path))
+    """The ``config`` mapping of a stack file as offline tools see it: encrypted values are
+    :class:`~infra.secret_values.Secret` placeholders (``[secret]``, with the fingerprint of
+    their ciphertext), so the program treats them as secrets offline as it does under Pulumi."""
+    from infra.secret_values import mark, secret_paths
+
+    document = load_document(path)
+    return mark(plain_config(document), secret_paths(document.get("config") or {}))
 
 
 def plain(value: Any) -> Any:

@@ -11,6 +11,7 @@ Inputs are recorded in wire form: camelCase keys, numbers as floats.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,11 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}"
     if typ == "aws:ecr/repository:Repository":
         outputs["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
+    if typ.startswith("kubernetes:") and isinstance(inputs.get("metadata"), dict):
+        metadata = inputs["metadata"]
+        if not metadata.get("name"):  # pulumi-kubernetes names it: NAME-<8 random hex>
+            suffix = hashlib.sha256(name.encode()).hexdigest()[:8]
+            outputs["metadata"] = {**metadata, "name": f"{name}-{suffix}"}
     if typ == "gcp:serviceaccount/account:Account":
         project = inputs.get("project", GCP_PROJECT)
         email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
@@ -103,6 +109,10 @@ class Declared:
     """The program's ``delete_before_replace`` option; None when it set none."""
     custom_timeouts: dict[str, str] = field(default_factory=dict)
     protect: bool = False
+    wire: dict[str, Any] = field(default_factory=dict)
+    """The inputs exactly as the engine receives them (``RegisterResourceRequest.object``): a
+    secret keeps its marker where it is. :attr:`inputs` is Pulumi's deserialisation, which
+    moves a nested secret's marker up to the top-level property holding it."""
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -143,6 +153,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     for k in ("create", "update", "delete")
                     if timeouts is not None and getattr(timeouts, k)
                 },
+                wire=_wire(request),
             )
         )
         return f"{args.name}-id", computed_outputs(args.typ, args.name, inputs)
@@ -167,6 +178,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         found = self.of_type(type_token)
         assert len(found) == 1, f"expected one {type_token}, found {[r.name for r in found]}"
         return found[0]
+
+
+def _wire(request: Any) -> dict[str, Any]:
+    if request is None:
+        return {}
+    from google.protobuf.json_format import MessageToDict
+
+    wire: dict[str, Any] = MessageToDict(request.object)
+    return wire
 
 
 def _delete_before_replace(request: Any) -> bool | None:
@@ -225,6 +245,6 @@ def mocked(
     try:
         yield loop
     finally:
-        pulumi.runtime.set_all_config({})
+        pulumi.runtime.set_all_config({}, [])  # secret keys too: they outlive the config
         loop.close()
         asyncio.set_event_loop(None)

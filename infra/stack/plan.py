@@ -185,7 +185,10 @@ def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
         # What the engine hands the program: the stack's own keys (components read nothing else)
         project_config = {k: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
         pulumi.runtime.set_all_config(
-            {k: v if isinstance(v, str) else json.dumps(v) for k, v in project_config.items()}
+            {
+                k: v if isinstance(v, str) else json.dumps(v, default=str)
+                for k, v in project_config.items()
+            }
         )
 
         async def program() -> None:
@@ -193,6 +196,11 @@ def run_offline(stack: str, stacks_dir: Path = STACKS_DIR) -> Plan:
             await wait_for_rpcs()
 
         loop.run_until_complete(program())
+    return recorded_plan(stack, mocks)
+
+
+def recorded_plan(stack: str, mocks: RecordingMocks) -> Plan:
+    """The plan of what a program run under ``mocks`` declared (secrets masked)."""
     planned = [_planned(resource) for resource in mocks.resources]
     return Plan(
         stack=stack,
@@ -210,10 +218,35 @@ def _planned(resource: Declared) -> PlannedResource:
         name=resource.name,
         parent=resource.parent,
         provider=provider.rsplit("::", 1)[0] if provider else None,
-        inputs=_clean(inputs, masked=resource.type.startswith("pulumi:providers:")),
+        inputs=_clean(
+            _secrets_masked(inputs, resource.wire),
+            masked=resource.type.startswith("pulumi:providers:"),
+        ),
         dependencies=tuple(sorted(resource.dependencies)),
         delete_before_replace=resource.delete_before_replace,
     )
+
+
+def _secrets_masked(value: Any, wire: Any, inside: bool = False) -> Any:
+    """``value`` with each secret replaced by ``[secret]`` where the engine receives it (the
+    ``wire`` form): only the secret itself, not the whole top-level property that Pulumi's
+    deserialisation wraps around it. Inside such a wrapper, whatever the wire form does not
+    account for is masked."""
+    if _is_secret(wire):
+        return SECRET_PLACEHOLDER
+    if _is_secret(value):
+        value, inside = value.get("value"), True
+    if isinstance(value, Mapping) and isinstance(wire, Mapping):
+        return {k: _secrets_masked(v, wire.get(k), inside) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(wire, list) and len(value) == len(wire):
+        return [_secrets_masked(v, w, inside) for v, w in zip(value, wire, strict=True)]
+    if inside and value is not None and (isinstance(value, Mapping | list) or wire is None):
+        return SECRET_PLACEHOLDER
+    return value
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and _SECRET_SIG in value
 
 
 def _clean(value: Any, *, masked: bool = False, key: str = "") -> Any:

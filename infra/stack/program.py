@@ -8,25 +8,34 @@ Pulumi's mocks (:mod:`infra.stack.plan`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
-from infra.secret_scan import find_plaintext_secrets, secret_advice
+from infra.secret_scan import secret_advice
+from infra.secret_values import mark, secret_paths
 from infra.stack.components import compose
 from infra.stack.config import NAMESPACE, StackConfig, load_stack
-from infra.stack.files import StackError, stack_file
+from infra.stack.files import STACKS_DIR, StackError, load_document, stack_file
 
 
-def read_config() -> dict[str, Any]:
-    """The stack's ``ml-endpoints:*`` configuration as Pulumi hands it to the program.
+def read_config(stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
+    """The stack's ``ml-endpoints:*`` configuration as Pulumi hands it to the program, with the
+    values the stack file holds encrypted wrapped in :class:`~infra.secret_values.Secret`.
 
-    Keys the stack file holds encrypted reach the program decrypted, in plain text
-    (``Config.get_object``; Pulumi marks secretness per top-level key only): they are not yet
-    turned back into secret Outputs, so keep secret values out of resource inputs until
-    :mod:`infra.secret_values` is wired into the components (issue 15, item 4). Keys Pulumi
-    does not hold as secrets are checked for plain-text secrets like the stack file is.
+    ``Config.get_object`` returns a key decrypted, and Pulumi marks secretness per top-level key
+    only; ``get_secret_object`` would make the whole key one secret Output (sizes and weights
+    hidden too, and unusable where the components need plain values). So the stack file says
+    which values are secret (:func:`~infra.secret_values.secret_paths`) and the components hand
+    exactly those to resources as secret Outputs. A key Pulumi holds as secret that the stack
+    file encrypts nothing of (a Pulumi ESC environment, or no stack file) is refused rather
+    than passed on in plain text. Plain-text secrets are refused by
+    :func:`~infra.stack.config.load_stack`.
     """
+    path = stack_file(pulumi.get_stack(), stacks_dir)
+    document = load_document(path) if path.exists() else {}
+    encrypted = secret_paths(document.get("config") or {})
     config = pulumi.Config(NAMESPACE)
     values: dict[str, Any] = {}
     for key in _project_keys():
@@ -34,14 +43,17 @@ def read_config() -> dict[str, Any]:
         if value is None:
             continue
         full_key = f"{NAMESPACE}:{key}"
-        if not pulumi.runtime.is_config_secret(full_key):
-            for found in find_plaintext_secrets({full_key: value}):
-                raise StackError(
-                    f"{stack_file(pulumi.get_stack())}: {found.key}",
-                    f"{found.reason}; {secret_advice(found.key)}",
-                )
+        if pulumi.runtime.is_config_secret(full_key) and not any(
+            found[0] == full_key for found in encrypted
+        ):
+            raise StackError(
+                f"{path}: {full_key}",
+                "Pulumi holds this key as a secret, but the stack file encrypts none of its "
+                "values (set from a Pulumi ESC environment?), so the program cannot tell which "
+                f"values to keep secret; {secret_advice(full_key + '.PATH')}",
+            )
         values[full_key] = value
-    return values
+    return mark(values, encrypted)
 
 
 def _project_keys() -> list[str]:
@@ -126,4 +138,4 @@ def run(stack: StackConfig) -> None:
 def main() -> None:
     """Entry point of ``pulumi up``/``preview``: read, validate, declare, export."""
     source = str(stack_file(pulumi.get_stack()))
-    run(load_stack(read_config(), source, scan_secrets=False))
+    run(load_stack(read_config(), source))

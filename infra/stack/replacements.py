@@ -577,8 +577,11 @@ KUBERNETES: dict[str, Rule] = {
         update=("automountServiceAccountToken", "imagePullSecrets", "secrets")
     ),
     "kubernetes:core/v1:Namespace": _k8s(update=("spec",)),
-    "kubernetes:core/v1:Secret": _k8s(("type",), update=("data", "stringData", "immutable")),
-    "kubernetes:core/v1:ConfigMap": _k8s(update=("data", "binaryData", "immutable")),
+    # Without the provider's enableSecretMutable / enableConfigMapMutable (off by default), and
+    # always for an immutable object, a content change replaces it (diff.go forceNewProperties;
+    # CHANGELOG 4.18.0).
+    "kubernetes:core/v1:Secret": _k8s(("type", "data", "stringData"), update=("immutable",)),
+    "kubernetes:core/v1:ConfigMap": _k8s(("data", "binaryData"), update=("immutable",)),
     # policy/v1 PodDisruptionBudgets are mutable; only v1beta1 lists .spec as forceNew.
     "kubernetes:policy/v1:PodDisruptionBudget": _k8s(),
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _k8s(),

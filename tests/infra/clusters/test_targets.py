@@ -82,7 +82,7 @@ def test_render_hand_off_writes_yaml_and_warns_about_secrets(
         ({"type": "aks"}, "cluster.type", "'eks', 'gke', 'existing' or 'render'"),
         ({}, "cluster.type", "Input should be"),
         ({"type": "render"}, "cluster.directory", "Field required"),
-        ({"type": "existing", "kubeconfig": ""}, "cluster.kubeconfig", "at least 1 character"),
+        ({"type": "existing", "kubeconfig": ""}, "cluster.kubeconfig", "must not be empty"),
         ("eks", "cluster", "valid dictionary"),
     ],
     ids=["unknown-type", "missing-type", "render-directory", "empty-kubeconfig", "not-an-object"],

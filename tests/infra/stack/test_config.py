@@ -17,6 +17,7 @@ from infra.clusters.existing import ExistingClusterArgs
 from infra.gcp.config import VertexEndpointArgs
 from infra.gcp.verify import sample_instances
 from infra.k8s.config import ModelDeploymentArgs
+from infra.secret_values import Secret
 from infra.stack.components import compose
 from infra.stack.config import StackConfig, load_stack, load_stack_file
 from infra.stack.files import (
@@ -398,9 +399,11 @@ def test_encrypted_and_referenced_values_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.dev.yaml").write_text(dump_document(document))
     config = load_stack_file("dev", tmp_path)
     assert isinstance(config.cluster, ExistingClusterArgs)
-    assert config.cluster.kubeconfig == SECRET_PLACEHOLDER
+    assert isinstance(config.cluster.kubeconfig, Secret)
+    assert str(config.cluster.kubeconfig) == SECRET_PLACEHOLDER
     assert config.kubernetes is not None
-    assert config.kubernetes.env["API_TOKEN"] == SECRET_PLACEHOLDER
+    assert isinstance(config.kubernetes.env["API_TOKEN"], Secret)
+    assert config.kubernetes.env["TOKEN_FILE"] == "/var/run/secrets/token"
 
 
 def test_schema_lists_every_stack_key() -> None:

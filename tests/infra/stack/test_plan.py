@@ -309,13 +309,19 @@ def test_encrypted_values_never_reach_the_plan(tmp_path: Path) -> None:
     plan = plan_stack("dev", tmp_path)
     text = plan.to_json()
     assert "v1:abc=" not in text
+    (secret,) = (r for r in plan.resources if r.type == "kubernetes:core/v1:Secret")
+    assert secret.inputs["stringData"] == "[secret]"
     env = [
         e
         for r in plan.resources
         if r.type == "kubernetes:apps/v1:Deployment"
         for e in r.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
     ]
-    assert {"name": "API_TOKEN", "value": "[secret]"} in env
+    references = [e["valueFrom"]["secretKeyRef"] for e in env if e["name"] == "API_TOKEN"]
+    assert len(references) == 2  # each variant's pods read the one Secret
+    for reference in references:
+        assert reference["key"] == "API_TOKEN"
+        assert reference["name"].startswith(secret.name + "-")  # named by pulumi-kubernetes
     assert json.loads(text)["stack"] == "dev"
 
 
