@@ -18,7 +18,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from infra.k8s.gpu import GPU_NODE_LABELS
 from infra.monitoring.config import AlertsConfig, CanaryConfig
-from infra.secret_values import Secret
+from infra.secret_values import Secret, revealed
 from infra.validation import Frozen, Problem, Weight, rule_error, validate, weighted_split
 from serving import contract
 
@@ -335,7 +335,7 @@ class ServingSettings(Frozen):
         if (
             saturation is not None
             and limit is not None
-            and (not limit.isdecimal() or int(limit) != saturation.max_inflight)
+            and (not revealed(limit).isdecimal() or int(revealed(limit)) != saturation.max_inflight)
         ):
             raise rule_error(
                 ("monitoring", "alerts", "saturation", "max_inflight"),
