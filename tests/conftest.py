@@ -107,6 +107,28 @@ class ServerProcess:
             time.sleep(0.05)
         raise TimeoutError(f"server not ready within {timeout} s:\n{self.log()}")
 
+    def wait_workers_ready(self, workers: int, timeout: float = 60) -> None:
+        """Until every worker has loaded its model: /ping reaches one worker only, so a server of
+        several workers can still answer 503 "model is loading" from another. The scrape's
+        ``model_ready`` is the workers' minimum and ``model_server_workers`` their count."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from serving.contract import READY_METRIC, WORKERS_METRIC
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = httpx.get(self.url + "/metrics", timeout=5)
+            samples = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(response.text)
+                for sample in family.samples
+                if not sample.labels.keys() - {"model", "version", "variant"}
+            }
+            if samples.get(READY_METRIC) == 1 and samples.get(WORKERS_METRIC) == workers:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{workers} ready workers not reported in {timeout} s:\n{self.log()}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 

@@ -413,6 +413,7 @@ def test_a_sagemaker_server_writes_emf_lines_that_add_up_over_workers(
             "ML_ENDPOINTS_DRAIN_SECONDS": "0",
         },
     )
+    server.wait_workers_ready(2)
     serve_requests(server, "/invocations", [ROW])
     time.sleep(1.5)
     assert signal_lines(server), server.log()
