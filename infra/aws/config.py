@@ -204,6 +204,34 @@ class EcrRepositoryArgs(Frozen):
     #: Delete the repository even if it still holds images.
     force_delete: bool = False
     tags: dict[str, str] = Field(default_factory=dict)
+    #: The repository exists already (made by hand, by another tool or stack): the stack takes
+    #: it over with Pulumi's ``import`` resource option instead of failing on "already exists".
+    #: May stay on after the import (the engine then treats it like any other resource).
+    adopt: bool = False
+
+    @property
+    def import_id(self) -> str | None:
+        """The ID the stack imports the repository by when it is adopted (:attr:`adopt`): its name
+        (pulumi-aws ``aws.ecr.Repository``, "Import": "import ECR Repositories using the
+        ``name``"; terraform-provider-aws ``internal/service/ecr/repository.go`` sets the ID to
+        the repository name and imports it as it is)."""
+        return self.name if self.adopt else None
+
+    @model_validator(mode="after")
+    def _adoptable(self) -> Self:
+        """``force_delete`` lives in the stack only (ECR has no such setting; the provider
+        never reads it back), so an imported repository has none: asking for it in the same
+        run makes the import differ from the program and Pulumi refuses it ("inputs to import
+        do not match the existing resource")."""
+        if self.adopt and self.force_delete:
+            raise rule_error(
+                ("force_delete",),
+                "an adopted repository is imported without force_delete (ECR does not store "
+                "it, so the import would differ from the stack and fail); leave it false for "
+                "the import and set it in a later change",
+                self.force_delete,
+            )
+        return self
 
 
 # --------------------------------------------------------------------------------- SageMaker

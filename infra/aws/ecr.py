@@ -143,7 +143,9 @@ class EcrRepository(pulumi.ComponentResource):
             encryption_configurations=[encryption],
             force_delete=args.force_delete,
             tags=args.tags or None,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            # adopt: import the live repository by its ID instead of creating it (Pulumi's
+            # ``import`` option: the stack's settings must match it, or the import is refused)
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, import_=args.import_id),
         )
         aws.ecr.LifecyclePolicy(
             f"{resource_name}-lifecycle",

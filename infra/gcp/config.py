@@ -396,6 +396,11 @@ class ArtifactRegistryArgs(Frozen):
         "of a cluster in another project; for a gcr.io repository, instead of the storage "
         "bucket grants Container Registry used).",
     )
+    adopt: bool = Field(
+        False,
+        description="The repository exists already (made by hand, by the gcr.io migration or "
+        "another stack): import it (Pulumi's import resource option) instead of creating it.",
+    )
 
     @model_validator(mode="after")
     def _named_and_placed(self) -> Self:
@@ -403,6 +408,18 @@ class ArtifactRegistryArgs(Frozen):
         if problem is not None:
             raise problem.error()
         return self
+
+    @property
+    def repository_name(self) -> str:
+        """``projects/P/locations/L/repositories/R``: the API's name of the repository, which
+        is also its ID in pulumi-gcp (terraform-provider-google sets the ID of
+        ``google_artifact_registry_repository`` to this form and imports by it)."""
+        return f"projects/{self.project}/locations/{self.location}/repositories/{self.repository}"
+
+    @property
+    def import_id(self) -> str | None:
+        """The ID the stack imports the repository by when it is adopted (:attr:`adopt`)."""
+        return self.repository_name if self.adopt else None
 
     @property
     def location(self) -> str:

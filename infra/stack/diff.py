@@ -161,7 +161,7 @@ _MARKS = {
 def render_diff(diff: PlanDiff, base_ref: str) -> str:
     """The diff for humans (and pull request comments): every change marked, values whole."""
     lines = [f"stack {diff.stack} against {base_ref}: {summary(diff)}"]
-    lines += [f"{_MARKS[Action.CREATE]} {r.type} {r.name}" for r in diff.added]
+    lines += [_added(r) for r in diff.added]
     for change in diff.changed:
         resource, verdict = change.resource, change.verdict
         lines.append(f"{_MARKS[verdict.action]} {resource.type} {resource.name}{_how(verdict)}")
@@ -187,14 +187,29 @@ def render_diff(diff: PlanDiff, base_ref: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _added(resource: PlannedResource) -> str:
+    """A new resource: created, or imported when the stack adopts an existing one (Pulumi's
+    ``import`` option; ``pulumi preview`` marks it ``= import``)."""
+    if resource.import_id:
+        return f"{IMPORT_MARK} {resource.type} {resource.name}  (adopts {resource.import_id})"
+    return f"{_MARKS[Action.CREATE]} {resource.type} {resource.name}"
+
+
+IMPORT_MARK = "= import "
+
+
 def summary(diff: PlanDiff) -> str:
-    """``1 to create, 2 to update, 1 to replace (1 deleting first), 0 to delete``."""
+    """``1 to create, 2 to update, 1 to replace (1 deleting first), 0 to delete``; adopted
+    resources are counted apart (``1 to import``), when there are any."""
     actions = [c.verdict for c in diff.changed]
     replaced = [v for v in actions if v.action is Action.REPLACE]
     first = sum(v.delete_first for v in replaced)
     updated = sum(v.action is Action.UPDATE for v in actions)
+    imported = sum(bool(r.import_id) for r in diff.added)
     return (
-        f"{len(diff.added)} to create, {updated} to update, {len(replaced)} to replace"
+        f"{len(diff.added) - imported} to create, "
+        + (f"{imported} to import, " if imported else "")
+        + f"{updated} to update, {len(replaced)} to replace"
         + (f" ({first} deleting first)" if first else "")
         + f", {len(diff.removed)} to delete"
     )
@@ -224,7 +239,8 @@ def to_json(diff: PlanDiff, base_ref: str) -> str:
     ) -> dict[str, Any]:
         verdict = change.verdict if change else None
         return {
-            "action": action.value,
+            "action": "import" if action is Action.CREATE and resource.import_id else action.value,
+            "import_id": resource.import_id,
             "type": resource.type,
             "name": resource.name,
             "urn": resource.urn,

@@ -109,6 +109,9 @@ class Declared:
     """The program's ``delete_before_replace`` option; None when it set none."""
     custom_timeouts: dict[str, str] = field(default_factory=dict)
     protect: bool = False
+    import_id: str | None = None
+    """The program's ``import_`` option (the ID of an existing resource to adopt); None when
+    the resource is to be created."""
     wire: dict[str, Any] = field(default_factory=dict)
     """The inputs exactly as the engine receives them (``RegisterResourceRequest.object``): a
     secret keeps its marker where it is. :attr:`inputs` is Pulumi's deserialisation, which
@@ -148,6 +151,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 dependencies=tuple(getattr(request, "dependencies", ())),
                 delete_before_replace=_delete_before_replace(request),
                 protect=bool(getattr(request, "protect", False)),
+                import_id=(getattr(request, "importId", "") or None),
                 custom_timeouts={
                     k: getattr(timeouts, k)
                     for k in ("create", "update", "delete")

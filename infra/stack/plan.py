@@ -114,6 +114,9 @@ class PlannedResource:
     dependencies: tuple[str, ...] = ()
     delete_before_replace: bool | None = None
     """The program's ``delete_before_replace`` option, None when it set none."""
+    import_id: str | None = None
+    """The program's ``import`` option: the ID of the existing resource the stack adopts
+    instead of creating one (``= import`` in ``pulumi preview``); None: created."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,11 @@ class Plan:
 
     def to_json(self) -> str:
         """Stable, indented JSON (what ``--json`` prints and the snapshots hold)."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        data = asdict(self)
+        for resource in data["resources"]:  # only adopted resources carry an import ID
+            if resource["import_id"] is None:
+                del resource["import_id"]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -224,6 +231,7 @@ def _planned(resource: Declared) -> PlannedResource:
         ),
         dependencies=tuple(sorted(resource.dependencies)),
         delete_before_replace=resource.delete_before_replace,
+        import_id=resource.import_id,
     )
 
 
@@ -333,7 +341,10 @@ def render_tree(plan: Plan, source: str = "") -> str:
     def walk(resource: PlannedResource, prefix: str, last: bool) -> None:
         branch = "`-- " if last else "|-- "
         props = key_properties(resource)
-        line = f"{prefix}{branch}{resource.type} {resource.name}" + (f"  {props}" if props else "")
+        adopted = f"  = import {resource.import_id}" if resource.import_id else ""
+        line = f"{prefix}{branch}{resource.type} {resource.name}{adopted}" + (
+            f"  {props}" if props else ""
+        )
         lines.extend(wrap(line, prefix + ("    " if last else "|   ") + "    "))
         kids = children.get(resource.urn, [])
         for index, child in enumerate(kids):

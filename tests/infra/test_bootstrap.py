@@ -8,12 +8,32 @@ Patterns are matched as Pulumi matches them (pulumi/pulumi ``pkg/resource/deploy
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from pathlib import Path
+from typing import Any
 
-from tests.infra.offline_plans import ROOT, stack_plans
+import pulumi
+import pytest
+
+from infra.aws.config import EcrRepositoryArgs
+from infra.aws.ecr import EcrRepository
+from infra.gcp.artifact_registry import ArtifactRegistry
+from infra.gcp.config import artifact_registry_args_from_config
+from infra.stack.diff import diff_plans, render_diff, to_json
+from infra.stack.files import dump_document, load_document
+from infra.stack.mocks import RecordingMocks
+from infra.stack.plan import Plan, plan_stack, render_tree
+from infra.validation import ConfigError, validate
+from tests.infra.aws.conftest import declare
+from tests.infra.offline_plans import ROOT, STACKS_DIR, stack_plans
 
 REGISTRY_TYPES = {"ml-endpoints:aws:EcrRepository", "ml-endpoints:gcp:ArtifactRegistry"}
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
+ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+ECR_PULL_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
+AR_REPOSITORY = "gcp:artifactregistry/repository:Repository"
 
 
 def _patterns() -> list[str]:
@@ -45,3 +65,107 @@ def test_bootstrap_selects_the_registries_and_nothing_that_deploys_an_image() ->
         assert chosen == wanted, stack
         assert registries, f"{stack} declares no registry"
         assert not any("sagemaker" in urn or "vertex" in urn.lower() for urn in chosen - registries)
+
+
+# ------------------------------------------------------------------ adopting a registry
+
+
+def _ecr(**config: Any) -> None:
+    declare(lambda: EcrRepository("serving", {"name": "team/serving", **config}))
+
+
+def test_an_adopted_ecr_repository_is_imported_by_its_name(pulumi_mocks: RecordingMocks) -> None:
+    """``adopt: true`` sets Pulumi's ``import`` resource option (pulumi.com docs, "Resource
+    option: import": the ID is "the same as would be returned by the id property for any
+    resource created by Pulumi") to the ECR repository's ID, its name: terraform-provider-aws
+    ``internal/service/ecr/repository.go`` creates it with ``d.SetId(RepositoryName)`` and
+    imports it with ``ImportStatePassthroughContext``; pulumi-aws ``ecr/repository``, "Import":
+    "import ECR Repositories using the ``name``". Because that is the ID a created repository
+    has too, the option may stay on (pulumi/pulumi ``developer-docs/architecture/import.md``:
+    a resource already in the stack with the same ID "is treated like any other resource").
+    The lifecycle and pull policies are written over whatever is there: never imported."""
+    _ecr(adopt=True, pull_account_ids=["210987654321"])
+    assert pulumi_mocks.one(ECR_REPOSITORY).import_id == "team/serving"
+    others = [r for r in pulumi_mocks.resources if r.type != ECR_REPOSITORY]
+    assert {r.type for r in others} >= {ECR_LIFECYCLE, ECR_PULL_POLICY}
+    assert all(r.import_id is None for r in others)
+
+
+def test_a_repository_not_adopted_is_created(pulumi_mocks: RecordingMocks) -> None:
+    _ecr()
+    assert pulumi_mocks.one(ECR_REPOSITORY).import_id is None
+
+
+def test_an_adopted_ecr_repository_cannot_ask_for_force_delete_in_the_import() -> None:
+    """ECR has no force-delete setting: terraform-provider-aws reads ``force_delete`` back from
+    nothing (``resourceRepositoryRead`` never sets it), so the imported state lacks it and
+    ``force_delete: true`` would be a difference, which fails the import (pulumi/pulumi
+    ``import.md``: differences fail an update). Refused at the stack key instead."""
+    with pytest.raises(ConfigError) as error:
+        validate(
+            EcrRepositoryArgs, {"name": "team/serving", "adopt": True, "force_delete": True}, "ecr"
+        )
+    assert error.value.key == "ecr.force_delete"
+    assert "adopted repository is imported without force_delete" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("config", "import_id"),
+    [
+        (
+            {"region": "us-central1", "repository_id": "serving"},
+            "projects/ml-project/locations/us-central1/repositories/serving",
+        ),
+        (
+            {"gcr_host": "eu.gcr.io"},
+            "projects/ml-project/locations/europe/repositories/eu.gcr.io",
+        ),
+    ],
+)
+def test_an_adopted_artifact_registry_repository_is_imported_by_its_full_name(
+    pulumi_mocks: RecordingMocks, config: dict[str, Any], import_id: str
+) -> None:
+    """pulumi-gcp ``artifactregistry/repository``, "Import": the first accepted form is
+    ``projects/{{project}}/locations/{{location}}/repositories/{{repository_id}}``, which is also
+    the ID terraform-provider-google gives the repository (``id_format`` of
+    ``google_artifact_registry_repository``), so the option may stay on after the import. A
+    ``gcr.io`` repository is named after its host, in the host's multi-region (Artifact
+    Registry documentation, "gcr.io repositories")."""
+    args = artifact_registry_args_from_config({"project": "ml-project", "adopt": True, **config})
+
+    def program() -> Any:
+        return ArtifactRegistry("serving", args).image_prefix
+
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    assert pulumi_mocks.one(AR_REPOSITORY).import_id == import_id
+    assert all(r.import_id is None for r in pulumi_mocks.resources if r.type != AR_REPOSITORY)
+
+
+def test_an_adopting_stack_plans_and_diffs_an_import_not_a_create(tmp_path: Path) -> None:
+    """The switch from the stack file to the engine: the offline plan records the import ID,
+    the tree says so, and the diff marks it ``= import`` (as ``pulumi preview`` does) instead
+    of ``+ create``, counted apart."""
+    document = load_document(STACKS_DIR / "Pulumi.prod.yaml")
+    config = document["config"]
+    config["ml-endpoints:sagemaker"]["repository"]["adopt"] = True
+    config["ml-endpoints:vertex"]["repository"]["adopt"] = True
+    (tmp_path / "Pulumi.prod.yaml").write_text(dump_document(document))
+    plan = plan_stack("prod", tmp_path)
+    adopted = {r.type: r.import_id for r in plan.resources if r.import_id}
+    ecr = config["ml-endpoints:sagemaker"]["repository"]["name"]
+    vertex = config["ml-endpoints:vertex"]["repository"]
+    assert adopted == {
+        ECR_REPOSITORY: ecr,
+        AR_REPOSITORY: f"projects/{vertex['project']}/locations/{vertex['region']}"
+        f"/repositories/{vertex['repository_id']}",
+    }
+    assert Plan.from_json(plan.to_json()) == plan
+    tree = render_tree(plan).splitlines()
+    assert any(line.endswith(f"{ECR_REPOSITORY} serving  = import {ecr}") for line in tree)
+    diff = diff_plans(Plan("prod", []), plan)
+    text = render_diff(diff, "empty")
+    assert f"= import  {ECR_REPOSITORY} serving  (adopts {ecr})" in text.splitlines()
+    assert f"+ create  {ECR_REPOSITORY} serving" not in text
+    assert f"{len(plan.resources) - 2} to create, 2 to import," in text.splitlines()[0]
+    entries = json.loads(to_json(diff, "empty"))["resources"]
+    assert {e["type"]: e["import_id"] for e in entries if e["action"] == "import"} == adopted
