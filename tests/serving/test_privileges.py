@@ -139,10 +139,17 @@ def _process_users(podman: Any, name: str) -> set[str]:
 def test_image_as_root_loads_a_root_only_model_and_serves_unprivileged(
     podman: Any, tmp_path: Path
 ) -> None:
-    """As SageMaker runs it: root, ``/opt/ml/model`` holding root-owned 0600 files."""
-    from serving.demo import write_demo_artifacts
+    """As SageMaker runs it: root, ``/opt/ml/model`` holding root-owned 0600 files. The answers
+    are the root-only model's (a gradient-boosted model whose labels differ from the bundled
+    logistic-regression demo's on these rows), not another model's."""
+    import joblib
+
+    from serving.demo import build_demo_model, demo_data, write_demo_artifacts
 
     model_dir = write_demo_artifacts(tmp_path / "model", "hgb")
+    rows = demo_data()[0]
+    expected = joblib.load(model_dir / "model.joblib").predict(rows).tolist()
+    assert expected != build_demo_model("logreg").predict(rows).tolist()
     model_dir.chmod(0o700)
     for path in model_dir.iterdir():
         os.chown(path, 0, 0)
@@ -156,10 +163,11 @@ def test_image_as_root_loads_a_root_only_model_and_serves_unprivileged(
     ) as container:
         response = httpx.post(
             container.url + "/invocations",
-            json={"instances": [[0.0] * 30]},
-            timeout=10,
+            json={"instances": rows.tolist()},
+            timeout=30,
         )
         assert response.status_code == 200, container.logs()
+        assert response.json() == expected  # SageMaker's default JSON answer: a bare list
         users = _process_users(podman, container.name)
     assert users == {"10001"}, users  # PID 1 (the supervisor) and both workers
 
