@@ -4,7 +4,12 @@ its structured signal lines, and alert policies on them written in PromQL.
 On Vertex AI the container writes one JSON line per worker and interval to stdout
 (:func:`serving.cloud_signals.cloud_logging_entry`); container logging (on by default on the v1
 API, https://cloud.google.com/vertex-ai/docs/predictions/online-prediction-logging) puts it in
-Cloud Logging under the endpoint's monitored resource. Each signal becomes a distribution
+Cloud Logging under the endpoint's monitored resource (``aiplatform.googleapis.com/Endpoint``,
+label ``endpoint_id``: https://cloud.google.com/monitoring/api/resources). A JSON object line
+becomes ``jsonPayload`` less Cloud Logging's special fields such as ``severity``
+(https://cloud.google.com/logging/docs/structured-logging); Vertex AI's own pages do not say it
+in as many words for prediction containers, so ``tests/infra/gcp/test_signal_alerts.py`` states
+the entry it checks the filter and extractors against. Each signal becomes a distribution
 log-based metric (``EXTRACT(jsonPayload.<member>)``, labelled by variant), which Cloud
 Monitoring exposes to PromQL as a histogram (``_sum``, ``_count``) under the mapped name
 ``logging_googleapis_com:user_<name>`` (https://cloud.google.com/monitoring/promql/promql-mapping).

@@ -5,6 +5,7 @@ log metrics extract members the container's Cloud Logging lines carry."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -222,3 +223,157 @@ def test_alert_settings_are_checked_with_their_key(
         vertex_args_from_config(vertex_config(alerts=alerts))
     assert caught.value.key == key
     assert message in str(caught.value)
+
+
+# -- the metrics' filter and extractors against the entries Cloud Logging makes of the lines ----
+
+#: Top-level members of a JSON line that Cloud Logging's agents take out of the object into
+#: LogEntry fields instead of ``jsonPayload`` ("Special JSON fields in messages",
+#: https://cloud.google.com/logging/docs/structured-logging; the same list in fluent-bit's
+#: pipeline/outputs/stackdriver_special_fields.md): ``severity``, the timestamps, ``httpRequest``
+#: and every ``logging.googleapis.com/`` key. ``message`` stays in ``jsonPayload.message``.
+SPECIAL_FIELDS = frozenset(
+    {"severity", "httpRequest", "time", "timestamp", "timestampSeconds", "timestampNanos"}
+)
+SPECIAL_PREFIX = "logging.googleapis.com/"
+CONTAINER_LOG = "aiplatform.googleapis.com%2Fprediction_container"
+
+
+def container_log_entry(line: bytes, endpoint_id: str, deployed_model_id: str) -> dict[str, Any]:
+    """The LogEntry Vertex AI's container logging makes of one stdout line of a deployed model.
+
+    - Resource: the monitored resource ``aiplatform.googleapis.com/Endpoint`` with labels
+      ``resource_container``, ``location``, ``endpoint_id`` (Cloud Monitoring's resource list,
+      https://cloud.google.com/monitoring/api/resources#tag_aiplatform.googleapis.com/Endpoint).
+    - stdout and stderr go to Cloud Logging, on by default on the v1 API
+      (https://cloud.google.com/vertex-ai/docs/predictions/online-prediction-logging).
+    - A JSON object line is a structured entry: its members are ``jsonPayload`` less the
+      special fields above (https://cloud.google.com/logging/docs/structured-logging); any other
+      line arrives as ``jsonPayload.message``. The log name and the ``deployed_model_id`` /
+      ``replica_id`` entry labels are as real entries show them (not stated by Google's pages).
+    """
+    import orjson
+
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict):
+        document = {"message": line.decode().rstrip("\n")}
+    payload = {
+        key: value
+        for key, value in document.items()
+        if key not in SPECIAL_FIELDS and not key.startswith(SPECIAL_PREFIX)
+    }
+    return {
+        "logName": f"projects/{PROJECT}/logs/{CONTAINER_LOG}",
+        "resource": {
+            "type": "aiplatform.googleapis.com/Endpoint",
+            "labels": {
+                "resource_container": f"projects/{PROJECT}",
+                "location": "us-central1",
+                "endpoint_id": endpoint_id,
+            },
+        },
+        "labels": {"deployed_model_id": deployed_model_id, "replica_id": "predictor-0"},
+        "severity": document.get("severity", "INFO"),
+        "jsonPayload": payload,
+    }
+
+
+_CLAUSE = re.compile(r'^([A-Za-z_][\w.]*)="((?:[^"\\]|\\.)*)"$')
+_EXTRACT = re.compile(r"^EXTRACT\(([A-Za-z_][\w.]*)\)$")
+
+
+def _field(entry: dict[str, Any], path: str) -> Any:
+    value: Any = entry
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def matches(log_filter_: str, entry: dict[str, Any]) -> bool:
+    """The Logging query language's ``FIELD="VALUE" AND ...`` on ``entry`` (every clause the
+    metrics use; anything else fails the test rather than being guessed at)."""
+    for clause in log_filter_.split(" AND "):
+        found = _CLAUSE.match(clause.strip())
+        assert found, f"clause {clause!r} is outside what this test evaluates"
+        path, expected = found.groups()
+        actual = _field(entry, path)
+        if actual is None or str(actual) != expected:
+            return False
+    return True
+
+
+def extract(extractor: str, entry: dict[str, Any]) -> Any:
+    found = _EXTRACT.match(extractor)
+    assert found, f"extractor {extractor!r} is outside what this test evaluates"
+    return _field(entry, found.group(1))
+
+
+def test_declared_metrics_select_and_read_a_vertex_servers_lines(
+    pulumi_mocks: RecordingMocks, start_server: Any
+) -> None:
+    """The server, started as Vertex AI starts a deployed model (``AIP_ENDPOINT_ID`` and
+    ``AIP_DEPLOYED_MODEL_ID`` set by Vertex AI, custom-container-requirements; the variant from
+    the component), writes lines whose Cloud Logging entries every log-based metric the
+    component declares for that endpoint selects, reading the counts the server served. Lines of
+    another endpoint and the server's other output are not selected."""
+    from tests.serving.test_cloud_signals import REQUESTS, ROW, serve_requests, signal_lines
+
+    declare(alerts={})
+    metrics = [r.inputs for r in declared(pulumi_mocks, METRIC)]
+    assert len(metrics) == len(log_metrics("x"))
+
+    deployed_model_id = "6677"
+    server = start_server(
+        env={
+            "AIP_MODE": "PREDICTION",
+            "AIP_ENDPOINT_ID": ENDPOINT_ID,
+            "AIP_DEPLOYED_MODEL_ID": deployed_model_id,
+            "ML_ENDPOINTS_VARIANT": "champion",
+            "ML_ENDPOINTS_SIGNALS_INTERVAL_SECONDS": "1",
+            "ML_ENDPOINTS_DRAIN_SECONDS": "0",
+        },
+    )
+    path = f"/v1/endpoints/{ENDPOINT_ID}/deployedModels/{deployed_model_id}:predict"
+    serve_requests(server, path, {"instances": [ROW]})
+    assert server.stop() == 0
+    lines = signal_lines(server)
+    assert lines, server.log()
+    entries = [container_log_entry(line, ENDPOINT_ID, deployed_model_id) for line in lines]
+
+    totals: dict[str, float] = {}
+    for metric in metrics:
+        selected = [e for e in entries if matches(metric["filter"], e)]
+        assert selected == entries, (metric["name"], metric["filter"], entries[0])
+        for entry in selected:
+            assert extract(metric["labelExtractors"]["variant"], entry) == "champion"
+            value = extract(metric["valueExtractor"], entry)
+            if value is not None:
+                totals[metric["name"]] = totals.get(metric["name"], 0.0) + float(value)
+    names = {key: m.name for key, m in log_metrics("test-churn").items()}
+    assert totals[names["requests"]] == REQUESTS
+    assert totals[names["client_errors"]] == REQUESTS // 10
+    assert totals[names["server_errors"]] == 0
+    assert totals[names["latency_p99"]] > 0
+
+    elsewhere = [container_log_entry(line, "9999", deployed_model_id) for line in lines]
+    assert server.log_path is not None
+    other_output = [
+        container_log_entry(line, ENDPOINT_ID, deployed_model_id)
+        for line in server.log_path.read_bytes().splitlines()
+        if cs.KIND.encode() not in line
+    ]
+    assert other_output, "the server wrote nothing but signal lines?"
+    for metric in metrics:
+        assert not any(matches(metric["filter"], e) for e in elsewhere + other_output)
+
+
+def test_no_extracted_member_is_a_field_cloud_logging_takes_out_of_the_payload() -> None:
+    """A member named like a special field (``severity``, ``time``, ``logging.googleapis.com/…``)
+    would never reach ``jsonPayload`` and its metric would stay empty."""
+    members = {m.member for m in log_metrics(ENDPOINT).values()} | {"variant", "kind"}
+    assert not {m for m in members if m in SPECIAL_FIELDS or m.startswith(SPECIAL_PREFIX)}
