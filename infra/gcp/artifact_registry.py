@@ -18,6 +18,7 @@ import pulumi_gcp as gcp
 
 from infra.gcp.config import ArtifactRegistryArgs
 
+REGISTRY_API = "artifactregistry.googleapis.com"
 SCANNING_API = "containerscanning.googleapis.com"
 READER_ROLE = "roles/artifactregistry.reader"
 _DAY_SECONDS = 86_400
@@ -42,17 +43,22 @@ class ArtifactRegistry(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ml-endpoints:gcp:ArtifactRegistry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        depends_on: list[pulumi.Resource] = []
+        # A new project has neither API enabled: creating the repository in it fails until
+        # they are (the registries phase of a first deployment runs in such a project). Never
+        # disabled on destroy: other repositories and the project's images may rely on them.
+        apis = [(f"{name}-api", REGISTRY_API)]
         if args.vulnerability_scanning:
-            depends_on.append(
-                gcp.projects.Service(
-                    f"{name}-scanning",
-                    project=args.project,
-                    service=SCANNING_API,
-                    disable_on_destroy=False,  # other repositories may rely on it
-                    opts=child,
-                )
+            apis.append((f"{name}-scanning", SCANNING_API))
+        depends_on: list[pulumi.Resource] = [
+            gcp.projects.Service(
+                service_name,
+                project=args.project,
+                service=service,
+                disable_on_destroy=False,
+                opts=child,
             )
+            for service_name, service in apis
+        ]
         self.repository = gcp.artifactregistry.Repository(
             name,
             project=args.project,

@@ -52,9 +52,10 @@ def test_docker_repository_with_immutable_tags_cleanup_cmek_and_scanning(
         {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 5}},
     ]
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
-    service = pulumi_mocks.one(SERVICE).inputs
-    assert service["service"] == "containerscanning.googleapis.com"
-    assert service["disableOnDestroy"] is False
+    services = {s.inputs["service"]: s for s in pulumi_mocks.of_type(SERVICE)}
+    assert set(services) == {"artifactregistry.googleapis.com", "containerscanning.googleapis.com"}
+    assert all(s.inputs["disableOnDestroy"] is False for s in services.values())
+    assert all(s.inputs["project"] == "ml-project" for s in services.values())
     assert outputs["image_prefix"] == "us-central1-docker.pkg.dev/ml-project/serving"
 
 
@@ -70,7 +71,24 @@ def test_scanning_and_cleanup_can_be_turned_off(pulumi_mocks: RecordingMocks) ->
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "DISABLED"}
     assert "cleanupPolicies" not in repository
     assert repository["dockerConfig"] == {"immutableTags": False}
-    assert pulumi_mocks.of_type(SERVICE) == []
+    assert [s.inputs["service"] for s in pulumi_mocks.of_type(SERVICE)] == [
+        "artifactregistry.googleapis.com"
+    ]
+
+
+def test_the_repository_waits_for_the_apis_a_new_project_lacks(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """On a new project the Artifact Registry API is off ("Enable the Artifact Registry API"
+    is the first step of Artifact Registry's quickstarts) and creating a repository fails
+    until it is on; ``gcp.projects.Service`` (terraform-provider-google
+    ``resourcemanager/resource_google_project_service.go``) turns it on, and the repository
+    depends on it so the engine creates it first."""
+    declare()
+    repository = pulumi_mocks.one(REPOSITORY)
+    services = {s.inputs["service"]: s.urn for s in pulumi_mocks.of_type(SERVICE)}
+    assert set(services.values()) <= set(repository.dependencies)
+    assert "artifactregistry.googleapis.com" in services
 
 
 def test_a_gcr_host_is_a_docker_repository_named_after_it_in_its_multi_region(
