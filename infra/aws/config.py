@@ -674,6 +674,10 @@ class SageMakerEndpointArgs(Frozen):
     model_data_kms_key_arn: KmsKeyArn | None = None
     #: Production: Pulumi refuses to delete or replace the endpoint.
     protect: bool = False
+    #: A ``Failed`` endpoint (SageMaker only lets it be deleted): True, the provider deletes and
+    #: recreates it; False, ``pulumi up`` stops and says what to do. Unset: recreate unless
+    #: ``protect`` (:attr:`recreates_failed_endpoint`).
+    recreate_failed_endpoint: bool | None = None
     #: CloudWatch namespace of the container's signals (its EMF lines; the signal alarms).
     metrics_namespace: Annotated[str, Field(min_length=1, max_length=255)] = "ml-endpoints"
     sample_payload: SamplePayload | None = None
@@ -741,6 +745,15 @@ class SageMakerEndpointArgs(Frozen):
         if problem is not None:
             raise problem.error(("deployment",))
         return self
+
+    @property
+    def recreates_failed_endpoint(self) -> bool:
+        """Whether the provider deletes and recreates a ``Failed`` endpoint: as configured,
+        else everywhere but in production (``protect``), where a person reads the
+        ``FailureReason`` first (:mod:`infra.aws.endpoint_provider`)."""
+        if self.recreate_failed_endpoint is None:
+            return not self.protect
+        return self.recreate_failed_endpoint
 
     @property
     def all_variants(self) -> tuple[VariantArgs, ...]:

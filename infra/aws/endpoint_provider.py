@@ -36,6 +36,14 @@ orders the calls as SageMaker's documentation prescribes:
 - A deployment-configuration-only change (rollback alarms, intervals): no call at all;
   SageMaker takes the deployment configuration with each ``UpdateEndpoint``.
 - Replacement only when the endpoint's name or region changes.
+- A ``Failed`` endpoint ("DeleteEndpoint is the only operation that can be performed on a failed
+  endpoint", DescribeEndpoint ``EndpointStatus``) is deleted and created again, unless the
+  inputs say ``failed_endpoint: keep`` (production, :attr:`~infra.aws.config.
+  SageMakerEndpointArgs.recreates_failed_endpoint`): then the run stops before any call that
+  changes something and says what to do. Deleting is what loses the endpoint's
+  ``FailureReason``, frees its name (every client's requests fail until a new endpoint is
+  ``InService``, a whole provisioning later) and cannot be undone, so in production a person
+  decides it after reading the reason.
 
 Pulumi pickles the provider with the program, so it imports boto3 inside functions and keeps no
 state. Credentials come from boto3's usual chain at run time; ``AWS_ENDPOINT_URL_SAGEMAKER`` /
@@ -79,7 +87,12 @@ INPUT_KEYS = (
     "timeouts",
     "poll_seconds",
     "secret_env",
+    "failed_endpoint",
 )
+#: ``failed_endpoint`` value: stop at a ``Failed`` endpoint instead of recreating it.
+KEEP_FAILED = "keep"
+#: The stack key that lets a production stack recreate a ``Failed`` endpoint.
+RECREATE_FAILED_KEY = "ml-endpoints:sagemaker.recreate_failed_endpoint"
 
 
 class EndpointDeploymentError(RuntimeError):
@@ -234,6 +247,7 @@ class _Endpoint:
     def __init__(self, inputs: Mapping[str, Any]) -> None:
         session = _session(str(inputs["region"]), inputs.get("profile"))
         self.name = str(inputs["endpoint_name"])
+        self.region = str(inputs["region"])
         self.sagemaker = session.client("sagemaker")
         self.autoscaling = session.client("application-autoscaling")
         self.poll = float(inputs.get("poll_seconds") or 30)
@@ -433,6 +447,23 @@ def _rolled_back(api: _Endpoint, live: Mapping[str, Any], wanted: str) -> str:
     )
 
 
+def _kept_failed(api: _Endpoint, live: Mapping[str, Any]) -> str:
+    """Why a ``Failed`` endpoint is left alone, and the two ways on."""
+    where = f"--endpoint-name {api.name} --region {api.region}"
+    reason = live.get("FailureReason") or "SageMaker gave no FailureReason"
+    return (
+        f"endpoint {api.name} is Failed: {reason}. SageMaker lets a Failed endpoint only be "
+        "deleted, and this stack keeps it (production: ml-endpoints:policy.production; or "
+        f"{RECREATE_FAILED_KEY}: false): pulumi up deleted nothing and changed nothing. "
+        "Read why it failed (aws sagemaker "
+        f"describe-endpoint {where} --query FailureReason) and fix the cause; then either "
+        f"delete it yourself (aws sagemaker delete-endpoint {where}) and run pulumi up again, "
+        f"which creates it anew, or set {RECREATE_FAILED_KEY}: true in the stack file to let "
+        "pulumi up delete and recreate it. Once it is deleted, the endpoint name answers no "
+        "requests until the new endpoint is InService."
+    )
+
+
 def _create_endpoint(api: _Endpoint, plan: Desired, inputs: Mapping[str, Any]) -> dict[str, Any]:
     request: dict[str, Any] = {"EndpointName": api.name, "EndpointConfigName": plan.config_name}
     if inputs.get("deployment"):
@@ -530,7 +561,9 @@ def _reconcile(props: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[st
     if live is not None and live["EndpointStatus"] not in TERMINAL:
         live = api.wait(f"waiting for {api.name} to settle", api.timeouts.get("update", 3600))
     if live is not None and live["EndpointStatus"] == "Failed":
-        # A failed endpoint serves nothing and cannot be updated: start over.
+        if inputs.get("failed_endpoint") == KEEP_FAILED:
+            raise EndpointDeploymentError(_kept_failed(api, live))
+        # A failed endpoint can only be deleted (DescribeEndpoint EndpointStatus): start over.
         api.call(
             f"deleting failed endpoint {api.name}",
             api.sagemaker.delete_endpoint,

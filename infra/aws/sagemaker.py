@@ -14,7 +14,7 @@ from infra.aws.alarms import create_rollback_alarms, create_signal_alarms, rollb
 from infra.aws.config import ECR_IMAGE, SageMakerEndpointArgs, VariantArgs
 from infra.aws.deployment import deployment_request, timeouts_s
 from infra.aws.ecr import EcrRepository
-from infra.aws.endpoint_provider import SageMakerEndpointProvider, desired
+from infra.aws.endpoint_provider import KEEP_FAILED, SageMakerEndpointProvider, desired
 from infra.aws.iam import ExecutionGrants, create_execution_role
 from infra.secret_values import fingerprints, has_secret, to_input
 from infra.validation import ConfigError, validate
@@ -130,7 +130,9 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     traffic in place; guardrail changes (rollback alarms, intervals) apply to the next release.
     A rollback by SageMaker fails ``pulumi up`` with its reason; nothing that serves is deleted
     (``ml-endpoints gc`` removes unused configurations and models). Only a new endpoint name
-    replaces the endpoint, which ``protect`` (production) refuses.
+    replaces the endpoint, which ``protect`` (production) refuses. A ``Failed`` endpoint is
+    recreated, except in production (``recreate_failed_endpoint``), where ``pulumi up`` stops
+    with SageMaker's reason and what to do.
 
     Outputs: ``endpoint_name``, ``endpoint_arn``, ``endpoint_config_name``, ``variant_weights``
     (production variant -> percent of requests), ``role_arn``, ``capture_s3_uri``.
@@ -214,6 +216,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         }
         if secret_env:  # the content names hash these instead of the secret values
             props["secret_env"] = secret_env
+        if not args.recreates_failed_endpoint:  # absent otherwise: older states lack the key
+            props["failed_endpoint"] = KEEP_FAILED
         endpoint = SageMakerDeployment(
             resource_name,
             props,

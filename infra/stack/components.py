@@ -94,6 +94,7 @@ def sagemaker_args(release: Release, target: SageMakerTarget) -> SageMakerEndpoi
         model_data_kms_key_arn=target.model_data_kms_key_arn,
         sample_payload=target.sample_payload,
         tags=target.tags,
+        recreate_failed_endpoint=target.recreate_failed_endpoint,
     )
 
 

@@ -184,6 +184,11 @@ class SageMakerTarget(_Target):
     """KMS key of the model bucket if it uses SSE-KMS (the execution role decrypts via S3)."""
     sample_payload: SamplePayload | None = None
     tags: dict[str, str] = {}
+    recreate_failed_endpoint: bool | None = None
+    """Whether ``pulumi up`` deletes and recreates the endpoint when SageMaker left it
+    ``Failed`` (it can only be deleted). Unset: yes, except with ``ml-endpoints:policy.
+    production``, where it stops with the ``FailureReason`` and what to do; set it to true there
+    after reading the reason, to let the next ``pulumi up`` recreate it."""
 
     @model_validator(mode="after")
     def _volume_key(self) -> Self:

@@ -147,6 +147,13 @@ class FakeSageMaker(HttpFake):
         (UpdateEndpoint) or ``weights`` (UpdateEndpointWeightsAndCapacities)."""
         self._scripts[kind].append(script)
 
+    def fail(self, endpoint: str, reason: str | None) -> None:
+        """SageMaker leaves ``endpoint`` ``Failed`` on its own: "Endpoint could not be created,
+        updated, or re-scaled" (DescribeEndpoint ``EndpointStatus``), e.g. a re-scaling that
+        Application Auto Scaling asked for and that failed."""
+        with self._lock:
+            self._finish(self.endpoints[endpoint], "Failed", reason)
+
     def operations(self, *names: str) -> list[str]:
         """The operations served so far, in order, optionally only those in ``names``."""
         return [c.operation for c in self.calls if not names or c.operation in names]

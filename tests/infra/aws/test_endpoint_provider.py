@@ -565,6 +565,71 @@ def test_a_failed_create_is_cleaned_up_by_the_next_run(
     assert created.outs["endpoint_config_name"] == desired(props()).config_name
 
 
+def test_a_production_stack_keeps_a_failed_endpoint_and_says_what_to_do(
+    provider: SageMakerEndpointProvider, fake: FakeSageMaker
+) -> None:
+    """SageMaker: "Failed: Endpoint could not be created, updated, or re-scaled. Use the FailureReason
+    value returned by DescribeEndpoint for information about the failure. DeleteEndpoint is the
+    only operation that can be performed on a failed endpoint" (DescribeEndpoint EndpointStatus,
+    botocore ``data/sagemaker/2017-07-24/service-2.json``; API_DescribeEndpoint.html).
+    Deleting loses that reason and frees the name for a whole provisioning; in production
+    (``failed_endpoint: keep``, from ``policy.production``) the next run must not do it on its
+    own: it fails before any write, naming the reason, how to read it, how to delete by hand and
+    the stack key that lets ``pulumi up`` recreate the endpoint. With the key set (the input
+    gone), the same run recreates it."""
+    kept = props(failed_endpoint="keep")
+    fake.script("create", Script(outcome="fail", reason="image not found"))
+    with pytest.raises(EndpointDeploymentError, match="Failed: image not found"):
+        provider.create(kept)
+    fake.calls.clear()
+
+    with pytest.raises(EndpointDeploymentError) as caught:
+        provider.create(kept)
+    message = str(caught.value)
+    assert message.startswith("endpoint churn is Failed: image not found. ")
+    assert "pulumi up deleted nothing and changed nothing" in message
+    assert f"aws sagemaker describe-endpoint --endpoint-name churn --region {REGION}" in message
+    assert f"aws sagemaker delete-endpoint --endpoint-name churn --region {REGION}" in message
+    assert "ml-endpoints:sagemaker.recreate_failed_endpoint: true" in message
+    assert writes(fake) == []
+    assert live(fake)["EndpointStatus"] == "Failed"
+
+    created = provider.create(props())
+    assert writes(fake) == ["DeleteEndpoint", "CreateEndpoint"]
+    assert live(fake)["EndpointStatus"] == "InService"
+    assert created.outs["endpoint_config_name"] == desired(props()).config_name
+
+
+def test_a_serving_endpoint_that_failed_is_not_deleted_by_a_production_release(
+    provider: SageMakerEndpointProvider, fake: FakeSageMaker, autoscaling: Callable[[], Any]
+) -> None:
+    """An endpoint that served and then went ``Failed`` ("could not be ... re-scaled",
+    DescribeEndpoint EndpointStatus) while a release is pending: the production run stops before
+    it creates the release's models and configuration, deletes nothing and leaves the
+    autoscaling registration alone; SageMaker's reason is in the message, and when none is
+    given the message says so."""
+    before = provider.create(props(failed_endpoint="keep"))
+    fake.fail("churn", None)
+    fake.calls.clear()
+    release = props(
+        failed_endpoint="keep", models={"champion": model("v3"), "challenger": model("v2")}
+    )
+    with pytest.raises(EndpointDeploymentError, match="is Failed: SageMaker gave no"):
+        provider.update("churn", before.outs, release)
+    assert writes(fake) == []
+    assert set(fake.configs) == {before.outs["endpoint_config_name"]}
+    assert targets(autoscaling) == {"endpoint/churn/variant/champion": (2, 8)}
+
+
+def test_the_failed_endpoint_choice_is_an_update_of_the_endpoint(
+    provider: SageMakerEndpointProvider,
+) -> None:
+    """Setting ``recreate_failed_endpoint`` (the input going away) must reach the provider: it
+    is an input whose change updates the endpoint in place, never replaces it."""
+    verdict = provider.diff("churn", props(failed_endpoint="keep"), props())
+    assert (verdict.changes, verdict.replaces) == (True, [])
+
+
 def test_a_revert_to_an_earlier_configuration_ends_on_the_stacks_weights(
     provider: SageMakerEndpointProvider, fake: FakeSageMaker
 ) -> None:

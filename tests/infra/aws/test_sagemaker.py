@@ -263,6 +263,26 @@ def test_production_protects_the_endpoint(pulumi_mocks: RecordingMocks) -> None:
     assert all(not pulumi_mocks.by_name[a.name].protect for a in pulumi_mocks.of_type(ALARM))
 
 
+@pytest.mark.parametrize(
+    ("settings", "kept"),
+    [
+        ({}, False),
+        ({"protect": True}, True),
+        ({"protect": True, "recreate_failed_endpoint": True}, False),
+        ({"recreate_failed_endpoint": False}, True),
+    ],
+)
+def test_production_keeps_a_failed_endpoint_unless_told(
+    pulumi_mocks: RecordingMocks, settings: dict[str, Any], kept: bool
+) -> None:
+    """Production (``protect``) hands the provider ``failed_endpoint: keep``: a ``Failed``
+    endpoint is not deleted and recreated by ``pulumi up`` (test_endpoint_provider), unless the
+    stack says ``recreate_failed_endpoint: true``. Elsewhere the input is absent, so the plans
+    and states of other stacks do not change."""
+    deploy({**stacks.one_variant(), **settings})
+    assert inputs(pulumi_mocks).get("failed_endpoint") == ("keep" if kept else None)
+
+
 def test_execution_role_is_least_privilege(pulumi_mocks: RecordingMocks) -> None:
     deploy(stacks.shadow())
 

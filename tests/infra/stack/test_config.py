@@ -111,6 +111,26 @@ def test_a_disabled_target_declares_nothing(prod_config: dict[str, Any]) -> None
 
 
 @pytest.mark.parametrize(
+    ("production", "setting", "recreates"),
+    [(True, None, False), (True, True, True), (False, None, True), (False, False, False)],
+)
+def test_a_failed_endpoint_is_recreated_only_where_the_stack_allows_it(
+    prod_config: dict[str, Any], production: bool, setting: bool | None, recreates: bool
+) -> None:
+    """prod keeps a ``Failed`` endpoint for a person to read its FailureReason (issue 13 item
+    8); ``ml-endpoints:sagemaker.recreate_failed_endpoint`` decides it either way."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["ml-endpoints:policy"]["production"] = production
+        if setting is not None:
+            config["ml-endpoints:sagemaker"]["recreate_failed_endpoint"] = setting
+
+    sagemaker = compose(load_stack(edited(prod_config, edit), SOURCE)).sagemaker
+    assert sagemaker is not None
+    assert (sagemaker.protect, sagemaker.recreates_failed_endpoint) == (production, recreates)
+
+
+@pytest.mark.parametrize(
     ("edit", "expected"),
     [
         (
