@@ -568,9 +568,10 @@ def test_a_failed_create_is_cleaned_up_by_the_next_run(
 def test_a_production_stack_keeps_a_failed_endpoint_and_says_what_to_do(
     provider: SageMakerEndpointProvider, fake: FakeSageMaker
 ) -> None:
-    """SageMaker: "Failed: Endpoint could not be created, updated, or re-scaled. Use the FailureReason
-    value returned by DescribeEndpoint for information about the failure. DeleteEndpoint is the
-    only operation that can be performed on a failed endpoint" (DescribeEndpoint EndpointStatus,
+    """SageMaker: "Failed: Endpoint could not be created, updated, or re-scaled. Use the
+    FailureReason value returned by DescribeEndpoint for information about the failure.
+    DeleteEndpoint is the only operation that can be performed on a failed endpoint"
+    (DescribeEndpoint EndpointStatus,
     botocore ``data/sagemaker/2017-07-24/service-2.json``; API_DescribeEndpoint.html).
     Deleting loses that reason and frees the name for a whole provisioning; in production
     (``failed_endpoint: keep``, from ``policy.production``) the next run must not do it on its
