@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import pulumi
@@ -22,6 +22,7 @@ from infra.clusters.eks import EksCluster, EksClusterArgs
 from infra.clusters.existing import ExistingCluster, ExistingClusterArgs
 from infra.clusters.gke import GkeCluster, GkeClusterArgs
 from infra.clusters.render import ManifestDirectory, RenderArgs
+from infra.gcp.apis import ProjectApis
 from infra.validation import validate
 
 CONFIG_KEY = "cluster"
@@ -42,6 +43,11 @@ class KubernetesTarget(Protocol):
     @property
     def service_account_annotations(self) -> Mapping[str, pulumi.Input[str]]: ...
 
+    def node_pools_for(self, gpu: bool) -> Sequence[pulumi.Resource]:
+        """The node pools this stack declares that run a workload's pods (GPU pods: the GPU
+        pool): its Deployments depend on them. Empty for clusters run elsewhere."""
+        ...
+
 
 def load(data: Any) -> ClusterArgs:
     """Validate a ``cluster`` object: first its ``type``, then the fields of that type, so
@@ -59,13 +65,17 @@ def load(data: Any) -> ClusterArgs:
 
 
 def declare_cluster(
-    name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
+    name: str,
+    args: ClusterArgs,
+    opts: pulumi.ResourceOptions | None = None,
+    *,
+    apis: ProjectApis | None = None,
 ) -> KubernetesTarget:
-    """The component for ``args``' type."""
+    """The component for ``args``' type (a GKE cluster enables its APIs through ``apis``)."""
     if isinstance(args, EksClusterArgs):
         return EksCluster(name, args, opts)
     if isinstance(args, GkeClusterArgs):
-        return GkeCluster(name, args, opts)
+        return GkeCluster(name, args, opts, apis=apis)
     if isinstance(args, ExistingClusterArgs):
         return ExistingCluster(name, args, opts)
     return ManifestDirectory(name, args, opts)

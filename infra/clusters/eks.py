@@ -226,6 +226,8 @@ class EksCluster(pulumi.ComponentResource):
     serving_role_arn: pulumi.Output[str]
     service_account_annotations: dict[str, pulumi.Output[str]]
     """``eks.amazonaws.com/role-arn`` for the model server's service account."""
+    node_groups: dict[str, aws.eks.NodeGroup]
+    """``cpu`` and, with ``gpu_nodes``, ``gpu``."""
 
     def __init__(
         self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -322,8 +324,10 @@ class EksCluster(pulumi.ComponentResource):
                 ),
             )
 
-        node_group("cpu", args.cpu_nodes, gpu=False)
+        self.node_groups = {"cpu": node_group("cpu", args.cpu_nodes, gpu=False)}
         gpu_group = node_group("gpu", args.gpu_nodes, gpu=True) if args.gpu_nodes else None
+        if gpu_group is not None:
+            self.node_groups["gpu"] = gpu_group
 
         issuer = cluster.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
@@ -374,6 +378,11 @@ class EksCluster(pulumi.ComponentResource):
                 "serving_role_arn": self.serving_role_arn,
             }
         )
+
+    def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
+        """The node group that runs a workload's pods: the GPU group for GPU pods."""
+        group = self.node_groups.get("gpu" if gpu else "cpu")
+        return [group] if group is not None else []
 
 
 def _access_entries(

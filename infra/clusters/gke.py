@@ -9,7 +9,15 @@ and a GPU node pool, plus a Google service account the model server runs as.
   label, and autoscaling between ``min_nodes`` and ``max_nodes`` per zone.
 - Workload identity: the pools run the GKE metadata server, and the Kubernetes service account
   ``<namespace>/<name>`` may impersonate the serving Google service account; annotate it with
-  :attr:`GkeCluster.service_account_annotations`.
+  :attr:`GkeCluster.service_account_annotations`. The binding's member names the identity pool
+  the cluster reports (``workloadIdentityConfig.workloadPool``), so it waits for the cluster:
+  the pool ``PROJECT.svc.id.goog`` exists only once a cluster with workload identity does, and
+  a binding made before fails with "Identity Pool does not exist".
+- APIs: ``container`` and ``iam`` are enabled in the project (:mod:`infra.gcp.apis`) before the
+  cluster and the service accounts.
+- :meth:`GkeCluster.node_pools_for` gives the pools a workload runs on, for its resources to
+  depend on (pods of a Deployment created before its pool stay Pending and the rollout times
+  out on a new cluster).
 - Dataplane V2 enforces the ModelDeployment's NetworkPolicy; the Gateway API (standard channel)
   serves its HTTPRoute.
 
@@ -28,6 +36,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from infra.clusters.kubeconfig import exec_kubeconfig
 from infra.clusters.node_pools import REPLACEMENT_NOTE
+from infra.gcp.apis import CONTAINER, IAM, ProjectApis, apis_or_own
 from infra.k8s.config import DNS_LABEL
 from infra.k8s.gpu import GPU_NODE_LABELS, GPU_TAINT_KEY, GPU_TAINT_VALUE
 from infra.validation import Frozen
@@ -85,6 +94,12 @@ class GkeClusterArgs(Frozen):
     """Project roles of the model server's Google service account (reading gs:// models)."""
 
 
+def _workload_pool(config: gcp.container.outputs.ClusterWorkloadIdentityConfig | None) -> str:
+    if config is None or not config.workload_pool:
+        raise ValueError("the cluster reports no workload identity pool")
+    return config.workload_pool
+
+
 def gke_kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
     """A kubeconfig that authenticates with ``gke-gcloud-auth-plugin`` (no static secret)."""
     plugin = {"command": "gke-gcloud-auth-plugin", "provideClusterInfo": True}
@@ -101,15 +116,25 @@ class GkeCluster(pulumi.ComponentResource):
     serving_service_account_email: pulumi.Output[str]
     service_account_annotations: dict[str, pulumi.Output[str]]
     """``iam.gke.io/gcp-service-account`` for the model server's service account."""
+    node_pools: dict[str, gcp.container.NodePool]
+    """``cpu`` and, with ``gpu_nodes``, ``gpu``."""
 
     def __init__(
-        self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: GkeClusterArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        apis: ProjectApis | None = None,
     ) -> None:
         super().__init__("ml-endpoints:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         pulumi.log.warn(f"GkeCluster {name}: {REPLACEMENT_NOTE}.", resource=self)
+        enabled = apis_or_own(apis, self)
+        after_iam = pulumi.ResourceOptions(
+            parent=self, depends_on=enabled.enable(args.project, IAM)
+        )
 
-        workload_pool = f"{args.project}.svc.id.goog"
         cluster = gcp.container.Cluster(
             name,
             project=args.project,
@@ -121,13 +146,15 @@ class GkeCluster(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
-                workload_pool=workload_pool
+                workload_pool=f"{args.project}.svc.id.goog"
             ),
             datapath_provider="ADVANCED_DATAPATH",
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
                 channel="CHANNEL_STANDARD"
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=enabled.enable(args.project, CONTAINER)
+            ),
         )
         self.cluster_name = cluster.name
 
@@ -136,7 +163,7 @@ class GkeCluster(pulumi.ComponentResource):
             project=args.project,
             account_id=f"{name[:20]}-nodes",
             display_name=f"GKE nodes of {name}",
-            opts=child,
+            opts=after_iam,
         )
         for role in NODE_ROLES:
             gcp.projects.IAMMember(
@@ -147,24 +174,33 @@ class GkeCluster(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self._node_pool(name, "cpu", args, args.cpu_nodes, nodes_account.email, cluster, child)
+        self.node_pools = {
+            "cpu": self._node_pool(
+                name, "cpu", args, args.cpu_nodes, nodes_account.email, cluster, child
+            )
+        }
         if args.gpu_nodes is not None:
-            self._node_pool(name, "gpu", args, args.gpu_nodes, nodes_account.email, cluster, child)
+            self.node_pools["gpu"] = self._node_pool(
+                name, "gpu", args, args.gpu_nodes, nodes_account.email, cluster, child
+            )
 
         serving = gcp.serviceaccount.Account(
             f"{name}-serving",
             project=args.project,
             account_id=f"{name[:18]}-serving",
             display_name=f"Model server on {name}",
-            opts=child,
+            opts=after_iam,
         )
+        # The pool as the cluster reports it: the binding waits for the cluster (module doc).
+        workload_pool = cluster.workload_identity_config.apply(_workload_pool)
         gcp.serviceaccount.IAMMember(
             f"{name}-serving-workload-identity",
             service_account_id=serving.name,
             role="roles/iam.workloadIdentityUser",
-            member=(
-                f"serviceAccount:{workload_pool}"
-                f"[{args.serving_namespace}/{args.serving_service_account}]"
+            member=pulumi.Output.concat(
+                "serviceAccount:",
+                workload_pool,
+                f"[{args.serving_namespace}/{args.serving_service_account}]",
             ),
             opts=child,
         )
@@ -194,6 +230,11 @@ class GkeCluster(pulumi.ComponentResource):
                 "serving_service_account_email": self.serving_service_account_email,
             }
         )
+
+    def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
+        """The pools that run a workload's pods: the GPU pool for GPU pods, else the CPU pool."""
+        pool = self.node_pools.get("gpu" if gpu else "cpu")
+        return [pool] if pool is not None else []
 
     @staticmethod
     def _node_pool(

@@ -55,3 +55,7 @@ class ManifestDirectory(pulumi.ComponentResource):
         )
         self.service_account_annotations = dict(args.service_account_annotations)
         self.register_outputs({"directory": args.directory})
+
+    def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
+        """None: this stack declares no nodes there."""
+        return []

@@ -16,11 +16,12 @@ import re
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.apis import ARTIFACT_REGISTRY, CLOUD_KMS, ProjectApis, apis_or_own
 from infra.gcp.config import ArtifactRegistryArgs
 
-REGISTRY_API = "artifactregistry.googleapis.com"
 SCANNING_API = "containerscanning.googleapis.com"
 READER_ROLE = "roles/artifactregistry.reader"
+KEY_ROLE = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 _DAY_SECONDS = 86_400
 
 
@@ -29,8 +30,13 @@ class ArtifactRegistry(pulumi.ComponentResource):
     vulnerability scanning and readers (``roles/artifactregistry.reader`` on the repository);
     the same for a ``gcr.io`` repository.
 
-    With ``kms_key_name`` the Artifact Registry service agent needs
-    ``roles/cloudkms.cryptoKeyEncrypterDecrypter`` on that key (granted by the key's owner).
+    The ``artifactregistry`` API (and ``cloudkms`` with a key) is enabled first
+    (:mod:`infra.gcp.apis`). With ``kms_key_name`` the repository is created only after the
+    project's Artifact Registry service agent exists (``gcp.projects.ServiceIdentity``: a new
+    project has none until something asks for it) and holds
+    ``roles/cloudkms.cryptoKeyEncrypterDecrypter`` on that key: Artifact Registry refuses to
+    create a CMEK repository whose service agent cannot use the key ("Enable CMEK", Artifact
+    Registry documentation). Granting it needs ``cloudkms.cryptoKeys.setIamPolicy`` on the key.
     """
 
     repository: gcp.artifactregistry.Repository
@@ -39,26 +45,32 @@ class ArtifactRegistry(pulumi.ComponentResource):
     ``/IMAGE:TAG``."""
 
     def __init__(
-        self, name: str, args: ArtifactRegistryArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: ArtifactRegistryArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        apis: ProjectApis | None = None,
     ) -> None:
         super().__init__("ml-endpoints:gcp:ArtifactRegistry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        # A new project has neither API enabled: creating the repository in it fails until
-        # they are (the registries phase of a first deployment runs in such a project). Never
-        # disabled on destroy: other repositories and the project's images may rely on them.
-        apis = [(f"{name}-api", REGISTRY_API)]
-        if args.vulnerability_scanning:
-            apis.append((f"{name}-scanning", SCANNING_API))
-        depends_on: list[pulumi.Resource] = [
-            gcp.projects.Service(
-                service_name,
-                project=args.project,
-                service=service,
-                disable_on_destroy=False,
-                opts=child,
+        enabled = apis_or_own(apis, self)
+        registry_api = enabled.enable(args.project, ARTIFACT_REGISTRY)
+        depends_on: list[pulumi.Resource] = list(registry_api)
+        if args.kms_key_name is not None:
+            depends_on.append(
+                _key_grant(name, args.project, args.kms_key_name, enabled, registry_api, self)
             )
-            for service_name, service in apis
-        ]
+        if args.vulnerability_scanning:
+            depends_on.append(
+                gcp.projects.Service(
+                    f"{name}-scanning",
+                    project=args.project,
+                    service=SCANNING_API,
+                    disable_on_destroy=False,  # other repositories may rely on it
+                    opts=child,
+                )
+            )
         self.repository = gcp.artifactregistry.Repository(
             name,
             project=args.project,
@@ -77,9 +89,7 @@ class ArtifactRegistry(pulumi.ComponentResource):
                 # INHERITED = scan with the project's Container Scanning API, enabled above.
                 enablement_config="INHERITED" if args.vulnerability_scanning else "DISABLED"
             ),
-            # adopt: import the live repository by its ID instead of creating it (Pulumi's
-            # ``import`` option: the stack's settings must match it, or the import is refused)
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, import_=args.import_id),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
         for member in args.readers:
             gcp.artifactregistry.RepositoryIamMember(
@@ -96,6 +106,30 @@ class ArtifactRegistry(pulumi.ComponentResource):
         self.register_outputs(
             {"image_prefix": self.image_prefix, "repository_id": self.repository.repository_id}
         )
+
+
+def _key_grant(
+    name: str,
+    project: str,
+    key: str,
+    apis: ProjectApis,
+    registry_api: list[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> pulumi.Resource:
+    """The project's Artifact Registry service agent, allowed to use ``key`` (class doc)."""
+    agent = gcp.projects.ServiceIdentity(
+        f"{name}-service-agent",
+        project=project,
+        service=ARTIFACT_REGISTRY,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=registry_api),
+    )
+    return gcp.kms.CryptoKeyIAMMember(
+        f"{name}-service-agent-key",
+        crypto_key_id=key,
+        role=KEY_ROLE,
+        member=agent.member,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=apis.enable(project, CLOUD_KMS)),
+    )
 
 
 def _slug(member: str) -> str:

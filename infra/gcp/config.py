@@ -624,6 +624,11 @@ class VertexEndpointArgs(Frozen):
     service_account_id: ServiceAccountId | None = Field(
         None, description="Default: derived from the stack and component names."
     )
+    deployer: IamMember | None = Field(
+        None,
+        description="Who runs `pulumi up` (granted actAs on the models' service account); "
+        "default: the identity of the credentials Pulumi uses.",
+    )
     variants: list[VariantArgs] = Field(min_length=1, max_length=10)
     traffic: dict[str, Weight] | None = Field(None, validate_default=True)
     """Percent of requests by variant name (every variant's weight; a name left out gets 0)."""

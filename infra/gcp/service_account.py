@@ -4,7 +4,7 @@ model artifacts in their buckets, write logs and metrics."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
@@ -37,6 +37,7 @@ class ModelServiceAccount:
         account_id: str,
         artifact_uris: Iterable[str],
         parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
         child = pulumi.ResourceOptions(parent=parent)
         self.account = gcp.serviceaccount.Account(
@@ -45,7 +46,7 @@ class ModelServiceAccount:
             account_id=account_id,
             display_name="ml-endpoints Vertex AI serving",
             description="Runs the deployed models: reads artifacts, writes logs and metrics.",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
         )
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
         self.grants: list[pulumi.Resource] = [

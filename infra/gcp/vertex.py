@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.apis import AIPLATFORM, IAM, ProjectApis, apis_or_own
 from infra.gcp.config import VariantArgs, VertexEndpointArgs
 from infra.gcp.service_account import ModelServiceAccount, account_id_for
 from infra.gcp.signal_alerts import declare_signal_alerts
@@ -16,6 +17,9 @@ from infra.gcp.vertex_deployments import owner_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
 from infra.secret_values import fingerprints, to_input
 from serving import contract
+
+ACT_AS_ROLE = "roles/iam.serviceAccountUser"
+"""Holds ``iam.serviceAccounts.actAs``, which deploying a model as a service account needs."""
 
 
 class VertexDeployment(pulumi.dynamic.Resource, module="ml-endpoints/gcp", name="VertexDeployment"):
@@ -84,6 +88,21 @@ def deployment_props(
     }
 
 
+def member_of(email: str) -> str:
+    """The IAM member for the e-mail of an authenticated identity."""
+    kind = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
+    return f"{kind}:{email}"
+
+
+def deploying_member(parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The identity running ``pulumi up`` (its credentials' e-mail, from Google's tokeninfo;
+    in CI the service account that the workflow impersonates)."""
+    info = gcp.organizations.get_client_open_id_user_info_output(
+        opts=pulumi.InvokeOutputOptions(parent=parent)
+    )
+    return info.email.apply(member_of)
+
+
 class VertexEndpoint(pulumi.ComponentResource):
     """An endpoint (``gcp.vertex.AiEndpoint``), the service account the models run as, and a
     :class:`VertexDeployment` of every variant with the traffic split by name."""
@@ -97,18 +116,36 @@ class VertexEndpoint(pulumi.ComponentResource):
     service_account_email: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: VertexEndpointArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: VertexEndpointArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        apis: ProjectApis | None = None,
     ) -> None:
         super().__init__("ml-endpoints:gcp:VertexEndpoint", name, None, opts)
+        enabled = apis_or_own(apis, self)
+        aiplatform = enabled.enable(args.project, AIPLATFORM)
         account = ModelServiceAccount(
             name,
             project=args.project,
             account_id=args.service_account_id or account_id_for(f"{pulumi.get_stack()}-{name}"),
             artifact_uris=[v.artifact_uri for v in args.variants],
             parent=self,
+            depends_on=enabled.enable(args.project, IAM),
         )
         self.service_account = account.account
         self.service_account_email = account.email
+        # Deploying a model that runs as this account needs iam.serviceAccounts.actAs on it
+        # (DeployModel, "Use a custom service account", Vertex AI documentation); creating the
+        # account grants its creator nothing on it.
+        act_as = gcp.serviceaccount.IAMMember(
+            f"{name}-deployer-act-as",
+            service_account_id=account.account.name,
+            role=ACT_AS_ROLE,
+            member=args.deployer or deploying_member(self),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         logging = args.request_logging
         self.endpoint = gcp.vertex.AiEndpoint(
             name,
@@ -129,7 +166,9 @@ class VertexEndpoint(pulumi.ComponentResource):
                 ),
             ),
             # The deployment below owns the traffic split (keyed by IDs known only after it).
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["traffic_split"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["traffic_split"], depends_on=aiplatform
+            ),
         )
         self.endpoint_name = pulumi.Output.concat(
             "projects/", args.project, "/locations/", args.region, "/endpoints/", self.endpoint.name
@@ -138,8 +177,9 @@ class VertexEndpoint(pulumi.ComponentResource):
         self.deployment = VertexDeployment(
             f"{name}-deployment",
             {**deployment_props(args, self.endpoint_name, account.email), "owner": owner},
-            # The models must be able to read their artifacts the moment they start.
-            pulumi.ResourceOptions(parent=self, depends_on=account.grants),
+            # The models must be able to read their artifacts the moment they start, and the
+            # deploying identity must be allowed to run them as the account.
+            pulumi.ResourceOptions(parent=self, depends_on=[*account.grants, act_as]),
         )
         if args.alerts is not None:
             declare_signal_alerts(

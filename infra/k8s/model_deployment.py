@@ -32,7 +32,7 @@ to 1 for a moment until the HPA acts; do that outside peak traffic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -132,7 +132,10 @@ class ModelDeployment(pulumi.ComponentResource):
 
     ``service_account_annotations`` bind the pods' identity to a cloud role, e.g.
     ``EksCluster.service_account_annotations`` (IRSA) or ``GkeCluster``'s (workload identity).
-    Pass the cluster's Kubernetes provider through ``opts`` (``providers=[...]``).
+    Pass the cluster's Kubernetes provider through ``opts`` (``providers=[...]``), and the node
+    pools the pods run on as ``node_pools`` (``cluster.node_pools_for(gpu=...)``): the
+    Deployments wait for them, since on a new cluster pods created before their pool exists stay
+    Pending and the rollout's wait runs out.
     """
 
     deployment_names: dict[str, pulumi.Output[str]]
@@ -148,6 +151,7 @@ class ModelDeployment(pulumi.ComponentResource):
         args: ModelDeploymentArgs,
         *,
         service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        node_pools: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ml-endpoints:k8s:ModelDeployment", name, None, opts)
@@ -166,7 +170,7 @@ class ModelDeployment(pulumi.ComponentResource):
         self.deployment_names = {}
         self.service_names = {}
         for variant in args.variants:
-            self._variant(name, args, variant, child, secret_name)
+            self._variant(name, args, variant, child, secret_name, node_pools)
         self._network_policy(name, args, child)
 
         self.http_route_name = None
@@ -302,6 +306,7 @@ class ModelDeployment(pulumi.ComponentResource):
         variant: Variant,
         child: pulumi.ResourceOptions,
         secret_name: pulumi.Output[str] | None,
+        node_pools: Sequence[pulumi.Resource],
     ) -> None:
         object_name = f"{args.name}-{variant.name}"
         autoscaling = args.autoscaling_for(variant)
@@ -328,9 +333,10 @@ class ModelDeployment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
+                    depends_on=list(node_pools),
                     custom_timeouts=pulumi.CustomTimeouts(
                         create=f"{rollout_seconds(args)}s", update=f"{rollout_seconds(args)}s"
-                    )
+                    ),
                 ),
             ),
         )

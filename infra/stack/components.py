@@ -122,6 +122,7 @@ def vertex_args(release: Release, target: VertexTarget) -> VertexEndpointArgs:
         network=target.network,
         request_logging=target.request_logging,
         service_account_id=target.service_account_id,
+        deployer=target.deployer,
         sample=target.sample,
         operation_timeout_seconds=target.operation_timeout_seconds,
         alerts=target.alerts,

@@ -62,6 +62,7 @@ from infra.gcp.config import (
     DisplayName,
     EndpointId,
     GcsUri,
+    IamMember,
     Labels,
     MachineArgs,
     Network,
@@ -228,6 +229,9 @@ class VertexTarget(_Target):
     network: Network | None = None
     request_logging: RequestLoggingArgs | None = None
     service_account_id: ServiceAccountId | None = None
+    deployer: IamMember | None = None
+    """Who runs ``pulumi up`` here (granted actAs on the models' service account); default: the
+    identity of the credentials Pulumi uses."""
     sample: SampleArgs | None = None
     """What ``ml-endpoints verify`` predicts on (``instances`` or ``file``)."""
     operation_timeout_seconds: OperationTimeout = DEFAULT_OPERATION_TIMEOUT_SECONDS

@@ -26,6 +26,10 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 GCP_PROJECT = "ml-project"
 """The project of a GCP resource that names none."""
+GCP_PROJECT_NUMBER = "123456789"
+"""The number of every GCP project (service agents are named after it)."""
+DEPLOYER = "deployer@ml-project.iam.gserviceaccount.com"
+"""Whom the Google credentials authenticate (``getClientOpenIdUserInfo``)."""
 OIDC_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
 #: What the clouds compute and the components read back, per type token.
@@ -48,6 +52,10 @@ CALLS: dict[str, dict[str, Any]] = {
         "userId": "test",
         "id": ACCOUNT,
         "arn": f"arn:aws:iam::{ACCOUNT}:user/test",
+    },
+    "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo": {
+        "email": DEPLOYER,
+        "id": DEPLOYER,
     },
     "aws:index/getRegion:getRegion": {"name": REGION, "region": REGION, "id": REGION},
     "aws:index/getPartition:getPartition": {
@@ -85,6 +93,12 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         if not metadata.get("name"):  # pulumi-kubernetes names it: NAME-<8 random hex>
             suffix = hashlib.sha256(name.encode()).hexdigest()[:8]
             outputs["metadata"] = {**metadata, "name": f"{name}-{suffix}"}
+    if typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+        # Google's service agents: service-PROJECT_NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com
+        agent = str(inputs["service"]).split(".")[0]
+        email = f"service-{GCP_PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"
+        outputs["email"] = email
+        outputs["member"] = f"serviceAccount:{email}"
     if typ == "gcp:serviceaccount/account:Account":
         project = inputs.get("project", GCP_PROJECT)
         email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"

@@ -96,12 +96,16 @@ def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
         outputs["sagemaker_weights"] = endpoint.variant_weights
         if repository is not None:
             outputs["ecr_repository_url"] = repository.repository_url
+    # Every API a Google Cloud component needs, enabled once per project (infra/gcp/apis.py).
+    from infra.gcp.apis import ProjectApis
+
+    apis = ProjectApis()
     if components.vertex is not None:
         from infra.gcp.artifact_registry import ArtifactRegistry
         from infra.gcp.vertex import VertexEndpoint
 
         registry = (
-            ArtifactRegistry("serving", components.artifact_registry)
+            ArtifactRegistry("serving", components.artifact_registry, apis=apis)
             if components.artifact_registry is not None
             else None
         )
@@ -109,6 +113,7 @@ def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
             "vertex",
             components.vertex,
             pulumi.ResourceOptions(depends_on=[registry] if registry else None),
+            apis=apis,
         )
         outputs["vertex_endpoint"] = vertex.endpoint_name
         outputs["vertex_traffic"] = pulumi.Output.from_input(components.vertex.split)
@@ -118,11 +123,12 @@ def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
         from infra.clusters.config import declare_cluster
         from infra.k8s.model_deployment import ModelDeployment
 
-        cluster = declare_cluster("cluster", components.cluster)
+        cluster = declare_cluster("cluster", components.cluster, apis=apis)
         deployment = ModelDeployment(
             "kubernetes",
             components.kubernetes,
             service_account_annotations=cluster.service_account_annotations,
+            node_pools=cluster.node_pools_for(gpu=components.kubernetes.gpu is not None),
             opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
         )
         outputs["kubernetes_deployments"] = pulumi.Output.from_input(deployment.deployment_names)

@@ -467,6 +467,9 @@ GCP: dict[str, Rule] = {
             "deleted: GPU quota for both is needed",
         },
     ),
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": _iam_member(
+        "cryptoKeyId", "kms/iam_kms_crypto_key.go"
+    ),
     "gcp:logging/metric:Metric": Rule(
         source=_GOOGLE + "logging/resource_logging_metric.go",
         replace=(
@@ -513,6 +516,11 @@ GCP: dict[str, Rule] = {
         source=_GOOGLE + "resourcemanager/resource_google_project_service.go",
         replace=("project", "service"),
         update=("disableOnDestroy", "disableDependentServices", "checkIfServiceHasUsage"),
+    ),
+    "gcp:projects/serviceIdentity:ServiceIdentity": Rule(
+        source="hashicorp/terraform-provider-google-beta google-beta/services/resourcemanager/"
+        "resource_project_service_identity.go (no Update; Delete does nothing)",
+        replace=("project", "service"),
     ),
     "gcp:serviceaccount/account:Account": Rule(
         source=_GOOGLE + "resourcemanager/resource_google_service_account.go",

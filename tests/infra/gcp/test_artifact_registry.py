@@ -8,10 +8,12 @@ import pulumi
 
 from infra.gcp.artifact_registry import ArtifactRegistry
 from infra.gcp.config import artifact_registry_args_from_config
-from infra.stack.mocks import RecordingMocks
+from infra.stack.mocks import GCP_PROJECT_NUMBER, RecordingMocks
 
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 SERVICE = "gcp:projects/service:Service"
+KEY_GRANT = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+AGENT = "gcp:projects/serviceIdentity:ServiceIdentity"
 KEY = "projects/ml-project/locations/us-central1/keyRings/ml/cryptoKeys/images"
 
 
@@ -52,10 +54,26 @@ def test_docker_repository_with_immutable_tags_cleanup_cmek_and_scanning(
         {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 5}},
     ]
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
-    services = {s.inputs["service"]: s for s in pulumi_mocks.of_type(SERVICE)}
-    assert set(services) == {"artifactregistry.googleapis.com", "containerscanning.googleapis.com"}
+    services = {r.inputs["service"]: r for r in pulumi_mocks.of_type(SERVICE)}
+    assert set(services) == {
+        "containerscanning.googleapis.com",
+        "artifactregistry.googleapis.com",
+        "cloudkms.googleapis.com",
+    }
     assert all(s.inputs["disableOnDestroy"] is False for s in services.values())
-    assert all(s.inputs["project"] == "ml-project" for s in services.values())
+    # The repository waits for its APIs and for its service agent's use of the key.
+    grant = pulumi_mocks.one(KEY_GRANT)
+    assert grant.inputs["cryptoKeyId"] == KEY
+    assert grant.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    assert grant.inputs["member"] == (
+        f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gcp-sa-artifactregistry.iam.gserviceaccount.com"
+    )
+    agent = pulumi_mocks.one(AGENT)
+    assert agent.inputs == {"project": "ml-project", "service": "artifactregistry.googleapis.com"}
+    waits_for = set(pulumi_mocks.one(REPOSITORY).dependencies)
+    kms = services.pop("cloudkms.googleapis.com")
+    assert {grant.urn, *(s.urn for s in services.values())} <= waits_for
+    assert {kms.urn, agent.urn} <= set(grant.dependencies)
     assert outputs["image_prefix"] == "us-central1-docker.pkg.dev/ml-project/serving"
 
 
@@ -71,9 +89,12 @@ def test_scanning_and_cleanup_can_be_turned_off(pulumi_mocks: RecordingMocks) ->
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "DISABLED"}
     assert "cleanupPolicies" not in repository
     assert repository["dockerConfig"] == {"immutableTags": False}
-    assert [s.inputs["service"] for s in pulumi_mocks.of_type(SERVICE)] == [
+    # No scanning API, and without a key neither Cloud KMS nor a key grant.
+    assert [r.inputs["service"] for r in pulumi_mocks.of_type(SERVICE)] == [
         "artifactregistry.googleapis.com"
     ]
+    assert pulumi_mocks.of_type(KEY_GRANT) == []
+    assert pulumi_mocks.of_type(AGENT) == []
 
 
 def test_the_repository_waits_for_the_apis_a_new_project_lacks(

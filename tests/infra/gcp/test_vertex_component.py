@@ -12,9 +12,9 @@ import pulumi
 import pytest
 
 from infra.gcp.config import vertex_args_from_config
-from infra.gcp.vertex import VertexEndpoint
+from infra.gcp.vertex import VertexEndpoint, member_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
-from infra.stack.mocks import RecordingMocks
+from infra.stack.mocks import DEPLOYER, RecordingMocks
 from infra.validation import ConfigError
 from tests.infra.gcp.conftest import vertex_config
 
@@ -22,6 +22,9 @@ COMPONENT = "ml-endpoints:gcp:VertexEndpoint"
 DEPLOYMENT = "pulumi-python:dynamic/ml-endpoints/gcp:VertexDeployment"
 PROJECT_GRANT = "gcp:projects/iAMMember:IAMMember"
 BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
+ACCOUNT_GRANT = "gcp:serviceaccount/iAMMember:IAMMember"
+SERVICE = "gcp:projects/service:Service"
+OPEN_ID = "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo"
 
 
 def run(program: Callable[[], Any]) -> None:
@@ -63,21 +66,26 @@ def test_declares_account_grants_endpoint_and_deployment(pulumi_mocks: Recording
     assert types == sorted(
         [
             COMPONENT,
+            SERVICE,
+            SERVICE,
             "gcp:serviceaccount/account:Account",
             PROJECT_GRANT,
             PROJECT_GRANT,
             BUCKET_GRANT,
+            ACCOUNT_GRANT,
             "gcp:vertex/aiEndpoint:AiEndpoint",
             DEPLOYMENT,
         ]
     )
+    enabled = {r.inputs["service"] for r in pulumi_mocks.of_type(SERVICE)}
+    assert enabled == {"aiplatform.googleapis.com", "iam.googleapis.com"}
 
 
 def test_children_are_parented_to_the_component_deployment_last(
     pulumi_mocks: RecordingMocks,
 ) -> None:
     _, children = declare()
-    assert len(children) == 6
+    assert len(children) == 9
     assert {parent for _, _, parent in children} == {COMPONENT}
     assert [t for t, _, _ in children][-1] == DEPLOYMENT
 
@@ -174,3 +182,40 @@ def test_invalid_config_declares_nothing(pulumi_mocks: RecordingMocks) -> None:
     assert error.value.key == "vertex.variants[1].accelerator"
     assert "g2-standard-8 comes with {type: NVIDIA_L4, count: 1}" in str(error.value)
     assert pulumi_mocks.resources == []
+
+
+def test_the_deploying_identity_may_act_as_the_models_account(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """DeployModel with ``serviceAccount`` needs ``iam.serviceAccounts.actAs`` on that account
+    for the caller (Vertex AI, "Use a custom service account"). Left out, the deployer is whom
+    the credentials authenticate (``google_client_openid_userinfo``)."""
+    declare()
+    account = pulumi_mocks.one("gcp:serviceaccount/account:Account")
+    grant = pulumi_mocks.one(ACCOUNT_GRANT)
+    assert grant.inputs["role"] == "roles/iam.serviceAccountUser"
+    assert grant.inputs["member"] == f"serviceAccount:{DEPLOYER}"
+    assert grant.inputs["serviceAccountId"].endswith(
+        account.inputs["accountId"] + "@ml-project.iam.gserviceaccount.com"
+    )
+    assert grant.urn in pulumi_mocks.one(DEPLOYMENT).dependencies
+    assert [token for token, _ in pulumi_mocks.calls] == [OPEN_ID]
+
+
+def test_a_configured_deployer_is_granted_without_asking_the_credentials(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    declare(deployer="user:release-manager@acme.example")
+    assert pulumi_mocks.one(ACCOUNT_GRANT).inputs["member"] == "user:release-manager@acme.example"
+    assert OPEN_ID not in [token for token, _ in pulumi_mocks.calls]
+
+
+@pytest.mark.parametrize(
+    ("email", "member"),
+    [
+        ("ci@acme-ml.iam.gserviceaccount.com", "serviceAccount:ci@acme-ml.iam.gserviceaccount.com"),
+        ("someone@acme.example", "user:someone@acme.example"),
+    ],
+)
+def test_the_member_of_an_authenticated_email(email: str, member: str) -> None:
+    assert member_of(email) == member
