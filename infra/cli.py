@@ -421,7 +421,8 @@ def _diff(stack: str, base: str, stacks_dir: Path, *, as_json: bool = False) -> 
     with ThreadPoolExecutor(max_workers=2) as pool:
         before = pool.submit(plan_at_ref, stack, base, stacks_dir)
         after = pool.submit(plan_stack, stack, stacks_dir)
-        diff = diff_plans(before.result(), after.result())
+        head = after.result()  # the working tree's errors first, as plan reports them
+        diff = diff_plans(before.result(), head)
     sys.stdout.write(to_json(diff, base) if as_json else render_diff(diff, base))
     return 0
 
@@ -433,6 +434,11 @@ def validate_stacks(stacks: list[str], stacks_dir: Path) -> int:
     from infra.stack.config import load_stack_file
     from infra.stack.plan import plan_stack
 
+    if not stacks:
+        raise ConfigError(
+            str(stacks_dir / "Pulumi.*.yaml"),
+            "no stack file (run from the repository's root, or pass --stacks-dir)",
+        )
     contexts = {}
     warnings = {}
     for stack in stacks:

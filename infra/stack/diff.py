@@ -295,7 +295,12 @@ def plan_at_ref(stack: str, ref: str, stacks_dir: Path = STACKS_DIR) -> Plan:
 
 
 def _git(args: list[str], cwd: Path) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except OSError as exc:  # no such directory (run outside the checkout), no git
+        raise RevisionError(f"git {' '.join(args)} in {cwd}: {exc.strerror}") from None
     if result.returncode != 0:
         raise RevisionError(f"git {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout

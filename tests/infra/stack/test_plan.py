@@ -214,6 +214,7 @@ def test_invalid_stack_fails_with_the_key(
         ["plan", "--stack", "prod"],
         ["validate", "--stack", "prod"],
         ["promote", "staging", "prod"],
+        ["diff", "--stack", "prod", "--base", "HEAD"],
     ],
 )
 def test_a_yaml_syntax_error_is_one_file_line_message_for_every_command(
@@ -231,6 +232,30 @@ def test_a_yaml_syntax_error_is_one_file_line_message_for_every_command(
         f"ml-endpoints {command[0]}: invalid configuration: {prod}:{number + 2}:15: not valid "
         "YAML: expected ',' or ']', but got ':' (while parsing a flow sequence)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "file"),
+    [
+        (["plan", "--stack", "dev"], "Pulumi.dev.yaml"),
+        (["validate", "--stack", "dev"], "Pulumi.dev.yaml"),
+        (["validate"], "Pulumi.*.yaml"),
+        (["promote", "staging", "prod"], "Pulumi.staging.yaml"),
+        (["diff", "--stack", "dev", "--base", "HEAD"], "Pulumi.dev.yaml"),
+    ],
+)
+def test_without_stack_files_every_command_names_the_missing_file(
+    command: list[str], file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run outside the checkout (the stacks directory is relative): one line naming the file,
+    exit 2, the same for each command; diff used to end in git's FileNotFoundError traceback
+    and validate in ThreadPoolExecutor's "max_workers must be greater than 0"."""
+    missing = tmp_path / "stacks"
+    assert main([*command, "--stacks-dir", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ml-endpoints {command[0]}: invalid configuration: {missing}/{file}: ")
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
 
 
 def test_diff_of_synthetic_plans() -> None:
