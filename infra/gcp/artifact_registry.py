@@ -89,7 +89,9 @@ class ArtifactRegistry(pulumi.ComponentResource):
                 # INHERITED = scan with the project's Container Scanning API, enabled above.
                 enablement_config="INHERITED" if args.vulnerability_scanning else "DISABLED"
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            # adopt: import the live repository by its ID instead of creating it (Pulumi's
+            # ``import`` option: the stack's settings must match it, or the import is refused)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, import_=args.import_id),
         )
         for member in args.readers:
             gcp.artifactregistry.RepositoryIamMember(
