@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,51 @@ def test_the_preview_comment_carries_the_offline_plan_summary() -> None:
     assert "steps.preview.outputs.output" in composed["env"]["PREVIEW"]
     assert uses(preview, "marocchino/sticky-pull-request-comment")["with"]["path"] == "preview.md"
     assert uses(preview, "actions/checkout")["with"]["fetch-depth"] == 0
+
+
+def test_the_comment_step_puts_the_offline_summary_next_to_the_preview(tmp_path: Path) -> None:
+    """The step's own script, run as a runner runs it (GitHub Actions: ``run`` steps use
+    ``bash -e {0}``; ``env`` from the step, ``steps.preview.outputs.output`` being pulumi/
+    actions' preview text) in a checkout whose stack files are committed, with the real
+    ``ml-endpoints diff`` (the pull request's change: dev's challenger weight moves): the
+    comment file holds the offline summary first and the preview, whole, after it."""
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    step = next(s for s in steps(preview) if "preview.md" in str(s.get("run", "")))
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    for command in (
+        ["init", "-q"],
+        ["add", "stacks"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "base"],
+    ):
+        subprocess.run(["git", *command], cwd=tmp_path, check=True)
+    dev = tmp_path / "stacks" / "Pulumi.dev.yaml"
+    text = dev.read_text()
+    assert text.count("weight: 50") == 2
+    dev.write_text(text.replace("weight: 50", "weight: 60", 1).replace("weight: 50", "weight: 40"))
+    bin_dir = tmp_path / ".venv" / "bin"  # the script calls .venv/bin/ml-endpoints
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "ml-endpoints").symlink_to(Path(sys.executable).parent / "ml-endpoints")
+    real_preview = (
+        "Previewing update (dev):\n"
+        "     Type                          Name      Plan\n"
+        " ~   aws:ecr/repository:Repository serving   update [diff: ~tags]\n"
+        "Resources:\n    ~ 1 to update\n"
+    )
+    summary = tmp_path / "summary.md"
+    env = {
+        **os.environ,
+        "STACK": "dev",
+        "BASE": "HEAD",
+        "PREVIEW": real_preview,
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+    comment = (tmp_path / "preview.md").read_text()
+    assert summary.read_text() == comment
+    offline = comment.index("stack dev against HEAD: 0 to create, ")
+    assert comment.index("dev/sagemaker challenger weight 50 -> 40%") > offline
+    assert offline < comment.index(real_preview) < comment.index("</details>")
+    assert comment.count("```") % 2 == 0  # every block closed
 
 
 def test_main_builds_the_image_once_then_deploys_dev_staging_prod_and_verifies() -> None:
