@@ -236,12 +236,17 @@ def _missing_image(image: ImageReference, where: str) -> _Problem:
 def _missing_repository(where: str, registry: Registry | None = None) -> _Problem:
     if isinstance(registry, ArtifactRegistryImage) and registry.repository in GCR_HOSTS:
         host, project = registry.repository, registry.project
+        # A stack declares repositories in its Vertex target only; a Kubernetes-only (GKE)
+        # stack needs the repository made outside it (gcloud artifacts repositories create).
         return _Problem(
             f"{where} does not exist, and nothing else serves {registry.base}: Container "
             f"Registry is shut down (no writes since {CONTAINER_REGISTRY_SHUTDOWN}); declare "
             f"the repository (ml-endpoints:vertex.repository.gcr_host: {host}) and create it "
-            f"(make bootstrap STACK=...), adopt it with pulumi import, or move the project's "
-            f"images with gcloud artifacts docker upgrade migrate --projects={project}"
+            f"(make bootstrap STACK=...) or adopt it with pulumi import; or, outside the stack, "
+            f"create it (gcloud artifacts repositories create {host} "
+            f"--repository-format=docker --location={registry.location} --project={project}) "
+            f"or move the project's images (gcloud artifacts docker upgrade migrate "
+            f"--projects={project})"
         )
     return _Problem(
         f"{where} does not exist; create the registries first (make bootstrap STACK=...), or "

@@ -80,6 +80,7 @@ from infra.gcp.config import (
     private_endpoint_problem,
 )
 from infra.k8s.config import DNS_LABEL, Autoscaling, ServingSettings
+from infra.registries import GCR_HOSTS, ArtifactRegistryImage, EcrImage, registry_of
 from infra.secret_scan import find_plaintext_secrets, secret_advice
 from infra.secret_values import SECRET_NOT_ALLOWED, Secret, has_secret
 from infra.stack.files import STACKS_DIR, StackError, read_stack_file, stack_file
@@ -410,6 +411,11 @@ class StackConfig(Frozen):
                     None,
                 )
         if isinstance(cluster, EksClusterArgs | GkeClusterArgs):
+            unpullable = node_registry_problem(cluster, k8s.image_repository)
+            if unpullable is not None:
+                raise rule_error(
+                    ("kubernetes", "image_repository"), unpullable, k8s.image_repository
+                )
             for ours, theirs in (
                 ("namespace", "serving_namespace"),
                 ("service_account_name", "serving_service_account"),
@@ -421,6 +427,38 @@ class StackConfig(Frozen):
                         "the model server's cloud identity is bound to that service account",
                         None,
                     )
+
+
+def node_registry_problem(cluster: EksClusterArgs | GkeClusterArgs, repository: str) -> str | None:
+    """Why the nodes of a cluster this project creates cannot pull ``repository``, or None.
+
+    The pods have no ``imagePullSecrets`` (:mod:`infra.k8s.pod`): the kubelet pulls with the
+    node's own cloud identity, which reaches one cloud's registry only. GKE nodes authenticate
+    to Artifact Registry (``LOCATION-docker.pkg.dev`` and the ``gcr.io`` repositories) with
+    their Google service account (Artifact Registry documentation, "Deploy to Google Kubernetes
+    Engine", integrate-gke; :data:`infra.clusters.gke.NODE_ROLES`); the EKS kubelet to ECR with
+    the node role ("Permissions for the kubelet to use container images from Amazon ECR",
+    Amazon EKS User Guide, "Amazon EKS node IAM role", create-node-role.html; here
+    ``AmazonEC2ContainerRegistryReadOnly``). Any other registry (``ghcr.io``...) is left to
+    the operator; existing and rendered clusters are not checked (their nodes are not ours).
+    """
+    found = registry_of(repository)
+    if isinstance(cluster, GkeClusterArgs) and isinstance(found, EcrImage):
+        return (
+            f"{found.where} cannot be pulled by the GKE nodes of ml-endpoints:cluster (type "
+            "gke): they authenticate to Artifact Registry with their Google service account and "
+            "hold no ECR token; copy the image into Artifact Registry (ml-endpoints images "
+            "--copy-from) and name it here as LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE "
+            f"or HOST/PROJECT/IMAGE on a gcr.io host ({', '.join(GCR_HOSTS)})"
+        )
+    if isinstance(cluster, EksClusterArgs) and isinstance(found, ArtifactRegistryImage):
+        return (
+            f"{found.where} cannot be pulled by the EKS nodes of ml-endpoints:cluster (type "
+            "eks): they authenticate to ECR with the node role and hold no Google credentials; "
+            "copy the image into ECR (ml-endpoints images --copy-from) and name it here as "
+            "ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME"
+        )
+    return None
 
 
 def enabled(target: _Target | None) -> bool:

@@ -319,6 +319,44 @@ def test_a_missing_digest_in_a_gcr_repository_says_how_to_copy_it(
     assert f"crane copy SOURCE_REPOSITORY@{OTHER_DIGEST} {GCR_REPOSITORY}" in finding.detail
 
 
+def test_a_gke_target_reads_its_gcr_image_from_the_hosts_repository(
+    clouds: FakeArtifactRegistry,
+) -> None:
+    """A Kubernetes target on GKE pulls ``asia.gcr.io/PROJECT/IMAGE`` from the repository
+    ``asia.gcr.io`` in ``asia`` (Artifact Registry documentation, "gcr.io repositories"), and
+    preflight reads that repository. A GKE-only stack has no ``repository`` key to declare it
+    in, so a missing repository names the ``gcloud artifacts repositories create`` command
+    (gcloud reference: ``REPOSITORY --location=LOCATION --repository-format=...``) as well."""
+    image = "asia.gcr.io/ml-project/ml-endpoints"
+    kubernetes = {"name": "reranker", "image_repository": image, "artifact_store": "gcs"}
+    cluster = {"type": "gke", "project": "ml-project", "location": "asia-east1"}
+    stack = load_stack(_stack(kubernetes=kubernetes, cluster=cluster), "Pulumi.gke.yaml")
+    [reference] = [r for r in references(stack) if r.image is not None]
+    assert reference.key == (
+        "ml-endpoints:release.image.digest in ml-endpoints:kubernetes.image_repository"
+    )
+
+    [missing] = check([reference])
+    assert missing.status is Status.FAIL
+    assert missing.detail.startswith(
+        "Artifact Registry repository asia.gcr.io (project ml-project, asia) does not exist"
+    )
+    assert (
+        "gcloud artifacts repositories create asia.gcr.io --repository-format=docker "
+        "--location=asia --project=ml-project"
+    ) in missing.detail
+
+    clouds.push("ml-project", "us", "gcr.io", "ml-endpoints", DIGEST, "1.6.0")
+    assert check([reference])[0].status is Status.FAIL  # gcr.io does not serve asia.gcr.io
+    clouds.push("ml-project", "asia", "asia.gcr.io", "ml-endpoints", DIGEST, "1.6.0")
+    [found] = check([reference])
+    assert found.status is Status.OK, found.detail
+    assert clouds.calls[-1].target == (
+        f"projects/ml-project/locations/asia/repositories/asia.gcr.io/dockerImages/"
+        f"ml-endpoints@{DIGEST}"
+    )
+
+
 def test_registries_without_an_api_are_reported_not_passed(clouds: FakeArtifactRegistry) -> None:
     finding = _one(_image("ghcr.io/acme/ml-endpoints"))
     assert finding.status is Status.SKIP

@@ -15,6 +15,8 @@ SERVICE = "gcp:projects/service:Service"
 KEY_GRANT = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
 AGENT = "gcp:projects/serviceIdentity:ServiceIdentity"
 KEY = "projects/ml-project/locations/us-central1/keyRings/ml/cryptoKeys/images"
+READER_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+READER = "serviceAccount:gke-nodes@ml-shared.iam.gserviceaccount.com"
 
 
 NAMED = {"region": "us-central1", "repository_id": "serving"}
@@ -126,6 +128,7 @@ def test_a_gcr_host_is_a_docker_repository_named_after_it_in_its_multi_region(
         delete_untagged_after_days=14,
         keep_recent_versions=5,
         labels={"team": "ml"},
+        readers=[READER],
     )
 
     repository = pulumi_mocks.one(REPOSITORY).inputs
@@ -138,4 +141,15 @@ def test_a_gcr_host_is_a_docker_repository_named_after_it_in_its_multi_region(
     assert [p["id"] for p in repository["cleanupPolicies"]] == ["delete-untagged", "keep-recent"]
     assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
     assert repository["labels"] == {"team": "ml"}
+    # IAM on the repository, as for any other (replacing Container Registry's bucket grants):
+    # terraform-provider-google iam_artifact_registry_repository.go names the repository by
+    # project, location and repository.
+    [reader] = pulumi_mocks.of_type(READER_MEMBER)
+    assert {k: reader.inputs[k] for k in ("project", "location", "repository", "role")} == {
+        "project": "ml-project",
+        "location": "europe",
+        "repository": "eu.gcr.io",
+        "role": "roles/artifactregistry.reader",
+    }
+    assert reader.inputs["member"] == READER
     assert outputs["image_prefix"] == "eu.gcr.io/ml-project"

@@ -385,6 +385,84 @@ def test_gcr_repository_and_image_errors_name_file_key_and_what_is_allowed(
     assert expected in message, message
 
 
+GKE_CLUSTER = {
+    "type": "gke",
+    "project": "acme-ml-prod",
+    "location": "us-central1",
+    "serving_namespace": "ml-prod",
+}
+PROD_ECR = "333333333333.dkr.ecr.us-east-1.amazonaws.com/ml-endpoints/serving"
+
+
+def _kubernetes_on(cluster: dict[str, Any] | None, image: str) -> Callable[[dict[str, Any]], None]:
+    """prod's Kubernetes target pulling ``image``, on ``cluster`` (None: prod's EKS cluster)."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["ml-endpoints:kubernetes"]["image_repository"] = image
+        if cluster is not None:
+            config["ml-endpoints:cluster"] = cluster
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("cluster", "image"),
+    [
+        (GKE_CLUSTER, "eu.gcr.io/acme-ml-prod/ml-endpoints"),
+        (GKE_CLUSTER, "gcr.io/example.com/acme-ml/ml-endpoints"),
+        (GKE_CLUSTER, "us-central1-docker.pkg.dev/acme-ml-prod/serving/ml-endpoints"),
+        (None, PROD_ECR),
+        ({"type": "existing", "context": "any"}, PROD_ECR),
+        ({"type": "existing", "context": "any"}, "asia.gcr.io/acme-ml-prod/ml-endpoints"),
+    ],
+)
+def test_a_cluster_deploys_images_from_a_registry_its_nodes_can_pull(
+    prod_config: dict[str, Any], cluster: dict[str, Any] | None, image: str
+) -> None:
+    """GKE nodes pull from Artifact Registry, gcr.io repositories included (integrate-gke);
+    EKS nodes from ECR (create-node-role.html); clusters this project does not create are
+    not judged."""
+    stack = load_stack(edited(prod_config, _kubernetes_on(cluster, image)), SOURCE)
+    assert stack.kubernetes is not None
+    assert stack.kubernetes.image_repository == image
+
+
+@pytest.mark.parametrize(
+    ("cluster", "image", "expected"),
+    [
+        (
+            GKE_CLUSTER,
+            PROD_ECR,
+            "stacks/Pulumi.prod.yaml: ml-endpoints:kubernetes.image_repository: ECR repository "
+            "ml-endpoints/serving (account 333333333333, us-east-1) cannot be pulled by the GKE "
+            "nodes of ml-endpoints:cluster (type gke): they authenticate to Artifact Registry "
+            "with their Google service account and hold no ECR token",
+        ),
+        (
+            None,
+            "eu.gcr.io/acme-ml-prod/ml-endpoints",
+            "stacks/Pulumi.prod.yaml: ml-endpoints:kubernetes.image_repository: Artifact "
+            "Registry repository eu.gcr.io (project acme-ml-prod, europe) cannot be pulled by "
+            "the EKS nodes of ml-endpoints:cluster (type eks)",
+        ),
+        (
+            None,
+            "us-central1-docker.pkg.dev/acme-ml-prod/serving/ml-endpoints",
+            "ml-endpoints:kubernetes.image_repository: Artifact Registry repository serving "
+            "(project acme-ml-prod, us-central1) cannot be pulled by the EKS nodes",
+        ),
+    ],
+)
+def test_an_image_the_clusters_nodes_cannot_pull_is_refused_at_its_key(
+    prod_config: dict[str, Any], cluster: dict[str, Any] | None, image: str, expected: str
+) -> None:
+    """Issue 20: Kubernetes images are tied to their registry (infra/registries.py) and that
+    registry to the nodes that pull from it; the pods carry no imagePullSecrets, so a
+    cross-cloud image would stay in ImagePullBackOff until the rollout times out."""
+    message = error_of(edited(prod_config, _kubernetes_on(cluster, image)))
+    assert expected in message, message
+
+
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,51 @@ def test_the_gcr_stack_declares_the_host_repository_and_deploys_from_it() -> Non
     [pods] = [r for r in plan.resources if r.type == "kubernetes:apps/v1:Deployment"]
     [container] = pods.inputs["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"eu.gcr.io/acme-ml-eu/ml-endpoints:2.1.0@{digest}"
+
+
+REPOSITORY_IMPORT_ID = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/repositories/(?P<repository_id>[^/]+)$"
+)
+"""The first import ID form of terraform-provider-google's ``resourceArtifactRegistryRepository
+Import`` (``google/services/artifactregistry/resource_artifact_registry_repository.go``), which
+pulumi-gcp's ``gcp:artifactregistry/repository:Repository`` takes as ``pulumi import``'s ID."""
+_README_IMPORT = re.compile(
+    r"pulumi import (?P<type>\S+) (?P<name>\S+) \\\n\s+(?P<id>\S+) \\\n"
+    r"\s+--parent '(?P<parent>[^']+)' \\\n\s+--stack STACK"
+)
+
+
+def test_the_readme_adopts_the_gcr_repository_the_gcr_stack_declares() -> None:
+    """README, "Adopting an existing gcr.io repository": the ``pulumi import`` command must name
+    the Repository resource the gcr.io test stack declares (type token and name), with an ID the
+    provider's importer reads back as that repository's project, location and id, under the
+    component's URN as the engine makes it. The engine leaves the root stack's type out of a
+    top-level resource's URN (pulumi/pulumi ``pkg/resource/deploy/deployment.go``
+    ``generateURN``: "don't use the root stack type"), which Pulumi's Python mocks keep
+    (``pulumi:pulumi:Stack$...`` in the plan), so a URN copied from the plan would be wrong."""
+    found = _README_IMPORT.search((ROOT / "README.md").read_text())
+    assert found is not None, "README: no pulumi import command for the gcr.io repository"
+    plan = gcr_plan()
+    [repository] = [
+        r for r in plan.resources if r.type == "gcp:artifactregistry/repository:Repository"
+    ]
+    assert (found["type"], found["name"]) == (repository.type, repository.name)
+    parts = REPOSITORY_IMPORT_ID.match(found["id"])
+    assert parts is not None, found["id"]
+    inputs = repository.inputs
+    assert parts.groupdict() == {
+        "project": inputs["project"],
+        "location": inputs["location"],
+        "repository_id": inputs["repositoryId"],
+    }
+    [component] = [r for r in plan.resources if r.urn == repository.parent]
+    [project] = re.findall(r"^name: (\S+)$", (ROOT / "Pulumi.yaml").read_text(), re.M)
+    engine_urn = component.urn.replace("pulumi:pulumi:Stack$", "").replace(
+        f"urn:pulumi:{GCR_STACK}::", "urn:pulumi:STACK::"
+    )
+    assert engine_urn == f"urn:pulumi:STACK::{project}::{component.type}::{component.name}"
+    assert found["parent"] == f"parent={engine_urn}"
 
 
 def test_a_plan_validates_the_stack_once() -> None:
