@@ -21,26 +21,61 @@ and a GPU node pool, plus a Google service account the model server runs as.
 - Dataplane V2 enforces the ModelDeployment's NetworkPolicy; the Gateway API (standard channel)
   serves its HTTPRoute.
 
-**Replacement:** most node-pool settings force the pool to be replaced
-(:data:`~infra.clusters.node_pools.REPLACEMENT_NOTE`); a warning says so on every preview.
+- ``deletion_protection`` (the provider's default is true: ``pulumi destroy`` fails until it is
+  turned off) follows ``ml-endpoints:policy.production`` unless the stack file sets it.
+- GPU pools run in ``gpu_nodes.zones`` (``node_locations``): a regional cluster otherwise puts a
+  pool in every zone of its region, and a zone without the accelerator fails the pool's
+  creation ("Accelerator type ... does not exist in zone"). Required with a regional cluster;
+  each zone must be in the cluster's region.
+
+**Replacement:** :data:`POOL_REPLACEMENT_NOTE`, logged as a warning on every preview, names the
+settings that force a new pool in terraform-provider-google
+(``google/services/container/node_config.go``: ``guest_accelerator`` with its
+``gpu_driver_installation_config``, ``spot``, ``service_account``, ``oauth_scopes``,
+``shielded_instance_config`` are ``ForceNew``; ``machine_type``, ``disk_size_gb``, ``labels``
+and ``taint`` are updated by ``nodePoolNodeConfigUpdate``), the verdicts of
+:mod:`infra.stack.replacements`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Literal, Self
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.clusters.kubeconfig import exec_kubeconfig
-from infra.clusters.node_pools import REPLACEMENT_NOTE
 from infra.gcp.apis import CONTAINER, IAM, ProjectApis, apis_or_own
 from infra.k8s.config import DNS_LABEL
 from infra.k8s.gpu import GPU_NODE_LABELS, GPU_TAINT_KEY, GPU_TAINT_VALUE
-from infra.validation import Frozen
+from infra.validation import Frozen, rule_error
 
+POOL_REPLACEMENT_NOTE = (
+    "changing a pool's accelerator_type, accelerator_count, driver_version or spot (or the "
+    "nodes' service account) REPLACES the pool, draining and recreating its nodes; add a new "
+    "pool and move workloads instead when downtime matters. machine_type and disk_size_gb change "
+    "in place, but GKE recreates every node of the pool (surge upgrade); min_nodes, max_nodes "
+    "and zones change in place"
+)
+"""The GKE warning: only what ``ForceNew`` in terraform-provider-google (module docstring)."""
+POOL_FIELDS = {
+    "accelerator_type": "nodeConfig.guestAccelerators[].type",
+    "accelerator_count": "nodeConfig.guestAccelerators[].count",
+    "driver_version": (
+        "nodeConfig.guestAccelerators[].gpuDriverInstallationConfig.gpuDriverVersion"
+    ),
+    "spot": "nodeConfig.spot",
+    "machine_type": "nodeConfig.machineType",
+    "disk_size_gb": "nodeConfig.diskSizeGb",
+    "min_nodes": "autoscaling.minNodeCount",
+    "max_nodes": "autoscaling.maxNodeCount",
+    "zones": "nodeLocations",
+}
+"""Each pool setting of the stack file and the node pool input it sets (wire names)."""
+ZONE = r"^[a-z]+-[a-z]+[0-9]-[a-z]$"
 NODE_ROLES = (
     "roles/container.defaultNodeServiceAccount",
     "roles/artifactregistry.reader",
@@ -73,6 +108,10 @@ class GkeGpuPool(GkeNodePool):
     accelerator_type: Annotated[str, Field(pattern=r"^nvidia-[a-z0-9-]+$")] = "nvidia-l4"
     accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
     driver_version: Literal["DEFAULT", "LATEST"] = "LATEST"
+    zones: list[Annotated[str, Field(pattern=ZONE)]] = []
+    """``node_locations``: zones of the cluster's region that offer ``accelerator_type``
+    (``gcloud compute accelerator-types list --filter="name=ACCELERATOR"``; "GPU regions and
+    zones availability", Compute Engine documentation). Required with a regional cluster."""
 
 
 class GkeClusterArgs(Frozen):
@@ -85,13 +124,41 @@ class GkeClusterArgs(Frozen):
     network: str | None = None
     subnetwork: str | None = None
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
-    deletion_protection: bool = True
+    deletion_protection: bool | None = None
+    """Refuse to delete the cluster (``pulumi destroy`` fails). Left out: true for stacks with
+    ``policy.production``, false otherwise; the component alone defaults to true."""
     cpu_nodes: GkeNodePool = GkeNodePool()
     gpu_nodes: GkeGpuPool | None = GkeGpuPool()
     serving_namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "default"
     serving_service_account: Annotated[str, Field(pattern=DNS_LABEL)] = "model-server"
     serving_roles: list[Annotated[str, Field(pattern=r"^roles/")]] = ["roles/storage.objectViewer"]
     """Project roles of the model server's Google service account (reading gs:// models)."""
+
+    @model_validator(mode="after")
+    def _gpu_zones_in_region(self) -> Self:
+        gpu = self.gpu_nodes
+        if gpu is None:
+            return self
+        regional = re.fullmatch(r"[a-z]+-[a-z]+[0-9]", self.location) is not None
+        region = self.location if regional else self.location.rsplit("-", 1)[0]
+        key = ("gpu_nodes", "zones")
+        if regional and not gpu.zones:
+            raise rule_error(
+                key,
+                f"required with a regional cluster ({self.location}): list the zones of "
+                f"{region} that offer {gpu.accelerator_type} (gcloud compute accelerator-types "
+                f'list --filter="name={gpu.accelerator_type} AND zone~{region}"); otherwise the '
+                "pool goes into every zone and fails where the accelerator is missing",
+                gpu.zones,
+            )
+        outside = [zone for zone in gpu.zones if not zone.startswith(f"{region}-")]
+        if outside:
+            raise rule_error(
+                key, f"must be zones of the cluster's region {region}, got {outside}", gpu.zones
+            )
+        if len(set(gpu.zones)) != len(gpu.zones):
+            raise rule_error(key, "lists a zone twice", gpu.zones)
+        return self
 
 
 def _workload_pool(config: gcp.container.outputs.ClusterWorkloadIdentityConfig | None) -> str:
@@ -129,7 +196,7 @@ class GkeCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ml-endpoints:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        pulumi.log.warn(f"GkeCluster {name}: {REPLACEMENT_NOTE}.", resource=self)
+        pulumi.log.warn(f"GkeCluster {name}: {POOL_REPLACEMENT_NOTE}.", resource=self)
         enabled = apis_or_own(apis, self)
         after_iam = pulumi.ResourceOptions(
             parent=self, depends_on=enabled.enable(args.project, IAM)
@@ -143,7 +210,9 @@ class GkeCluster(pulumi.ComponentResource):
             subnetwork=args.subnetwork,
             remove_default_node_pool=True,
             initial_node_count=1,
-            deletion_protection=args.deletion_protection,
+            deletion_protection=(
+                True if args.deletion_protection is None else args.deletion_protection
+            ),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"
@@ -252,6 +321,7 @@ class GkeCluster(pulumi.ComponentResource):
             project=args.project,
             location=args.location,
             cluster=cluster.name,
+            node_locations=(gpu.zones or None) if gpu else None,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 min_node_count=pool.min_nodes, max_node_count=pool.max_nodes
             ),

@@ -9,12 +9,12 @@ from pydantic import Field, ValidationInfo, field_validator
 from infra.validation import Frozen
 
 REPLACEMENT_NOTE = (
-    "most node-pool settings (machine/instance types, accelerators, AMI or image type, disk, "
-    "taints, labels, service account) cannot be changed in place: changing them REPLACES the "
-    "pool, draining and recreating its nodes. Add a new pool and move workloads instead when "
+    "some node-pool settings cannot be changed in place: changing them REPLACES the pool, "
+    "draining and recreating its nodes. Add a new pool and move workloads instead when "
     "downtime matters"
 )
-"""Said in the cluster components' docs and, for GKE, logged as a warning on every preview."""
+"""Said in the cluster components' docs; each cluster names its own replacing fields (GKE:
+:data:`infra.clusters.gke.POOL_REPLACEMENT_NOTE`, logged on every preview)."""
 
 
 class Scaling(Frozen):

@@ -16,6 +16,7 @@ from infra.aws.config import EcrRepositoryArgs, ModelArgs, SageMakerEndpointArgs
 from infra.aws.config import VariantArgs as SageMakerVariant
 from infra.clusters.config import ClusterArgs
 from infra.clusters.eks import EksClusterArgs
+from infra.clusters.gke import GkeClusterArgs
 from infra.gcp.config import ArtifactRegistryArgs, VertexEndpointArgs
 from infra.gcp.config import VariantArgs as VertexVariant
 from infra.k8s.config import ModelDeploymentArgs, ServingSettings, Variant
@@ -61,6 +62,8 @@ def compose(stack: StackConfig) -> Components:
         cluster = stack.cluster
         if isinstance(cluster, EksClusterArgs):
             cluster = cluster.model_copy(update={"protect": production})
+        if isinstance(cluster, GkeClusterArgs) and cluster.deletion_protection is None:
+            cluster = cluster.model_copy(update={"deletion_protection": production})
         parts["cluster"] = cluster
         parts["kubernetes"] = kubernetes_args(release, stack.kubernetes)
     return Components(**parts)
