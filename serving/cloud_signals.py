@@ -41,10 +41,12 @@ from serving.settings import Platform, Settings, SignalMode
 
 log = logging.getLogger("ml_endpoints.cloud_signals")
 
-#: Member names (= CloudWatch metric names) and units. The same names on every cloud.
-REQUESTS, SERVER_ERRORS, CLIENT_ERRORS = "Requests", "ServerErrors", "ClientErrors"
-LATENCY_P50, LATENCY_P99 = "LatencyP50", "LatencyP99"
-QUEUE_REJECTIONS, DRIFT_DETECTED, READY = "QueueRejections", "DriftDetected", "Ready"
+#: Member names (= CloudWatch metric names) and units. The same names on every cloud; the
+#: names live in :mod:`serving.contract`, which infra reads without the server's dependencies.
+REQUESTS, SERVER_ERRORS = contract.SIGNAL_REQUESTS, contract.SIGNAL_SERVER_ERRORS
+CLIENT_ERRORS, QUEUE_REJECTIONS = contract.SIGNAL_CLIENT_ERRORS, contract.SIGNAL_QUEUE_REJECTIONS
+LATENCY_P50, LATENCY_P99 = contract.SIGNAL_LATENCY_P50, contract.SIGNAL_LATENCY_P99
+DRIFT_DETECTED, READY = contract.SIGNAL_DRIFT_DETECTED, contract.SIGNAL_READY
 UNITS = {
     REQUESTS: "Count",
     SERVER_ERRORS: "Count",
@@ -56,9 +58,10 @@ UNITS = {
     READY: "None",
 }
 #: CloudWatch dimensions, named as SageMaker's own ``AWS/SageMaker`` metrics name them.
-ENDPOINT_DIMENSION, VARIANT_DIMENSION = "EndpointName", "VariantName"
+ENDPOINT_DIMENSION = contract.SIGNAL_ENDPOINT_DIMENSION
+VARIANT_DIMENSION = contract.SIGNAL_VARIANT_DIMENSION
 #: Marks the line for log filters (Cloud Logging log-based metrics, CloudWatch Logs Insights).
-KIND = "ml-endpoints-signals"
+KIND = contract.SIGNALS_KIND
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,21 @@ DRIFT_DETECTED_METRIC: Final = "model_drift_detected"
 DRIFT_P_VALUE_METRIC: Final = "model_drift_p_value"
 """Gauge per ``feature`` and ``test`` of the latest drift report."""
 DRIFT_WINDOW_ROWS_METRIC: Final = "model_drift_window_rows"
+
+# Cloud signals: the members each interval's line carries (CloudWatch EMF metric names on
+# SageMaker, jsonPayload keys in Cloud Logging on Vertex AI), written by
+# serving/cloud_signals.py and read by the alarms and alerts infra declares
+# (infra/aws/signal_alarms.py, infra/gcp/signal_alerts.py).
+SIGNAL_REQUESTS: Final = "Requests"
+SIGNAL_SERVER_ERRORS: Final = "ServerErrors"
+SIGNAL_CLIENT_ERRORS: Final = "ClientErrors"
+SIGNAL_LATENCY_P50: Final = "LatencyP50"
+SIGNAL_LATENCY_P99: Final = "LatencyP99"
+SIGNAL_QUEUE_REJECTIONS: Final = "QueueRejections"
+SIGNAL_DRIFT_DETECTED: Final = "DriftDetected"
+SIGNAL_READY: Final = "Ready"
+SIGNAL_ENDPOINT_DIMENSION: Final = "EndpointName"
+"""CloudWatch dimensions, named as SageMaker's own ``AWS/SageMaker`` metrics name them."""
+SIGNAL_VARIANT_DIMENSION: Final = "VariantName"
+SIGNALS_KIND: Final = "ml-endpoints-signals"
+"""Marks a signal line for log filters (Cloud Logging log-based metrics, Logs Insights)."""

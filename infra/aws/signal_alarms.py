@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serving import cloud_signals as cs
+from serving import contract
 
 Signal = Literal["container_5xx", "container_latency", "drift"]
 
@@ -90,8 +90,8 @@ def alarm_requests(
 ) -> dict[Signal, dict[str, Any]]:
     """The ``PutMetricAlarm`` request of each configured alarm of one variant."""
     dimensions = [
-        {"Name": cs.ENDPOINT_DIMENSION, "Value": endpoint_name},
-        {"Name": cs.VARIANT_DIMENSION, "Value": variant_name},
+        {"Name": contract.SIGNAL_ENDPOINT_DIMENSION, "Value": endpoint_name},
+        {"Name": contract.SIGNAL_VARIANT_DIMENSION, "Value": variant_name},
     ]
     where = f"{endpoint_name}/{variant_name}"
 
@@ -124,12 +124,12 @@ def alarm_requests(
             "Metrics": [
                 {
                     "Id": "errors",
-                    "MetricStat": metric(cs.SERVER_ERRORS, "Sum", period),
+                    "MetricStat": metric(contract.SIGNAL_SERVER_ERRORS, "Sum", period),
                     "ReturnData": False,
                 },
                 {
                     "Id": "requests",
-                    "MetricStat": metric(cs.REQUESTS, "Sum", period),
+                    "MetricStat": metric(contract.SIGNAL_REQUESTS, "Sum", period),
                     "ReturnData": False,
                 },
                 {
@@ -150,7 +150,7 @@ def alarm_requests(
                 f"{where}: p99 latency above {latency.p99_ms:g} ms in the worst worker",
             ),
             "Namespace": namespace,
-            "MetricName": cs.LATENCY_P99,
+            "MetricName": contract.SIGNAL_LATENCY_P99,
             "Dimensions": dimensions,
             "Statistic": "Maximum",
             "Period": latency.period_s,
@@ -165,7 +165,7 @@ def alarm_requests(
                 f"{where}: at least {drift.share:.0%} of the drift reports found input drift",
             ),
             "Namespace": namespace,
-            "MetricName": cs.DRIFT_DETECTED,
+            "MetricName": contract.SIGNAL_DRIFT_DETECTED,
             "Dimensions": dimensions,
             "Statistic": "Average",
             "Period": drift.period_s,

@@ -30,7 +30,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.monitoring.config import AlertsConfig, seconds
-from serving import cloud_signals as cs
+from serving import contract
 
 if TYPE_CHECKING:
     from infra.gcp.config import VertexAlertsArgs
@@ -65,18 +65,26 @@ def log_metrics(endpoint_name: str) -> dict[str, LogMetric]:
     """The log-based metrics of one endpoint, by signal."""
     prefix = f"ml-endpoints/{endpoint_name}"
     return {
-        "requests": LogMetric(f"{prefix}/requests", cs.REQUESTS, "1", "Prediction requests"),
+        "requests": LogMetric(
+            f"{prefix}/requests", contract.SIGNAL_REQUESTS, "1", "Prediction requests"
+        ),
         "server_errors": LogMetric(
-            f"{prefix}/server_errors", cs.SERVER_ERRORS, "1", "Requests answered 5xx"
+            f"{prefix}/server_errors", contract.SIGNAL_SERVER_ERRORS, "1", "Requests answered 5xx"
         ),
         "client_errors": LogMetric(
-            f"{prefix}/client_errors", cs.CLIENT_ERRORS, "1", "Requests answered 4xx"
+            f"{prefix}/client_errors", contract.SIGNAL_CLIENT_ERRORS, "1", "Requests answered 4xx"
         ),
         "latency_p99": LogMetric(
-            f"{prefix}/latency_p99", cs.LATENCY_P99, "ms", "p99 latency per worker and interval"
+            f"{prefix}/latency_p99",
+            contract.SIGNAL_LATENCY_P99,
+            "ms",
+            "p99 latency per worker and interval",
         ),
         "drift": LogMetric(
-            f"{prefix}/drift_detected", cs.DRIFT_DETECTED, "1", "1 when a drift report found drift"
+            f"{prefix}/drift_detected",
+            contract.SIGNAL_DRIFT_DETECTED,
+            "1",
+            "1 when a drift report found drift",
         ),
     }
 
@@ -85,7 +93,7 @@ def log_filter(endpoint_id: str) -> str:
     """The Cloud Logging filter selecting one endpoint's signal lines."""
     return (
         f'resource.type="{RESOURCE_TYPE}" AND resource.labels.endpoint_id="{endpoint_id}" '
-        f'AND jsonPayload.kind="{cs.KIND}"'
+        f'AND jsonPayload.kind="{contract.SIGNALS_KIND}"'
     )
 
 
