@@ -169,3 +169,56 @@ def test_an_adopting_stack_plans_and_diffs_an_import_not_a_create(tmp_path: Path
     assert f"{len(plan.resources) - 2} to create, 2 to import," in text.splitlines()[0]
     entries = json.loads(to_json(diff, "empty"))["resources"]
     assert {e["type"]: e["import_id"] for e in entries if e["action"] == "import"} == adopted
+
+
+# ------------------------------------------------------------ the documented first deployment
+
+STACKS_README = (ROOT / "stacks" / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    start = STACKS_README.index(f"### {title}")
+    end = STACKS_README.find("\n### ", start + 4)
+    return STACKS_README[start : end if end != -1 else None]
+
+
+def _recipe(target: str) -> str:
+    makefile = (ROOT / "Makefile").read_text()
+    found = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert found is not None, f"Makefile: no {target} target"
+    return found.group(1)
+
+
+def test_the_first_deployment_is_documented_registries_then_image_then_deploy() -> None:
+    """stacks/README.md's "First deployment": registries (make bootstrap, targeted), then the
+    image built once and copied by digest, then preflight and the full ``pulumi up``; each
+    step names a command that exists."""
+    steps = _section("First deployment")
+    order = [
+        "make bootstrap STACK=dev",
+        "docker buildx build -f serving/Dockerfile --push",
+        "ml-endpoints images --stack dev --copy-from",
+        "ml-endpoints preflight --stack dev",
+        "make up STACK=dev",
+    ]
+    places = [" ".join(steps.split()).find(command) for command in order]
+    assert -1 not in places, dict(zip(order, places, strict=True))
+    assert places == sorted(places)
+    assert "pulumi up" in _recipe("bootstrap") and "$(BOOTSTRAP_TARGETS)" in _recipe("bootstrap")
+    assert "--target" not in _recipe("up")
+    assert "ml-endpoints preflight" in _recipe("preflight")
+    assert (ROOT / "serving" / "Dockerfile").exists()
+
+
+def test_the_documented_cli_setup_matches_the_stack_files_and_the_makefile() -> None:
+    """A stack initialised with another secrets provider than its file names could not read
+    the file's ``secure:`` values (infra/secrets_provider.py); and the documented install is
+    what ``make preview``/``make up`` install (the policy pack and preflight included)."""
+    inits = re.findall(r"pulumi stack init (\w+) --secrets-provider '?([^'\s]+)'?", STACKS_README)
+    assert inits
+    for stack, provider in inits:
+        document = load_document(STACKS_DIR / f"Pulumi.{stack}.yaml")
+        assert provider == document["secretsprovider"], stack
+    deploy = re.search(r"install -q -e '\.\[([^\]]+)\]'", _recipe("$(VENV)/.deploy"))
+    assert deploy is not None
+    assert f"pip install -e '.[{deploy.group(1)}]'" in STACKS_README
