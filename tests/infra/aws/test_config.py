@@ -300,6 +300,11 @@ SAGEMAKER_RULES: dict[str, Case] = {
         "sagemaker.deployment.strategy",
         "a canary step of 10% moves 1 of the 1 instances of variants[0].instance_count",
     ),
+    "execution timeout below the provider's range": (
+        _one(("deployment",), {"maximum_execution_timeout_s": 599}),
+        "sagemaker.deployment.maximum_execution_timeout_s",
+        "greater than or equal to 600",
+    ),
     "execution timeout above the provider's range": (
         _one(("deployment",), {"maximum_execution_timeout_s": 14401}),
         "sagemaker.deployment.maximum_execution_timeout_s",
