@@ -88,13 +88,15 @@ BOOTSTRAP_TARGETS := --target '**ml-endpoints:aws:EcrRepository**' \
 bootstrap: $(VENV)/.deploy ## first deployment, step 1: only STACK's registries (then push the image, preflight, up)
 	pulumi up --stack $(STACK) --policy-pack infra/policy $(BOOTSTRAP_TARGETS)
 
-preview: $(VENV)/.deploy ## pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
+preview: $(VENV)/.deploy ## preflight, then pulumi preview --diff of STACK with the policy pack (Pulumi CLI + credentials)
+	$(BIN)/ml-endpoints preflight --stack $(STACK)
 	pulumi preview --stack $(STACK) --diff --policy-pack infra/policy
 
 preflight: $(VENV)/.deploy ## STACK's images and model artifacts exist and are readable (credentials)
 	$(BIN)/ml-endpoints preflight --stack $(STACK)
 
-up: $(VENV)/.deploy ## pulumi up STACK with the policy pack, then verify it
+up: $(VENV)/.deploy ## preflight, pulumi up STACK with the policy pack, then verify it
+	$(BIN)/ml-endpoints preflight --stack $(STACK)
 	pulumi up --stack $(STACK) --policy-pack infra/policy
 	$(BIN)/ml-endpoints verify --stack $(STACK)
 

@@ -223,3 +223,14 @@ def test_the_documented_cli_setup_matches_the_stack_files_and_the_makefile() -> 
     deploy = re.search(r"install -q -e '\.\[([^\]]+)\]'", _recipe("$(VENV)/.deploy"))
     assert deploy is not None
     assert f"pip install -e '.[{deploy.group(1)}]'" in STACKS_README
+
+
+def test_make_preview_and_up_run_preflight_first() -> None:
+    """Issue 15 item 2: preflight runs before preview and up locally too (make stops at the
+    first failing line of a recipe, so a missing digest or artifact stops before Pulumi)."""
+    for target in ("preview", "up"):
+        lines = _recipe(target).splitlines()
+        preflight = next(i for i, line in enumerate(lines) if "ml-endpoints preflight" in line)
+        pulumi = next(i for i, line in enumerate(lines) if line.strip().startswith("pulumi "))
+        assert preflight < pulumi, target
+        assert "--stack $(STACK)" in lines[preflight]
