@@ -390,6 +390,8 @@ GKE_CLUSTER = {
     "project": "acme-ml-prod",
     "location": "us-central1",
     "serving_namespace": "ml-prod",
+    # A regional cluster's GPU pool names its zones (issue 14 item 7).
+    "gpu_nodes": {"zones": ["us-central1-a"]},
 }
 PROD_ECR = "333333333333.dkr.ecr.us-east-1.amazonaws.com/ml-endpoints/serving"
 
