@@ -329,7 +329,7 @@ def test_a_gke_target_reads_its_gcr_image_from_the_hosts_repository(
     (gcloud reference: ``REPOSITORY --location=LOCATION --repository-format=...``) as well."""
     image = "asia.gcr.io/ml-project/ml-endpoints"
     kubernetes = {"name": "reranker", "image_repository": image, "artifact_store": "gcs"}
-    cluster = {"type": "gke", "project": "ml-project", "location": "asia-east1"}
+    cluster = {"type": "gke", "project": "ml-project", "location": "asia-east1-a"}
     stack = load_stack(_stack(kubernetes=kubernetes, cluster=cluster), "Pulumi.gke.yaml")
     [reference] = [r for r in references(stack) if r.image is not None]
     assert reference.key == (
