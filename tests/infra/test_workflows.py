@@ -127,6 +127,7 @@ def test_the_comment_step_puts_the_offline_summary_next_to_the_preview(tmp_path:
         "STACK": "dev",
         "BASE": "HEAD",
         "PREVIEW": real_preview,
+        "OUTCOME": "success",
         "GITHUB_STEP_SUMMARY": str(summary),
     }
     subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
@@ -136,6 +137,18 @@ def test_the_comment_step_puts_the_offline_summary_next_to_the_preview(tmp_path:
     assert comment.index("dev/sagemaker challenger weight 50 -> 40%") > offline
     assert offline < comment.index(real_preview) < comment.index("</details>")
     assert comment.count("```") % 2 == 0  # every block closed
+    assert "pulumi preview of dev:" not in comment
+
+    # A failed preview (pulumi/actions#1360: no output then) still replaces the comment, with
+    # the offline summary and the outcome, so an earlier run's preview is not left standing.
+    failed = {**env, "PREVIEW": "", "OUTCOME": "failure"}
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=failed, check=True)
+    comment = (tmp_path / "preview.md").read_text()
+    assert "stack dev against HEAD: 0 to create, " in comment
+    assert "**pulumi preview of dev: failure** (see this job's log)" in comment
+    post = uses(preview, "marocchino/sticky-pull-request-comment")
+    for conditional in (step, post):
+        assert conditional["if"].startswith("${{ !cancelled()"), conditional.get("name")
 
 
 def test_main_builds_the_image_once_then_deploys_dev_staging_prod_and_verifies() -> None:
