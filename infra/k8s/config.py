@@ -8,6 +8,7 @@ rather than at the whole ``kubernetes`` object. A stack's ``ml-endpoints:kuberne
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Collection, Sequence
@@ -170,31 +171,68 @@ class Shutdown(Frozen):
     """``ML_ENDPOINTS_GRACEFUL_TIMEOUT``: then finish in-flight requests within this."""
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a CIDR block (10.129.0.0/23): {error}") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
 class IngressPeer(Frozen):
     """Who may reach the model server's port: pods matching ``pod_labels`` in namespaces
-    matching ``namespace_labels`` (either may be left out, not both)."""
+    matching ``namespace_labels`` (either may be left out, not both), or addresses in ``cidr``
+    (a load balancer's data plane outside the cluster: an NetworkPolicy ``ipBlock``)."""
 
     namespace_labels: dict[str, str] | None = None
-    pod_labels: dict[str, str] | None = Field(default=None, validate_default=True)
+    pod_labels: dict[str, str] | None = None
+    cidr: Cidr | None = Field(default=None, validate_default=True)
 
-    @field_validator("pod_labels")
+    @field_validator("cidr")
     @classmethod
-    def _one_selector(
-        cls, value: dict[str, str] | None, info: ValidationInfo
-    ) -> dict[str, str] | None:
-        if value is None and info.data.get("namespace_labels") is None:
-            raise ValueError("give namespace_labels, pod_labels or both")
+    def _one_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        selectors = info.data.get("namespace_labels"), info.data.get("pod_labels")
+        if value is None and selectors == (None, None):
+            raise ValueError("give namespace_labels, pod_labels (or both), or cidr")
+        if value is not None and selectors != (None, None):
+            raise ValueError("a cidr peer takes no labels: list it as a peer of its own")
         return value
 
 
+class GkeGatewayArgs(Frozen):
+    """The Gateway is GKE's (a ``gke-l7-*`` GatewayClass): its load balancer health-checks
+    ``GET /`` unless a ``HealthCheckPolicy`` says otherwise, and reaches the pods from Google's
+    ranges, which the NetworkPolicy must admit (:mod:`infra.k8s.traffic`). Set by the program
+    for a ``type: gke`` cluster; set it yourself for a GKE cluster reached as ``existing``."""
+
+    proxy_only_subnets: list[Cidr] = []
+    """The region's proxy-only subnet(s) (``purpose: REGIONAL_MANAGED_PROXY``): required for a
+    regional Gateway (``gke-l7-rilb``, ``gke-l7-regional-external-managed``), whose Envoy
+    proxies connect to the pods from there ("Firewall rules", Cloud Load Balancing)."""
+
+
 class GatewayRef(Frozen):
-    """The Gateway API ``Gateway`` the ``HTTPRoute`` attaches to."""
+    """The Gateway API ``Gateway`` the ``HTTPRoute`` attaches to.
+
+    Its data plane must be allowed through the NetworkPolicy: in-cluster proxies (Envoy
+    Gateway, Istio...) by ``ingress_from`` ``namespace_labels``; a cloud load balancer by its
+    source ranges, ``ingress_from`` ``cidr``, or for GKE ``gke`` (Google's health-check ranges
+    and the proxy-only subnet). On EKS with the AWS Gateway API Controller, VPC Lattice reaches
+    the pods from 169.254.171.0/24 (aws/aws-application-networking-k8s ``docs/deploy.md``: "allow
+    traffic on all ports from the 169.254.171.0/24 address range"; the managed prefix list
+    ``com.amazonaws.REGION.vpc-lattice``, VPC Lattice "Control traffic using security groups"):
+    list ``{cidr: 169.254.171.0/24}``; health checks come from the same fleet. Without a
+    matching peer the NetworkPolicy drops the Gateway's traffic and health checks."""
 
     name: DnsLabel
     namespace: DnsLabel | None = None
     section_name: DnsLabel | None = None
     hostnames: list[Annotated[str, Field(pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]] = []
     path_prefix: Annotated[str, Field(pattern=r"^/")] = "/"
+    gke: GkeGatewayArgs | None = None
 
 
 class ServiceMonitorConfig(Frozen):
@@ -280,7 +318,8 @@ class ServingSettings(Frozen):
     ingress_from: list[IngressPeer] = []
     """NetworkPolicy: besides pods of the same namespace, only these may connect to port 8080.
     List the Gateway's data plane and Prometheus when they run in other namespaces, e.g.
-    ``{namespace_labels: {kubernetes.io/metadata.name: gateway-system}}``."""
+    ``{namespace_labels: {kubernetes.io/metadata.name: gateway-system}}``, or a load balancer
+    outside the cluster by ``cidr`` (a GKE Gateway's ranges come from ``gateway.gke``)."""
     gateway: GatewayRef | None = None
     """Required with several variants: the HTTPRoute splitting traffic attaches to it (a Gateway
     in another namespace must allow routes from this one in its ``allowedRoutes``)."""

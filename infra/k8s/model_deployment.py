@@ -54,9 +54,13 @@ from infra.k8s.observability import (
 )
 from infra.k8s.pod import PORT_NAME, common_labels, pod_template, secret_env, selector_labels
 from infra.k8s.traffic import (
+    HEALTH_CHECK_POLICY_API_VERSION,
+    HEALTH_CHECK_POLICY_KIND,
     HTTP_ROUTE_API_VERSION,
     HTTP_ROUTE_KIND,
     SERVICE_PORT,
+    gateway_sources,
+    health_check_policy_spec,
     http_route_spec,
     service_name,
 )
@@ -360,6 +364,18 @@ class ModelDeployment(pulumi.ComponentResource):
             opts=child,
         )
         self.service_names[variant.name] = service.metadata.apply(lambda m: str(m.name))
+        if args.gateway is not None and args.gateway.gke is not None:
+            # GKE's load balancer checks GET / otherwise, and ignores readiness probes.
+            k8s.apiextensions.CustomResource(
+                f"{name}-{variant.name}-health-check",
+                api_version=HEALTH_CHECK_POLICY_API_VERSION,
+                kind=HEALTH_CHECK_POLICY_KIND,
+                metadata=self._meta(args, service_name(args, variant), variant=variant),
+                spec=health_check_policy_spec(args, variant),
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[service])
+                ),
+            )
         if autoscaling is not None:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-{variant.name}",
@@ -401,8 +417,22 @@ class ModelDeployment(pulumi.ComponentResource):
                         if peer.pod_labels is not None
                         else None
                     ),
+                    ip_block=(
+                        k8s.networking.v1.IPBlockArgs(cidr=peer.cidr)
+                        if peer.cidr is not None
+                        else None
+                    ),
                 )
             )
+        # A GKE Gateway's load balancer connects from Google's ranges (and the proxy-only
+        # subnet): outside the cluster, so only an ipBlock admits it (Dataplane V2 enforces it).
+        for cidr in gateway_sources(args):
+            if all(peer.cidr != cidr for peer in args.ingress_from):
+                peers.append(
+                    k8s.networking.v1.NetworkPolicyPeerArgs(
+                        ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)
+                    )
+                )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-ingress",
             metadata=ModelDeployment._meta(args, args.name),

@@ -19,7 +19,7 @@ from infra.clusters.eks import EksClusterArgs
 from infra.clusters.gke import GkeClusterArgs
 from infra.gcp.config import ArtifactRegistryArgs, VertexEndpointArgs
 from infra.gcp.config import VariantArgs as VertexVariant
-from infra.k8s.config import ModelDeploymentArgs, ServingSettings, Variant
+from infra.k8s.config import GkeGatewayArgs, ModelDeploymentArgs, ServingSettings, Variant
 from infra.stack.config import (
     KubernetesTarget,
     Release,
@@ -65,7 +65,14 @@ def compose(stack: StackConfig) -> Components:
         if isinstance(cluster, GkeClusterArgs) and cluster.deletion_protection is None:
             cluster = cluster.model_copy(update={"deletion_protection": production})
         parts["cluster"] = cluster
-        parts["kubernetes"] = kubernetes_args(release, stack.kubernetes)
+        kubernetes = kubernetes_args(release, stack.kubernetes)
+        gateway = kubernetes.gateway
+        if isinstance(cluster, GkeClusterArgs) and gateway is not None and gateway.gke is None:
+            # The cluster's own Gateway controller is GKE's (gatewayApiConfig on the cluster).
+            kubernetes = kubernetes.model_copy(
+                update={"gateway": gateway.model_copy(update={"gke": GkeGatewayArgs()})}
+            )
+        parts["kubernetes"] = kubernetes
     return Components(**parts)
 
 

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pulumi
 
 KUBERNETES_VERSION = "1.33"
-CRD_KINDS = frozenset({"HTTPRoute", "ServiceMonitor"})
+CRD_KINDS = frozenset({"HTTPRoute", "ServiceMonitor", "HealthCheckPolicy"})
 """Custom resources: kubernetes-validate has no schema for them (SchemaNotFoundError)."""
 
 

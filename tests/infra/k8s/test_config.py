@@ -123,8 +123,8 @@ def test_model_uri_scheme() -> None:
 
 def test_ingress_peer_needs_a_selector() -> None:
     error = _error(base_config(ingress_from=[{}]))
-    assert error.key == "kubernetes.ingress_from[0].pod_labels"
-    assert "namespace_labels, pod_labels or both" in str(error)
+    assert error.key == "kubernetes.ingress_from[0].cidr"
+    assert "namespace_labels, pod_labels (or both), or cidr" in str(error)
 
 
 def test_variants_required() -> None:

@@ -39,6 +39,7 @@ FULL = base_config(
         "section_name": "https",
         "hostnames": ["iris.example.com"],
         "path_prefix": "/",
+        "gke": {},
     },
     gpu={"count": 1},
     autoscaling={"min_replicas": 2, "max_replicas": 8, "inflight_requests_per_pod": 2.5},
@@ -80,10 +81,14 @@ def test_every_builtin_object_passes_strict_schema_validation(
 
 @pytest.mark.parametrize("kind", sorted(CRD_KINDS))
 def test_crds_have_no_schema_in_kubernetes_validate(render: Render, kind: str) -> None:
-    """HTTPRoute and ServiceMonitor are asserted field by field below because no schema for
-    them ships with kubernetes-validate (nor on PyPI); this fails once one does."""
-    with pytest.raises(kubernetes_validate.utils.SchemaNotFoundError):
-        validate_strict(one(render(FULL), kind))
+    """HTTPRoute, ServiceMonitor and HealthCheckPolicy are asserted field by field (here and in
+    test_gateway.py) because no schema for them ships with kubernetes-validate (nor on PyPI);
+    this fails once one does."""
+    objects = of_kind(render(FULL), kind)
+    assert objects
+    for obj in objects:
+        with pytest.raises(kubernetes_validate.utils.SchemaNotFoundError):
+            validate_strict(obj)
 
 
 def test_strict_validation_really_rejects_unknown_fields(render: Render) -> None:
@@ -440,7 +445,7 @@ def test_children_use_the_components_provider(pulumi_mocks: RecordingMocks) -> N
 
     run_program(declare)
     children = [r for r in pulumi_mocks.resources if r.type.startswith("kubernetes:")]
-    assert len(children) == 13
+    assert len(children) == 15  # with a HealthCheckPolicy per variant (gateway.gke)
     assert all(r.provider and "::target::" in r.provider for r in children), [
         r.provider for r in children
     ]
@@ -459,7 +464,7 @@ def test_every_child_is_parented_to_the_component(pulumi_mocks: RecordingMocks) 
 
     run_program(declare)
     children = [(t, n, o) for t, n, o in declared if t != "ml-endpoints:k8s:ModelDeployment"]
-    assert len(children) == 13
+    assert len(children) == 15  # with a HealthCheckPolicy per variant (gateway.gke)
     assert all(o.parent is component[0] for _, _, o in children)
     deployments = [o for t, _, o in children if t == "kubernetes:apps/v1:Deployment"]
     # Replicas are left out, not ignored: ignore_changes would keep Pulumi owning the field.
