@@ -126,6 +126,9 @@ class Declared:
     import_id: str | None = None
     """The program's ``import_`` option (the ID of an existing resource to adopt); None when
     the resource is to be created."""
+    aliases: tuple[str, ...] = ()
+    """The names the program's ``aliases`` option says this resource had before
+    (``pulumi.Alias(name=...)``, or the name at the end of an alias URN)."""
     wire: dict[str, Any] = field(default_factory=dict)
     """The inputs exactly as the engine receives them (``RegisterResourceRequest.object``): a
     secret keeps its marker where it is. :attr:`inputs` is Pulumi's deserialisation, which
@@ -166,6 +169,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 delete_before_replace=_delete_before_replace(request),
                 protect=bool(getattr(request, "protect", False)),
                 import_id=(getattr(request, "importId", "") or None),
+                aliases=_alias_names(request, args.name),
                 custom_timeouts={
                     k: getattr(timeouts, k)
                     for k in ("create", "update", "delete")
@@ -205,6 +209,18 @@ def _wire(request: Any) -> dict[str, Any]:
 
     wire: dict[str, Any] = MessageToDict(request.object)
     return wire
+
+
+def _alias_names(request: Any, name: str) -> tuple[str, ...]:
+    """The former names in a registration's ``aliases`` (alias specs, as Pulumi's SDK sends
+    them to a monitor that supports them, or URNs). Aliases of another type under the same
+    name (pulumi-kubernetes declares its resources' older API versions so) are no renames."""
+    names = []
+    for alias in getattr(request, "aliases", ()):
+        former = alias.spec.name if alias.HasField("spec") else alias.urn.rsplit("::", 1)[-1]
+        if former and former != name:
+            names.append(former)
+    return tuple(dict.fromkeys(names))
 
 
 def _delete_before_replace(request: Any) -> bool | None:

@@ -117,6 +117,10 @@ class PlannedResource:
     import_id: str | None = None
     """The program's ``import`` option: the ID of the existing resource the stack adopts
     instead of creating one (``= import`` in ``pulumi preview``); None: created."""
+    protect: bool = False
+    """The program's ``protect`` option: Pulumi refuses to delete or replace the resource."""
+    aliases: tuple[str, ...] = ()
+    """Names the resource had before (its ``aliases`` option): a rename that deletes nothing."""
 
 
 @dataclass(frozen=True)
@@ -131,16 +135,23 @@ class Plan:
     def to_json(self) -> str:
         """Stable, indented JSON (what ``--json`` prints and the snapshots hold)."""
         data = asdict(self)
-        for resource in data["resources"]:  # only adopted resources carry an import ID
-            if resource["import_id"] is None:
-                del resource["import_id"]
+        for resource in data["resources"]:  # options are written only where they are set
+            for option, unset in (("import_id", None), ("protect", False), ("aliases", ())):
+                if resource[option] == unset:
+                    del resource[option]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
         resources = [
-            PlannedResource(**{**r, "dependencies": tuple(r.get("dependencies", ()))})
+            PlannedResource(
+                **{
+                    **r,
+                    "dependencies": tuple(r.get("dependencies", ())),
+                    "aliases": tuple(r.get("aliases", ())),
+                }
+            )
             for r in data["resources"]
         ]
         return cls(stack=data["stack"], resources=resources, warnings=data.get("warnings", []))
@@ -232,6 +243,8 @@ def _planned(resource: Declared) -> PlannedResource:
         dependencies=tuple(sorted(resource.dependencies)),
         delete_before_replace=resource.delete_before_replace,
         import_id=resource.import_id,
+        protect=resource.protect,
+        aliases=resource.aliases,
     )
 
 
