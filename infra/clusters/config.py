@@ -43,6 +43,12 @@ class KubernetesTarget(Protocol):
     @property
     def service_account_annotations(self) -> Mapping[str, pulumi.Input[str]]: ...
 
+    @property
+    def google_service_account(self) -> pulumi.Input[str] | None:
+        """The Google service account the model pods act as (workload identity), which this
+        stack grants read access on gs:// model buckets; None: the pods have none."""
+        ...
+
     def node_pools_for(self, gpu: bool) -> Sequence[pulumi.Resource]:
         """The node pools this stack declares that run a workload's pods (GPU pods: the GPU
         pool): its Deployments depend on them. Empty for clusters run elsewhere."""

@@ -379,6 +379,11 @@ class EksCluster(pulumi.ComponentResource):
             }
         )
 
+    @property
+    def google_service_account(self) -> None:
+        """None: the pods act as an IAM role (IRSA), not a Google identity."""
+        return None
+
     def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
         """The node group that runs a workload's pods: the GPU group for GPU pods."""
         group = self.node_groups.get("gpu" if gpu else "cpu")

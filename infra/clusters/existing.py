@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import AfterValidator, Field
 
+from infra.gcp.service_account import GKE_IDENTITY_ANNOTATION
 from infra.secret_values import Secret, revealed
 from infra.validation import Frozen
 
@@ -53,6 +54,11 @@ class ExistingCluster(pulumi.ComponentResource):
         )
         self.service_account_annotations = dict(args.service_account_annotations)
         self.register_outputs({})
+
+    @property
+    def google_service_account(self) -> str | None:
+        """The Google service account the annotations bind the pods to, if any."""
+        return self.service_account_annotations.get(GKE_IDENTITY_ANNOTATION)
 
     def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
         """None: this stack declares no nodes there."""

@@ -300,6 +300,11 @@ class GkeCluster(pulumi.ComponentResource):
             }
         )
 
+    @property
+    def google_service_account(self) -> pulumi.Output[str]:
+        """The model server's Google service account (workload identity)."""
+        return self.serving_service_account_email
+
     def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
         """The pools that run a workload's pods: the GPU pool for GPU pods, else the CPU pool."""
         pool = self.node_pools.get("gpu" if gpu else "cpu")

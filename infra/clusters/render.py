@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field
 
+from infra.gcp.service_account import GKE_IDENTITY_ANNOTATION
 from infra.validation import Frozen
 
 PLAIN_TEXT_WARNING = (
@@ -55,6 +56,11 @@ class ManifestDirectory(pulumi.ComponentResource):
         )
         self.service_account_annotations = dict(args.service_account_annotations)
         self.register_outputs({"directory": args.directory})
+
+    @property
+    def google_service_account(self) -> str | None:
+        """The Google service account the annotations bind the pods to, if any."""
+        return self.service_account_annotations.get(GKE_IDENTITY_ANNOTATION)
 
     def node_pools_for(self, gpu: bool) -> list[pulumi.Resource]:
         """None: this stack declares no nodes there."""

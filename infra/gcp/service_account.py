@@ -26,6 +26,34 @@ def bucket_of(uri: str) -> str:
     return uri.removeprefix("gs://").split("/", 1)[0]
 
 
+def bucket_readers(
+    prefix: str,
+    uris: Iterable[str],
+    member: pulumi.Input[str],
+    parent: pulumi.Resource | None = None,
+) -> list[pulumi.Resource]:
+    """``roles/storage.objectViewer`` for ``member`` on the bucket of each ``gs://`` URI.
+
+    Bucket-level, so it works wherever the bucket lives: a project-level role in the serving
+    project reads nothing in another project's bucket. Granting it needs
+    ``storage.buckets.setIamPolicy`` on the bucket (its owner's ``roles/storage.admin``)."""
+    return [
+        gcp.storage.BucketIAMMember(
+            f"{prefix}-{bucket}",
+            bucket=bucket,
+            role=ARTIFACT_ROLE,
+            member=member,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for bucket in sorted({bucket_of(uri) for uri in uris if uri.startswith("gs://")})
+    ]
+
+
+GKE_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
+"""The Kubernetes service account annotation naming the Google service account its pods act as
+(Workload Identity Federation for GKE)."""
+
+
 class ModelServiceAccount:
     """Declares the account and its grants as children of ``parent``."""
 
@@ -59,16 +87,7 @@ class ModelServiceAccount:
             )
             for role in PROJECT_ROLES
         ]
-        for bucket in sorted({bucket_of(uri) for uri in artifact_uris}):
-            self.grants.append(
-                gcp.storage.BucketIAMMember(
-                    f"{name}-read-{bucket}",
-                    bucket=bucket,
-                    role=ARTIFACT_ROLE,
-                    member=member,
-                    opts=child,
-                )
-            )
+        self.grants += bucket_readers(f"{name}-read", artifact_uris, member, parent)
 
     @property
     def email(self) -> pulumi.Output[str]:

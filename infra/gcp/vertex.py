@@ -11,7 +11,7 @@ import pulumi_gcp as gcp
 
 from infra.gcp.apis import AIPLATFORM, IAM, ProjectApis, apis_or_own
 from infra.gcp.config import VariantArgs, VertexEndpointArgs
-from infra.gcp.service_account import ModelServiceAccount, account_id_for
+from infra.gcp.service_account import ModelServiceAccount, account_id_for, bucket_readers
 from infra.gcp.signal_alerts import declare_signal_alerts
 from infra.gcp.vertex_deployments import owner_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
@@ -136,6 +136,19 @@ class VertexEndpoint(pulumi.ComponentResource):
         )
         self.service_account = account.account
         self.service_account_email = account.email
+        # Model upload copies the artifacts with the project's Vertex AI service agent
+        # (service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com; "Vertex AI service
+        # agents", access to a Cloud Storage bucket in another project): it needs read access
+        # on the bucket wherever that lives, like the models' own account.
+        agent = gcp.projects.ServiceIdentity(
+            f"{name}-service-agent",
+            project=args.project,
+            service=AIPLATFORM,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=aiplatform),
+        )
+        agent_grants = bucket_readers(
+            f"{name}-agent-read", [v.artifact_uri for v in args.variants], agent.member, self
+        )
         # Deploying a model that runs as this account needs iam.serviceAccounts.actAs on it
         # (DeployModel, "Use a custom service account", Vertex AI documentation); creating the
         # account grants its creator nothing on it.
@@ -179,7 +192,9 @@ class VertexEndpoint(pulumi.ComponentResource):
             {**deployment_props(args, self.endpoint_name, account.email), "owner": owner},
             # The models must be able to read their artifacts the moment they start, and the
             # deploying identity must be allowed to run them as the account.
-            pulumi.ResourceOptions(parent=self, depends_on=[*account.grants, act_as]),
+            pulumi.ResourceOptions(
+                parent=self, depends_on=[*account.grants, *agent_grants, act_as]
+            ),
         )
         if args.alerts is not None:
             declare_signal_alerts(

@@ -136,10 +136,11 @@ class ModelDeployment(pulumi.ComponentResource):
 
     ``service_account_annotations`` bind the pods' identity to a cloud role, e.g.
     ``EksCluster.service_account_annotations`` (IRSA) or ``GkeCluster``'s (workload identity).
-    Pass the cluster's Kubernetes provider through ``opts`` (``providers=[...]``), and the node
-    pools the pods run on as ``node_pools`` (``cluster.node_pools_for(gpu=...)``): the
-    Deployments wait for them, since on a new cluster pods created before their pool exists stay
-    Pending and the rollout's wait runs out.
+    Pass the cluster's Kubernetes provider through ``opts`` (``providers=[...]``), and what the
+    pods need before they can start as ``wait_for``: the node pools they run on
+    (``cluster.node_pools_for(gpu=...)``; on a new cluster pods created before their pool exists
+    stay Pending and the rollout's wait runs out) and the grants that let them read their
+    model.
     """
 
     deployment_names: dict[str, pulumi.Output[str]]
@@ -155,7 +156,7 @@ class ModelDeployment(pulumi.ComponentResource):
         args: ModelDeploymentArgs,
         *,
         service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None,
-        node_pools: Sequence[pulumi.Resource] = (),
+        wait_for: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ml-endpoints:k8s:ModelDeployment", name, None, opts)
@@ -174,7 +175,7 @@ class ModelDeployment(pulumi.ComponentResource):
         self.deployment_names = {}
         self.service_names = {}
         for variant in args.variants:
-            self._variant(name, args, variant, child, secret_name, node_pools)
+            self._variant(name, args, variant, child, secret_name, wait_for)
         self._network_policy(name, args, child)
 
         self.http_route_name = None
@@ -310,7 +311,7 @@ class ModelDeployment(pulumi.ComponentResource):
         variant: Variant,
         child: pulumi.ResourceOptions,
         secret_name: pulumi.Output[str] | None,
-        node_pools: Sequence[pulumi.Resource],
+        wait_for: Sequence[pulumi.Resource],
     ) -> None:
         object_name = f"{args.name}-{variant.name}"
         autoscaling = args.autoscaling_for(variant)
@@ -337,7 +338,7 @@ class ModelDeployment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    depends_on=list(node_pools),
+                    depends_on=list(wait_for),
                     custom_timeouts=pulumi.CustomTimeouts(
                         create=f"{rollout_seconds(args)}s", update=f"{rollout_seconds(args)}s"
                     ),

@@ -79,6 +79,7 @@ from infra.gcp.config import (
     operation_timeout_problem,
     private_endpoint_problem,
 )
+from infra.gcp.service_account import GKE_IDENTITY_ANNOTATION, bucket_of
 from infra.k8s.config import DNS_LABEL, Autoscaling, ServingSettings
 from infra.registries import GCR_HOSTS, ArtifactRegistryImage, EcrImage, registry_of
 from infra.secret_scan import find_plaintext_secrets, secret_advice
@@ -410,6 +411,12 @@ class StackConfig(Frozen):
                     "applies (eks, gke, existing) or have the pods read it at run time",
                     None,
                 )
+        if k8s.artifact_store == "gcs":
+            unreadable = model_reader_problem(
+                cluster, k8s, [v.gcs_uri for v in self.release.variants if v.gcs_uri]
+            )
+            if unreadable is not None:
+                raise rule_error(("kubernetes", "artifact_store"), unreadable, "gcs")
         if isinstance(cluster, EksClusterArgs | GkeClusterArgs):
             unpullable = node_registry_problem(cluster, k8s.image_repository)
             if unpullable is not None:
@@ -427,6 +434,41 @@ class StackConfig(Frozen):
                         "the model server's cloud identity is bound to that service account",
                         None,
                     )
+
+
+def model_reader_problem(
+    cluster: EksClusterArgs | GkeClusterArgs | ExistingClusterArgs | RenderArgs,
+    k8s: KubernetesTarget,
+    uris: list[str],
+) -> str | None:
+    """Why this stack cannot give the model pods read access to their ``gs://`` buckets, or
+    None. It grants ``roles/storage.objectViewer`` on each bucket to the Google service account
+    the pods act as: GKE's serving account, or the one an existing or rendered cluster's
+    annotations name (``iam.gke.io/gcp-service-account``). EKS pods act as an IAM role."""
+    if isinstance(cluster, GkeClusterArgs) or not uris:
+        return None
+    if isinstance(cluster, ExistingClusterArgs | RenderArgs) and (
+        GKE_IDENTITY_ANNOTATION in cluster.service_account_annotations
+    ):
+        return None
+    buckets = ", ".join(f"gs://{b}" for b in sorted({bucket_of(u) for u in uris}))
+    identity = f"Kubernetes service account {k8s.namespace}/{k8s.service_account_name}"
+    if isinstance(cluster, EksClusterArgs):
+        why = "on EKS it acts as an IAM role (IRSA), which Cloud Storage does not know"
+        fix = "use artifact_store: s3"
+    else:
+        why = (
+            f"ml-endpoints:cluster.service_account_annotations names no Google service account "
+            f"for it ({GKE_IDENTITY_ANNOTATION})"
+        )
+        fix = (
+            f"annotate it with {GKE_IDENTITY_ANNOTATION}: EMAIL (workload identity) so this "
+            "stack grants that account read access, or use artifact_store: s3"
+        )
+    return (
+        f"the model pods' identity, {identity}, cannot be granted roles/storage.objectViewer "
+        f"on {buckets}: {why}; {fix}"
+    )
 
 
 def node_registry_problem(cluster: EksClusterArgs | GkeClusterArgs, repository: str) -> str | None:

@@ -121,14 +121,30 @@ def declare(stack: StackConfig) -> dict[str, pulumi.Output[Any]]:
             outputs["artifact_registry"] = registry.image_prefix
     if components.kubernetes is not None and components.cluster is not None:
         from infra.clusters.config import declare_cluster
+        from infra.gcp.service_account import bucket_readers
         from infra.k8s.model_deployment import ModelDeployment
 
         cluster = declare_cluster("cluster", components.cluster, apis=apis)
+        reader = cluster.google_service_account
+        # Read access on the model buckets wherever they live (validated: with gs:// models
+        # the pods have a Google identity, StackConfig._check_kubernetes).
+        grants = (
+            bucket_readers(
+                "kubernetes-read",
+                [v.model_uri for v in components.kubernetes.variants],
+                pulumi.Output.concat("serviceAccount:", reader),
+            )
+            if reader is not None
+            else []
+        )
         deployment = ModelDeployment(
             "kubernetes",
             components.kubernetes,
             service_account_annotations=cluster.service_account_annotations,
-            node_pools=cluster.node_pools_for(gpu=components.kubernetes.gpu is not None),
+            wait_for=[
+                *cluster.node_pools_for(gpu=components.kubernetes.gpu is not None),
+                *grants,
+            ],
             opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
         )
         outputs["kubernetes_deployments"] = pulumi.Output.from_input(deployment.deployment_names)

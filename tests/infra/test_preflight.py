@@ -433,6 +433,8 @@ config:
   ml-endpoints:cluster:
     type: existing
     context: test
+    service_account_annotations:
+      iam.gke.io/gcp-service-account: reranker@command.iam.gserviceaccount.com
 """
 
 

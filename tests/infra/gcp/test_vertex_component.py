@@ -14,7 +14,7 @@ import pytest
 from infra.gcp.config import vertex_args_from_config
 from infra.gcp.vertex import VertexEndpoint, member_of
 from infra.gcp.vertex_provider import VertexDeploymentProvider
-from infra.stack.mocks import DEPLOYER, RecordingMocks
+from infra.stack.mocks import DEPLOYER, GCP_PROJECT_NUMBER, RecordingMocks
 from infra.validation import ConfigError
 from tests.infra.gcp.conftest import vertex_config
 
@@ -72,6 +72,8 @@ def test_declares_account_grants_endpoint_and_deployment(pulumi_mocks: Recording
             PROJECT_GRANT,
             PROJECT_GRANT,
             BUCKET_GRANT,
+            BUCKET_GRANT,
+            "gcp:projects/serviceIdentity:ServiceIdentity",
             ACCOUNT_GRANT,
             "gcp:vertex/aiEndpoint:AiEndpoint",
             DEPLOYMENT,
@@ -85,7 +87,7 @@ def test_children_are_parented_to_the_component_deployment_last(
     pulumi_mocks: RecordingMocks,
 ) -> None:
     _, children = declare()
-    assert len(children) == 9
+    assert len(children) == 11
     assert {parent for _, _, parent in children} == {COMPONENT}
     assert [t for t, _, _ in children][-1] == DEPLOYMENT
 
@@ -122,10 +124,13 @@ def test_service_account_has_only_the_roles_it_needs(pulumi_mocks: RecordingMock
         for r in pulumi_mocks.resources
         if r.type in (PROJECT_GRANT, BUCKET_GRANT)
     }
+    agent = f"service-{GCP_PROJECT_NUMBER}@gcp-sa-aiplatform.iam.gserviceaccount.com"
     assert grants == {
         ("ml-project", "roles/logging.logWriter", f"serviceAccount:{email}"),
         ("ml-project", "roles/monitoring.metricWriter", f"serviceAccount:{email}"),
         ("ml-models", "roles/storage.objectViewer", f"serviceAccount:{email}"),
+        # Model upload reads the artifacts as the Vertex AI service agent (issue 14 item 5).
+        ("ml-models", "roles/storage.objectViewer", f"serviceAccount:{agent}"),
     }
 
 

@@ -161,7 +161,11 @@ def test_the_registry_service_agent_may_use_the_cmek_key_before_the_repository_e
     ``resource_project_service_identity.go``); a new project has none before."""
     plan = stack_plans()["prod"]
     repository = _one(_of_type(plan, "gcp:artifactregistry/repository:Repository"))
-    agent = _one(_of_type(plan, "gcp:projects/serviceIdentity:ServiceIdentity"))
+    agent = _one(
+        r
+        for r in _of_type(plan, "gcp:projects/serviceIdentity:ServiceIdentity")
+        if r.inputs["service"] == apis.ARTIFACT_REGISTRY
+    )
     grant = _one(_of_type(plan, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"))
     assert agent.inputs == {"project": "acme-ml-prod", "service": apis.ARTIFACT_REGISTRY}
     assert grant.inputs["cryptoKeyId"] == repository.inputs["kmsKeyName"]
