@@ -3,9 +3,10 @@
 A new project has almost no API enabled: the first ``pulumi up`` of a GKE cluster, an Artifact
 Registry repository or a Vertex AI endpoint there fails with ``SERVICE_DISABLED`` unless
 something enabled ``container``, ``artifactregistry``, ``aiplatform``, ``iam`` (service
-accounts) and, for a CMEK key, ``cloudkms`` first. :class:`ProjectApis` declares one
-``gcp.projects.Service`` per project and API, shared by every component of the program, and
-each component makes what calls an API depend on that API's resource.
+accounts) and, for a CMEK key, ``cloudkms`` first (``containerscanning`` where a repository
+scans its images). :class:`ProjectApis` declares one ``gcp.projects.Service`` per project and
+API, shared by every component of the program, and each component makes what calls an API
+depend on that API's resource.
 
 ``disable_on_destroy`` is false: terraform-provider-google
 (``google/services/resourcemanager/resource_google_project_service.go``,
@@ -23,6 +24,7 @@ ARTIFACT_REGISTRY = "artifactregistry.googleapis.com"
 CONTAINER = "container.googleapis.com"
 IAM = "iam.googleapis.com"
 CLOUD_KMS = "cloudkms.googleapis.com"
+CONTAINER_SCANNING = "containerscanning.googleapis.com"
 
 
 class ProjectApis:

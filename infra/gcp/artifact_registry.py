@@ -16,10 +16,15 @@ import re
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.gcp.apis import ARTIFACT_REGISTRY, CLOUD_KMS, ProjectApis, apis_or_own
+from infra.gcp.apis import (
+    ARTIFACT_REGISTRY,
+    CLOUD_KMS,
+    CONTAINER_SCANNING,
+    ProjectApis,
+    apis_or_own,
+)
 from infra.gcp.config import ArtifactRegistryArgs
 
-SCANNING_API = "containerscanning.googleapis.com"
 READER_ROLE = "roles/artifactregistry.reader"
 KEY_ROLE = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 _DAY_SECONDS = 86_400
@@ -62,15 +67,7 @@ class ArtifactRegistry(pulumi.ComponentResource):
                 _key_grant(name, args.project, args.kms_key_name, enabled, registry_api, self)
             )
         if args.vulnerability_scanning:
-            depends_on.append(
-                gcp.projects.Service(
-                    f"{name}-scanning",
-                    project=args.project,
-                    service=SCANNING_API,
-                    disable_on_destroy=False,  # other repositories may rely on it
-                    opts=child,
-                )
-            )
+            depends_on += enabled.enable(args.project, CONTAINER_SCANNING)
         self.repository = gcp.artifactregistry.Repository(
             name,
             project=args.project,
