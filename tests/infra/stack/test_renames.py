@@ -1,13 +1,15 @@
 """Issue 13 item 8: what production protects stays the same resource; a rename carries
 ``aliases``, so that it deletes nothing.
 
-Pulumi knows a resource by its URN: its type, its name and its parent's type. Declared under a
-new name it is a new resource, and the one under the old name is deleted, or, being protected,
-makes ``pulumi up`` fail. ``aliases`` names what a resource was (``pulumi.Alias(name=OLD)``);
-a child whose name begins with its parent's name inherits the parent's alias with that prefix
-replaced (pulumi/pulumi ``sdk/go/pulumi/alias.go`` ``inheritedChildAlias``: "the resource has a
-name derived from the name of the parent, and the parent name changed"), so renaming a component
-such as ``EcrRepository("serving")`` needs the alias on the component only.
+Pulumi knows a resource by its URN: its parents' types, its type and its name (pulumi/pulumi
+``pkg/resource/deploy/deployment.go`` ``generateURN``; the root stack's type is left out).
+Declared under a new name or another parent it is a new resource, and the one under the old
+name is deleted, or, being protected, makes ``pulumi up`` fail. ``aliases`` names what a
+resource was (``pulumi.Alias(name=OLD)``); a child whose name begins with its parent's name
+inherits the parent's alias with that prefix replaced (pulumi/pulumi ``sdk/go/pulumi/alias.go``
+``inheritedChildAlias``: "the resource has a name derived from the name of the parent, and the
+parent name changed"), so renaming a component such as ``EcrRepository("serving")`` needs the
+alias on the component only.
 
 No protected resource has been renamed so far: prod's URNs are the same in every snapshot since
 the endpoint became a dynamic resource (b897130), and that change of type, which no alias can
@@ -28,15 +30,29 @@ from infra.stack.mocks import RecordingMocks
 from infra.stack.plan import Plan, PlannedResource, recorded_plan
 from tests.infra.offline_plans import stack_plans
 
-ECR = "aws:ecr/repository:Repository"
+ECR = "ml-endpoints:aws:EcrRepository$aws:ecr/repository:Repository"
 PROTECTED: dict[str, set[tuple[str, str]]] = {
     "prod": {
         (ECR, "serving"),
-        ("aws:eks/cluster:Cluster", "cluster"),
-        ("pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment", "sagemaker"),
+        ("ml-endpoints:aws:EksCluster$aws:eks/cluster:Cluster", "cluster"),
+        (
+            "ml-endpoints:aws:SageMakerEndpoint$"
+            "pulumi-python:dynamic/ml-endpoints/aws:SageMakerDeployment",
+            "sagemaker",
+        ),
     },
 }
-"""Stack -> (type, name) of each resource its production policy protects, as deployed."""
+"""Stack -> (URN type: parents' types and its own, name) of each resource its production
+policy protects, as deployed."""
+
+
+def urn_type(resource: PlannedResource, plan: Plan) -> str:
+    """The type part of the URN the engine gives ``resource``: every ancestor's type, then its
+    own (``A$B$type``; ``generateURN`` prefixes the parent's qualified type). Built from the
+    parent links, not read from the recorded URN: Pulumi's mocks (``sdk/python/lib/pulumi/
+    runtime/mocks.py`` ``make_urn``) keep only the immediate parent's type."""
+    parent = next((r for r in plan.resources if r.urn == resource.parent), None)
+    return resource.type if parent is None else f"{urn_type(parent, plan)}${resource.type}"
 
 
 def known_as(resource: PlannedResource, plan: Plan) -> set[str]:
@@ -53,7 +69,7 @@ def known_as(resource: PlannedResource, plan: Plan) -> set[str]:
 def unaliased(pinned: set[tuple[str, str]], plan: Plan) -> list[str]:
     """What is wrong with ``plan``'s protected resources against ``pinned``, one line each."""
     protected = [r for r in plan.resources if r.protect]
-    answers = {(r.type, name): r for r in protected for name in known_as(r, plan)}
+    answers = {(urn_type(r, plan), name): r for r in protected for name in known_as(r, plan)}
     problems = [
         f"{plan.stack} no longer protects {type_} {name!r}: if it was renamed, declare "
         f"aliases=[pulumi.Alias(name={name!r})] on it (or on the parent whose name it begins "
@@ -62,9 +78,10 @@ def unaliased(pinned: set[tuple[str, str]], plan: Plan) -> list[str]:
         for type_, name in sorted(pinned - set(answers))
     ]
     problems += [
-        f"{plan.stack} protects {r.type} {r.name!r}, which PROTECTED does not pin: add it"
+        f"{plan.stack} protects {urn_type(r, plan)} {r.name!r}, which PROTECTED does not pin: "
+        "add it"
         for r in protected
-        if not {(r.type, name) for name in known_as(r, plan)} & pinned
+        if not {(urn_type(r, plan), name) for name in known_as(r, plan)} & pinned
     ]
     return problems
 
@@ -98,7 +115,7 @@ def test_a_component_alias_carries_its_protected_child_through_a_rename(
     it and the child repository, named after its component, inherits it: the rename deletes
     nothing."""
     plan = _renamed_repository(pulumi_mocks, aliases=[pulumi.Alias(name="serving")])
-    [repository] = [r for r in plan.resources if r.type == ECR]
+    [repository] = [r for r in plan.resources if urn_type(r, plan) == ECR]
     [component] = [r for r in plan.resources if r.urn == repository.parent]
     assert component.aliases == ("serving",)
     assert repository.aliases == ()
@@ -115,3 +132,24 @@ def test_a_rename_without_an_alias_is_reported(pulumi_mocks: RecordingMocks) -> 
         "unprotect it in one run and remove it in the next",
         f"prod protects {ECR} 'images', which PROTECTED does not pin: add it",
     ]
+
+
+def test_a_move_under_another_parent_is_reported(pulumi_mocks: RecordingMocks) -> None:
+    """The same names under a new parent component are a new URN (``generateURN``): Pulumi
+    would create the repository anew and delete the deployed one, so the pin must not match."""
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def program() -> pulumi.Output[str]:
+        registries = pulumi.ComponentResource("ml-endpoints:aws:Registries", "registries")
+        repository = EcrRepository(
+            "serving",
+            {"name": "ml-endpoints/serving", "protect": True},
+            pulumi.ResourceOptions(parent=registries),
+        )
+        return repository.repository_url
+
+    program()
+    plan = recorded_plan("prod", pulumi_mocks)
+    problems = unaliased({(ECR, "serving")}, plan)
+    assert problems[0].startswith(f"prod no longer protects {ECR} 'serving'")
+    assert problems[1].startswith("prod protects ml-endpoints:aws:Registries$" + ECR)
