@@ -223,4 +223,7 @@ def test_a_configured_deployer_is_granted_without_asking_the_credentials(
     ],
 )
 def test_the_member_of_an_authenticated_email(email: str, member: str) -> None:
+    """IAM principal identifiers ("Principal identifiers", IAM documentation): a service
+    account is ``serviceAccount:NAME@PROJECT.iam.gserviceaccount.com``, a Google account
+    ``user:EMAIL``. Credentials authenticate one of these two (a group never does)."""
     assert member_of(email) == member

@@ -32,8 +32,11 @@ NEEDS: dict[str, str] = {
 }
 """The API each type calls: GKE (container.googleapis.com), IAM service accounts
 (iam.googleapis.com), Artifact Registry, Vertex AI (aiplatform.googleapis.com, also what the
-Vertex provider's client calls) and Cloud KMS key policies. A project that never used one
-answers ``SERVICE_DISABLED`` (403) until it is enabled."""
+Vertex provider's client calls) and Cloud KMS key policies (each API's service name from its
+REST reference's service endpoint). A project that never used one answers 403 with reason
+``SERVICE_DISABLED`` (googleapis ``google/api/error_reason.proto``: "The request is calling a
+disabled service for a consumer") until it is enabled (Service Usage documentation, "Enabling
+and disabling services")."""
 
 
 def _by_urn(plan: Plan) -> dict[str, PlannedResource]:

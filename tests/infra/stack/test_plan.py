@@ -96,7 +96,8 @@ REPOSITORY_IMPORT_ID = re.compile(
 )
 """The first import ID form of terraform-provider-google's ``resourceArtifactRegistryRepository
 Import`` (``google/services/artifactregistry/resource_artifact_registry_repository.go``), which
-pulumi-gcp's ``gcp:artifactregistry/repository:Repository`` takes as ``pulumi import``'s ID."""
+pulumi-gcp's ``gcp:artifactregistry/repository:Repository`` takes as ``pulumi import``'s ID.
+``--parent NAME=URN`` is the ``pulumi import`` CLI reference's form for the parent component."""
 _README_IMPORT = re.compile(
     r"pulumi import (?P<type>\S+) (?P<name>\S+) \\\n\s+(?P<id>\S+) \\\n"
     r"\s+--parent '(?P<parent>[^']+)' \\\n\s+--stack STACK"
