@@ -29,6 +29,13 @@ repository the stack declares."""
 
 
 @functools.cache
+def options_plan() -> Plan:
+    """The plan of ``tests/infra/stacks/Pulumi.options.yaml``: the options the repository's
+    stacks leave out, so that every type and property the program can declare is planned."""
+    return plan_stack("options", TEST_STACKS_DIR)
+
+
+@functools.cache
 def gcr_plan() -> Plan:
     """The plan of the gcr.io test stack (snapshotted as ``snapshots/gcr.json``)."""
     return plan_stack(GCR_STACK, TEST_STACKS_DIR)

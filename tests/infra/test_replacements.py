@@ -10,27 +10,18 @@ decides it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.stack.plan import Plan, plan_stack
+from infra.stack.plan import Plan
 from infra.stack.replacements import RULES, Action, classify, rule_for, uncovered
-from tests.infra.offline_plans import stack_plans
-
-OPTIONS_DIR = Path(__file__).parent / "stacks"
-
-
-@functools.cache
-def _options_plan() -> Plan:
-    return plan_stack("options", OPTIONS_DIR)
+from tests.infra.offline_plans import options_plan, stack_plans
 
 
 def _plans() -> dict[str, Plan]:
-    return {**stack_plans(), "options": _options_plan()}
+    return {**stack_plans(), "options": options_plan()}
 
 
 def _leaves(value: Any, path: str = "") -> Iterator[str]:
@@ -60,7 +51,7 @@ def test_every_declared_type_and_property_has_a_verdict() -> None:
 def test_the_options_stack_declares_what_the_stacks_leave_out() -> None:
     """Otherwise the coverage test above would miss those types."""
     stacks = {r.type for plan in stack_plans().values() for r in plan.resources}
-    extra = {r.type for r in _options_plan().resources} - stacks
+    extra = {r.type for r in options_plan().resources} - stacks
     assert {
         "aws:ecr/repositoryPolicy:RepositoryPolicy",
         "gcp:logging/metric:Metric",

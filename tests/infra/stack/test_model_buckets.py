@@ -10,8 +10,8 @@ import pytest
 from infra.stack.config import load_stack
 from infra.stack.files import StackError, read_stack_file, stack_file
 from infra.stack.mocks import GCP_PROJECT_NUMBER
-from infra.stack.plan import Plan, PlannedResource, plan_stack
-from tests.infra.offline_plans import STACKS_DIR, stack_plans
+from infra.stack.plan import Plan, PlannedResource
+from tests.infra.offline_plans import STACKS_DIR, options_plan, stack_plans
 
 BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
 VIEWER = "roles/storage.objectViewer"
@@ -113,7 +113,7 @@ def test_eks_pods_loading_gcs_models_are_refused_naming_bucket_and_identity() ->
 def test_an_annotated_existing_cluster_gets_the_grant_for_its_account() -> None:
     """An existing (or rendered) cluster whose annotations name the pods' Google service
     account: the stack grants that account read access on the bucket."""
-    plan = plan_stack("options", STACKS_DIR.parent / "tests" / "infra" / "stacks")
+    plan = options_plan()
     (grant,) = _grants(plan, "serviceAccount:reranker@options-project.iam.gserviceaccount.com")
     assert grant.inputs["bucket"] == "options-models"
     deployment = next(r for r in plan.resources if r.type == "kubernetes:apps/v1:Deployment")
